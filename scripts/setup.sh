@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Set up everything lockstep needs on a Debian 12 machine, idempotently:
+#   apt packages (Docker engine, registry, debootstrap, gVisor, skopeo, patchelf, chromium),
+#   a Python venv in .venv with lockstep and its test extras, configurable-http-proxy (npm),
+#   a running dockerd with the gVisor runtime registered.
+# Safe to run again: each step checks first. Set LOCKSTEP_SKIP_APT=1 to skip apt.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+log() { printf '[setup] %s\n' "$*" >&2; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+APT_PACKAGES=(docker.io docker-registry debootstrap runsc skopeo patchelf iptables
+              chromium chromium-driver zstd git ca-certificates)
+CHP_VERSION=5.3.0
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ] && [ "${LOCKSTEP_SKIP_APT:-0}" != 1 ]; then
+  log "apt-get install ${missing[*]}"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  log "creating .venv"
+  python3 -m venv .venv
+fi
+if ! .venv/bin/python -c "import spawner, rattler, conda_lock, jupyterhub, kmock" 2>/dev/null \
+   || [ pyproject.toml -nt .venv/.lockstep-installed ]; then
+  log "pip install -e .[test]"
+  .venv/bin/pip install -q --disable-pip-version-check -e ".[test]"
+  touch .venv/.lockstep-installed
+fi
+
+if ! command -v configurable-http-proxy >/dev/null 2>&1; then
+  log "npm install -g configurable-http-proxy@${CHP_VERSION}"
+  as_root npm install -g --silent "configurable-http-proxy@${CHP_VERSION}" >/dev/null
+fi
+
+# gVisor: register runsc with the engine (Debian's runsc needs --network=host here,
+# gVisor issue #10704; the container keeps its own network namespace).
+as_root "$here/scripts/register-runtimes.sh"
+
+if ! docker info >/dev/null 2>&1; then
+  log "starting dockerd"
+  as_root sh -c 'nohup dockerd >/var/log/lockstep-dockerd.log 2>&1 &'
+  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
+  docker info >/dev/null 2>&1 || { log "dockerd did not start; see /var/log/lockstep-dockerd.log"; exit 1; }
+fi
+log "ready: $(docker version --format 'engine {{.Server.Version}}'), $(.venv/bin/lockstep --help >/dev/null && echo 'lockstep installed')"

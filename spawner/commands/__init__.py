@@ -1,0 +1,1 @@
+"""Sub-commands of the ``lockstep`` CLI, one module each."""

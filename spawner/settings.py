@@ -1,0 +1,300 @@
+"""lockstep's site configuration, one traitlets class for the CLI and the hub.
+
+The same ``c.Lockstep.*`` options are read from ``lockstep_config.py`` by the CLI and
+from ``jupyterhub_config.py`` by the spawners, so a site states its channels, mirrors,
+registry and stages once.
+
+This module guarantees that every option carries help text with an example, and that
+loading settings never writes anything. It must not hold project logic.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from traitlets import Bool, Dict, Integer, List, TraitError, Unicode, default, validate
+from traitlets.config import Config, Configurable, PyFileConfigLoader
+
+from .errors import LockstepError
+
+ENV_PREFIX = "/opt/env"
+"""The one prefix every project environment has inside its image (shared layers need it)."""
+
+DEFAULT_STAGES = ["dev", "qa", "prod"]
+
+
+class Lockstep(Configurable):
+    """Site settings shared by the ``lockstep`` CLI and the lockstep spawners."""
+
+    environments_dir = Unicode(
+        "environments",
+        help="""
+        Folder holding one sub-folder per project (``environment.yml``, ``project.yaml``).
+
+        Relative paths are taken from the current directory.
+
+            c.Lockstep.environments_dir = "/srv/lockstep/environments"
+        """,
+    ).tag(config=True)
+
+    notebooks_dir = Unicode(
+        "notebooks",
+        help="""
+        Folder holding ``<project>/*.ipynb`` notebooks that promotion runs as gates.
+
+            c.Lockstep.notebooks_dir = "/srv/lockstep/notebooks"
+        """,
+    ).tag(config=True)
+
+    data_dir = Unicode(
+        help="""
+        Where lockstep keeps its state: registry storage, audit trail, session log.
+
+        Defaults to ``$XDG_DATA_HOME/lockstep`` (``~/.local/share/lockstep``).
+
+            c.Lockstep.data_dir = "/var/lib/lockstep"
+        """,
+    ).tag(config=True)
+
+    @default("data_dir")
+    def _default_data_dir(self) -> str:
+        base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+        return str(Path(base) / "lockstep")
+
+    cache_dir = Unicode(
+        help="""
+        Where lockstep caches downloaded packages, built rootfs and test channels.
+
+        Defaults to ``$XDG_CACHE_HOME/lockstep`` (``~/.cache/lockstep``).
+
+            c.Lockstep.cache_dir = "/var/cache/lockstep"
+        """,
+    ).tag(config=True)
+
+    @default("cache_dir")
+    def _default_cache_dir(self) -> str:
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        return str(Path(base) / "lockstep")
+
+    channel_urls = Dict(
+        {"conda-forge": "https://conda.anaconda.org/conda-forge"},
+        help="""
+        Map from the channel names users write in ``environment.yml`` to the URL solved against.
+
+        The URL is recorded in the lock as it is, so use the URL your site means to
+        record (``https://``, ``http://`` or ``file://``). A name not listed here is
+        refused, with this option named as the fix.
+
+            c.Lockstep.channel_urls = {"conda-forge": "https://conda.example.com/conda-forge"}
+        """,
+    ).tag(config=True)
+
+    @validate("channel_urls")
+    def _validate_channel_urls(self, proposal):
+        value = proposal["value"]
+        for name, url in value.items():
+            if not str(url).startswith(("https://", "http://", "file://")):
+                raise TraitError(
+                    f"c.Lockstep.channel_urls[{name!r}] = {url!r} is not a URL; "
+                    "use https://, http:// or file://, "
+                    f"e.g. {{'{name}': 'file:///srv/channels/{name}'}}"
+                )
+        return {name: str(url).rstrip("/") for name, url in value.items()}
+
+    mirrors = Dict(
+        {},
+        help="""
+        URL prefixes served from elsewhere at download time, as rattler and conda mirrors work.
+
+        A lock keeps the URLs it was solved against; when installing, a package URL that
+        starts with a key here is fetched from the value instead, and its sha256 is still
+        checked against the lock.
+
+            c.Lockstep.mirrors = {
+                "https://conda.anaconda.org/conda-forge": "http://mirror.internal/conda-forge",
+            }
+        """,
+    ).tag(config=True)
+
+    platforms = List(
+        Unicode(),
+        ["linux-64"],
+        help="""
+        Platforms ``lockstep lock`` solves for when neither the spec nor ``--platform`` says.
+
+            c.Lockstep.platforms = ["linux-64", "linux-aarch64"]
+        """,
+    ).tag(config=True)
+
+    virtual_packages = Dict(
+        {"linux-64": ["__unix=0=0", "__linux=5.10=0", "__glibc=2.36=0", "__archspec=1=x86_64"]},
+        help="""
+        Virtual packages (``name=version=build``) the solver assumes, per platform.
+
+        They describe the machines images run on, not the machine that solves.
+
+            c.Lockstep.virtual_packages = {"linux-64": ["__glibc=2.28=0", "__cuda=12.2=0"]}
+        """,
+    ).tag(config=True)
+
+    server_packages = List(
+        Unicode(),
+        ["jupyterhub-singleuser", "ipykernel"],
+        help="""
+        Packages ``lockstep lock`` adds so the image can serve a notebook for JupyterHub.
+
+        A package the spec already names is left as the spec has it.
+
+            c.Lockstep.server_packages = ["jupyterhub-singleuser>=5", "ipykernel", "jupyterlab"]
+        """,
+    ).tag(config=True)
+
+    registry = Unicode(
+        "127.0.0.1:5000/lockstep",
+        help="""
+        Registry (``HOST[:PORT][/NAMESPACE]``) that ``lockstep build`` pushes to.
+
+        Credentials come from the Docker config file (``~/.docker/config.json``).
+
+            c.Lockstep.registry = "registry.example.com/datascience"
+        """,
+    ).tag(config=True)
+
+    insecure_registries = List(
+        Unicode(),
+        ["127.0.0.1", "localhost"],
+        help="""
+        Registry hosts spoken to over plain HTTP (loopback only, by default).
+
+            c.Lockstep.insecure_registries = ["127.0.0.1", "registry.lab.internal:5000"]
+        """,
+    ).tag(config=True)
+
+    base_image = Unicode(
+        "",
+        help="""
+        Reference (by digest) of the runtime base image builds start from.
+
+        Empty means the base lockstep builds itself from ``images/base`` and pushes to
+        ``registry``.
+
+            c.Lockstep.base_image = "registry.example.com/lockstep/base@sha256:..."
+        """,
+    ).tag(config=True)
+
+    stages = List(
+        Unicode(),
+        DEFAULT_STAGES,
+        help="""
+        Ordered promotion stages. A build sets the first; each promotion moves one step.
+
+            c.Lockstep.stages = ["dev", "staging", "prod"]
+        """,
+    ).tag(config=True)
+
+    @validate("stages")
+    def _validate_stages(self, proposal):
+        value = list(proposal["value"])
+        if len(value) < 1 or len(set(value)) != len(value):
+            raise TraitError(
+                f"c.Lockstep.stages = {value!r} must list at least one stage, each once, "
+                "e.g. ['dev', 'qa', 'prod']"
+            )
+        return value
+
+    stage_registries = Dict(
+        {},
+        help="""
+        Registry (``HOST[:PORT][/NAMESPACE]``) holding each stage's pointer, when not ``registry``.
+
+        Promotion across registries copies the missing blobs and keeps the digest.
+
+            c.Lockstep.stage_registries = {"prod": "prod-registry.example.com/lockstep"}
+        """,
+    ).tag(config=True)
+
+    approvers = List(
+        Unicode(),
+        [],
+        help="""
+        Users allowed to approve promotion to the last stage. Empty means anyone but the
+        person who promoted the digest to the stage before it.
+
+            c.Lockstep.approvers = ["lead-alice", "ops-bob"]
+        """,
+    ).tag(config=True)
+
+    allow_self_approval = Bool(
+        False,
+        help="""
+        Let the person who promoted a digest to the previous stage approve it for the last.
+
+            c.Lockstep.allow_self_approval = True
+        """,
+    ).tag(config=True)
+
+    data_roots = List(
+        Unicode(),
+        ["data"],
+        help="""
+        Host folders that project data mounts may come from; any other source is refused.
+
+        A relative ``source`` in ``project.yaml`` is taken from the first root.
+
+            c.Lockstep.data_roots = ["/srv/data", "/mnt/shared"]
+        """,
+    ).tag(config=True)
+
+    layer_limit = Integer(
+        100,
+        help="""
+        Most layers an image may have (Docker 20.10 refuses more than 125).
+
+            c.Lockstep.layer_limit = 60
+        """,
+    ).tag(config=True)
+
+    def data_path(self, *parts: str) -> Path:
+        """Return a path under ``data_dir``."""
+        return Path(self.data_dir).expanduser().joinpath(*parts)
+
+    def cache_path(self, *parts: str) -> Path:
+        """Return a path under ``cache_dir``."""
+        return Path(self.cache_dir).expanduser().joinpath(*parts)
+
+    def project_dir(self, name: str) -> Path:
+        """Return ``environments_dir/<name>``."""
+        return Path(self.environments_dir).expanduser() / name
+
+
+def find_config_file(explicit: str | None = None) -> Path | None:
+    """Return the config file to read: the one given, ``$LOCKSTEP_CONFIG``, or ``./lockstep_config.py``."""
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise LockstepError(
+                f"config file {explicit} does not exist; pass an existing lockstep_config.py"
+            )
+        return path
+    env = os.environ.get("LOCKSTEP_CONFIG")
+    if env:
+        return find_config_file(env)
+    local = Path("lockstep_config.py")
+    return local if local.is_file() else None
+
+
+def load_config(path: Path | None) -> Config:
+    """Read a traitlets Python config file into a ``Config`` (empty when ``path`` is None)."""
+    if path is None:
+        return Config()
+    loader = PyFileConfigLoader(path.name, path=str(path.parent.resolve()))
+    return loader.load_config()
+
+
+def load_settings(config_file: str | None = None, config: Config | None = None) -> Lockstep:
+    """Build the site settings from a config file, then overlay ``config``."""
+    cfg = load_config(find_config_file(config_file))
+    if config is not None:
+        cfg.merge(config)
+    return Lockstep(config=cfg)
