@@ -140,9 +140,10 @@ class Lockstep(Configurable):
 
     server_packages = List(
         Unicode(),
-        ["jupyterhub-singleuser", "ipykernel"],
+        ["jupyterhub-singleuser", "ipykernel", "nbclient"],
         help="""
-        Packages ``lockstep lock`` adds so the image can serve a notebook for JupyterHub.
+        Packages ``lockstep lock`` adds so the image can serve a notebook for JupyterHub
+        and run the project's notebooks headless (promotion gates, jobs).
 
         A package the spec already names is left as the spec has it.
 

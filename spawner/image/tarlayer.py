@@ -1,0 +1,233 @@
+"""Deterministic tar layers, gzip-compressed with a fixed header, hashed as they are written.
+
+Guarantees: the same entries give the same bytes, whatever the host, the order the
+entries were found in, the files' owners, mtimes or inode numbers. Entries are sorted by
+path; every header has mtime ``mtime`` (default 0), uid/gid as the entry says (0 unless
+stated), empty user/group names, PAX format; there are no hardlink entries (a hardlinked
+file is written as a regular file each time). The gzip stream has a fixed 10-byte header
+(no mtime, no file name, OS 255) and is deflated at ``GZIP_LEVEL``.
+
+A layer's identity is its ``diff_id``: the sha256 of the uncompressed tar. The compressed
+``digest`` depends on zlib's deflate as well, so ``BlobCache`` keys compressed blobs by
+``diff_id`` and a rebuild on the same machine reuses them byte for byte.
+
+This module reads the files it is given and writes only the blob it is asked to write
+(and the cache); it never changes a source file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import stat
+import struct
+import tarfile
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO, Literal
+
+GZIP_LEVEL = 6
+GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+"""ID1 ID2, CM=deflate, FLG=0, MTIME=0, XFL=0, OS=255 (unknown): no host data."""
+_CHUNK = 1 << 20
+
+Kind = Literal["file", "dir", "symlink"]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One tar member. Content comes from ``source`` (a host file) or ``data`` (bytes)."""
+
+    path: str
+    kind: Kind
+    mode: int = 0o644
+    uid: int = 0
+    gid: int = 0
+    linkname: str = ""
+    source: str | None = None
+    data: bytes | None = None
+
+    def __post_init__(self) -> None:
+        clean = PurePosixPath(self.path)
+        if clean.is_absolute() or ".." in clean.parts or str(clean) in ("", "."):
+            raise ValueError(f"tar entry path {self.path!r} must be relative, without '..'")
+        if str(clean) != self.path:
+            object.__setattr__(self, "path", str(clean))
+
+
+@dataclass(frozen=True)
+class LayerBlob:
+    """A compressed layer: identity (``diff_id``), blob ``digest``, ``size`` and where it is."""
+
+    diff_id: str
+    digest: str
+    size: int
+    uncompressed_size: int
+    path: str = ""
+
+
+def normal_mode(kind: Kind, host_mode: int) -> int:
+    """The mode a project layer stores: 0755 for dirs, symlinks and executables, else 0644."""
+    if kind == "file":
+        return 0o755 if host_mode & 0o111 else 0o644
+    return 0o777 if kind == "symlink" else 0o755
+
+
+def entry_for_path(host_path: str, layer_path: str) -> Entry:
+    """An ``Entry`` for a host file/dir/symlink, with a normalised mode (uid/gid 0)."""
+    st = os.lstat(host_path)
+    if stat.S_ISLNK(st.st_mode):
+        return Entry(layer_path, "symlink", 0o777, linkname=os.readlink(host_path))
+    if stat.S_ISDIR(st.st_mode):
+        return Entry(layer_path, "dir", 0o755)
+    if stat.S_ISREG(st.st_mode):
+        return Entry(layer_path, "file", normal_mode("file", st.st_mode), source=host_path)
+    raise ValueError(f"{host_path}: only regular files, directories and symlinks can go in a layer")
+
+
+def with_parents(entries: Iterable[Entry], *, mode: int = 0o755) -> list[Entry]:
+    """Add a directory entry (root-owned, ``mode``) for every missing parent; sorted by path."""
+    by_path = {e.path: e for e in entries}
+    for path in list(by_path):
+        for parent in PurePosixPath(path).parents:
+            key = str(parent)
+            if key != "." and key not in by_path:
+                by_path[key] = Entry(key, "dir", mode)
+    return [by_path[p] for p in sorted(by_path)]
+
+
+def _tarinfo(entry: Entry, mtime: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(entry.path + ("/" if entry.kind == "dir" else ""))
+    info.mtime = mtime
+    info.mode = entry.mode
+    info.uid, info.gid = entry.uid, entry.gid
+    info.uname = info.gname = ""
+    if entry.kind == "dir":
+        info.type = tarfile.DIRTYPE
+    elif entry.kind == "symlink":
+        info.type, info.linkname = tarfile.SYMTYPE, entry.linkname
+    else:
+        info.type = tarfile.REGTYPE
+        info.size = len(entry.data) if entry.data is not None else os.stat(entry.source).st_size
+    return info
+
+
+class _Sink(io.RawIOBase):
+    """File-like: hashes the tar, and (when ``out`` is given) gzips it and hashes the blob."""
+
+    def __init__(self, out: BinaryIO | None, level: int) -> None:
+        self.diff = hashlib.sha256()
+        self.tar_size = 0
+        self.out = out
+        if out is not None:
+            self.blob = hashlib.sha256()
+            self.blob_size = 0
+            self.crc = 0
+            self.deflate = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS, 9)
+            self._emit(GZIP_HEADER)
+
+    def writable(self) -> bool:
+        return True
+
+    def _emit(self, data: bytes) -> None:
+        if data:
+            self.blob.update(data)
+            self.blob_size += len(data)
+            self.out.write(data)
+
+    def write(self, data) -> int:
+        data = bytes(data)
+        self.diff.update(data)
+        self.tar_size += len(data)
+        if self.out is not None:
+            self.crc = zlib.crc32(data, self.crc)
+            self._emit(self.deflate.compress(data))
+        return len(data)
+
+    def finish(self) -> None:
+        if self.out is not None:
+            self._emit(self.deflate.flush())
+            self._emit(struct.pack("<II", self.crc & 0xFFFFFFFF, self.tar_size & 0xFFFFFFFF))
+
+
+def _write_tar(entries: Iterable[Entry], sink: _Sink, mtime: int) -> None:
+    ordered = sorted(entries, key=lambda e: e.path)
+    paths = [e.path for e in ordered]
+    if len(set(paths)) != len(paths):
+        dupes = sorted({p for p in paths if paths.count(p) > 1})
+        raise ValueError(f"layer has duplicate paths: {', '.join(dupes[:5])}")
+    with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT, encoding="utf-8") as tar:
+        for entry in ordered:
+            info = _tarinfo(entry, mtime)
+            if entry.kind != "file":
+                tar.addfile(info)
+            elif entry.data is not None:
+                tar.addfile(info, io.BytesIO(entry.data))
+            else:
+                with open(entry.source, "rb") as fh:
+                    tar.addfile(info, fh)
+    sink.finish()
+
+
+def diff_id(entries: Iterable[Entry], *, mtime: int = 0) -> tuple[str, int]:
+    """The layer's ``sha256:`` diff_id and uncompressed size, without writing anything."""
+    sink = _Sink(None, GZIP_LEVEL)
+    _write_tar(entries, sink, mtime)
+    return "sha256:" + sink.diff.hexdigest(), sink.tar_size
+
+
+def write_layer(
+    entries: Iterable[Entry], dest: Path, *, mtime: int = 0, level: int = GZIP_LEVEL
+) -> LayerBlob:
+    """Write the gzipped layer to ``dest`` (atomically) and return its hashes and sizes."""
+    dest = Path(dest)
+    tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
+    with open(tmp, "wb") as out:
+        sink = _Sink(out, level)
+        _write_tar(entries, sink, mtime)
+    os.replace(tmp, dest)
+    return LayerBlob(
+        diff_id="sha256:" + sink.diff.hexdigest(),
+        digest="sha256:" + sink.blob.hexdigest(),
+        size=sink.blob_size,
+        uncompressed_size=sink.tar_size,
+        path=str(dest),
+    )
+
+
+class BlobCache:
+    """Compressed layers on disk, keyed by diff_id: ``<root>/<hex>.tar.gz`` + ``<hex>.json``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def get(self, layer_diff_id: str) -> LayerBlob | None:
+        hexid = layer_diff_id.removeprefix("sha256:")
+        meta, blob = self.root / f"{hexid}.json", self.root / f"{hexid}.tar.gz"
+        if not (meta.is_file() and blob.is_file()):
+            return None
+        found = LayerBlob(**json.loads(meta.read_text()))
+        if blob.stat().st_size != found.size:
+            return None
+        return replace(found, path=str(blob))
+
+    def layer(self, entries: list[Entry], *, mtime: int = 0, level: int = GZIP_LEVEL) -> LayerBlob:
+        """The cached blob for these entries, compressing them only on a miss."""
+        layer_diff_id, _ = diff_id(entries, mtime=mtime)
+        cached = self.get(layer_diff_id)
+        if cached is not None:
+            return cached
+        self.root.mkdir(parents=True, exist_ok=True)
+        hexid = layer_diff_id.removeprefix("sha256:")
+        blob = write_layer(entries, self.root / f"{hexid}.tar.gz", mtime=mtime, level=level)
+        if blob.diff_id != layer_diff_id:
+            raise RuntimeError(f"layer changed while it was written ({hexid}); rebuild")
+        meta = {k: v for k, v in blob.__dict__.items() if k != "path"}
+        tmp = self.root / f"{hexid}.json.tmp{os.getpid()}"
+        tmp.write_text(json.dumps(meta, sort_keys=True))
+        os.replace(tmp, self.root / f"{hexid}.json")
+        return blob
