@@ -10,7 +10,7 @@ cd "$here"
 log() { printf '[setup] %s\n' "$*" >&2; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-APT_PACKAGES=(docker.io docker-registry debootstrap runsc skopeo patchelf iptables
+APT_PACKAGES=(docker.io docker-registry debootstrap runsc skopeo patchelf binutils libstdc++6 iptables
               chromium chromium-driver zstd git ca-certificates)
 CHP_VERSION=5.3.0
 

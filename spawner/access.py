@@ -122,6 +122,16 @@ def choose_stage(project: str, stage: str | None, *, stages: Sequence[str],
     return stage
 
 
+def check_replay(projects: Mapping[str, Project], *, session_id: str, session_user: str,
+                 session_project: str, who: Requester) -> Project:
+    """The project of a recorded session ``who`` may run again (their own, or any for admins)."""
+    if session_user != who.name and not who.admin:
+        raise LaunchRefused(
+            f"Session {session_id!r} was run by another user; you can run again only your "
+            "own sessions (list them with `lockstep sessions`).", status=403)
+    return check_project(projects, session_project, who)
+
+
 def parse_options(formdata: Mapping[str, Sequence[str]]) -> dict[str, str]:
     """``options_from_form``: the form's ``target=<project>/<stage>`` -> user_options."""
     target = (formdata.get(FORM_FIELD) or [""])[0].strip()
@@ -133,7 +143,10 @@ def parse_options(formdata: Mapping[str, Sequence[str]]) -> dict[str, str]:
 
 
 def parse_choice(user_options: Mapping[str, object] | None) -> tuple[str, str | None]:
-    """``(project, stage or None)`` from user_options (form or REST API), or a 400."""
+    """``(project, stage or None)`` from user_options (form or REST API), or a 400.
+
+    (``{"session": ID}``, running a recorded session again, is read by the spawner.)
+    """
     options = dict(user_options or {})
     project = str(options.get("project") or "").strip()
     stage = str(options.get("stage") or "").strip() or None

@@ -18,6 +18,16 @@ COMMANDS = (
     "lock",
     "install",
     "inspect",
+    "sessions",
+    "build",
+    "registry",
+    "run",
+    "deploy",
+    "sbom",
+    "promote",
+    "rollback",
+    "history",
+    "verify",
 )
 
 

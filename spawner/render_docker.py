@@ -40,10 +40,11 @@ class DockerOptions:
     extra_env: tuple[tuple[str, str], ...] = ()
     shm_size: str = "64Mi"
     working_dir: str = ""
+    volume_nocopy: bool = False
     extra_host_config: tuple[tuple[str, object], ...] = field(default=())
 
 
-def render_mount(mount: Mount, *, labels: Mapping[str, str]) -> dict:
+def render_mount(mount: Mount, *, labels: Mapping[str, str], nocopy: bool = False) -> dict:
     """One ``HostConfig.Mounts`` entry."""
     if mount.kind == "data":
         return {
@@ -59,7 +60,7 @@ def render_mount(mount: Mount, *, labels: Mapping[str, str]) -> dict:
             "Source": mount.source,
             "Target": mount.target,
             "ReadOnly": mount.read_only,
-            "VolumeOptions": {"NoCopy": False, "Labels": dict(sorted(labels.items()))},
+            "VolumeOptions": {"NoCopy": nocopy, "Labels": dict(sorted(labels.items()))},
         }
     if mount.kind == "tmpfs":
         options: dict = {"Mode": TMPFS_MODE}
@@ -95,7 +96,8 @@ def render_host_config(spec: LaunchSpec, options: DockerOptions) -> dict:
         "SecurityOpt": security_opt,
         "ReadonlyRootfs": hard.read_only_root,
         "Privileged": False,
-        "Mounts": [render_mount(m, labels=volume_labels(spec, m)) for m in spec.mounts],
+        "Mounts": [render_mount(m, labels=volume_labels(spec, m), nocopy=options.volume_nocopy)
+                   for m in spec.mounts],
         "Memory": memory,
         "MemorySwap": memory,
         "NanoCpus": int(round(spec.resources.cpu * 1e9)),

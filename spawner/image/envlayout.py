@@ -119,7 +119,7 @@ def _meta_entries(staging: Path) -> list[Entry]:
         rel = f"{LAYER_ROOT}/conda-meta/{path.name}"
         if path.suffix == ".json":
             record = normalise_meta(json.loads(path.read_text()), staging=str(staging))
-            data = (json.dumps(record, indent=2, sort_keys=True) + "\n").encode()
+            data = json.dumps(record, sort_keys=True, separators=(",", ":")).encode() + b"\n"
             entries.append(Entry(rel, "file", 0o644, data=data))
         elif path.name == "history":
             entries.append(Entry(rel, "file", 0o644, data=b""))

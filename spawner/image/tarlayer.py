@@ -30,7 +30,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Literal
 
-GZIP_LEVEL = 6
+GZIP_LEVEL = 1
+"""Pinned: fastest deflate; about 15% larger than level 6 and 3x faster to write."""
 GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 """ID1 ID2, CM=deflate, FLG=0, MTIME=0, XFL=0, OS=255 (unknown): no host data."""
 _CHUNK = 1 << 20
@@ -50,13 +51,15 @@ class Entry:
     linkname: str = ""
     source: str | None = None
     data: bytes | None = None
+    size: int = 0  # of ``source`` when known (saves a stat); ``data`` has its own length
 
     def __post_init__(self) -> None:
-        clean = PurePosixPath(self.path)
-        if clean.is_absolute() or ".." in clean.parts or str(clean) in ("", "."):
+        path = self.path
+        if path.startswith("./") or path.endswith("/") or "//" in path or "/./" in path:
+            path = str(PurePosixPath(path))
+            object.__setattr__(self, "path", path)
+        if path.startswith("/") or path in ("", ".") or ".." in path.split("/"):
             raise ValueError(f"tar entry path {self.path!r} must be relative, without '..'")
-        if str(clean) != self.path:
-            object.__setattr__(self, "path", str(clean))
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,8 @@ def entry_for_path(host_path: str, layer_path: str) -> Entry:
     if stat.S_ISDIR(st.st_mode):
         return Entry(layer_path, "dir", 0o755)
     if stat.S_ISREG(st.st_mode):
-        return Entry(layer_path, "file", normal_mode("file", st.st_mode), source=host_path)
+        return Entry(layer_path, "file", normal_mode("file", st.st_mode), source=host_path,
+                     size=st.st_size)
     raise ValueError(f"{host_path}: only regular files, directories and symlinks can go in a layer")
 
 
@@ -112,7 +116,10 @@ def _tarinfo(entry: Entry, mtime: int) -> tarfile.TarInfo:
         info.type, info.linkname = tarfile.SYMTYPE, entry.linkname
     else:
         info.type = tarfile.REGTYPE
-        info.size = len(entry.data) if entry.data is not None else os.stat(entry.source).st_size
+        if entry.data is not None:
+            info.size = len(entry.data)
+        else:
+            info.size = entry.size or os.stat(entry.source).st_size
     return info
 
 
@@ -140,7 +147,6 @@ class _Sink(io.RawIOBase):
             self.out.write(data)
 
     def write(self, data) -> int:
-        data = bytes(data)
         self.diff.update(data)
         self.tar_size += len(data)
         if self.out is not None:
@@ -155,22 +161,37 @@ class _Sink(io.RawIOBase):
 
 
 def _write_tar(entries: Iterable[Entry], sink: _Sink, mtime: int) -> None:
+    """The bytes ``tarfile`` writes in PAX format, without its 10 KiB re-buffering."""
     ordered = sorted(entries, key=lambda e: e.path)
     paths = [e.path for e in ordered]
     if len(set(paths)) != len(paths):
         dupes = sorted({p for p in paths if paths.count(p) > 1})
         raise ValueError(f"layer has duplicate paths: {', '.join(dupes[:5])}")
-    with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT, encoding="utf-8") as tar:
-        for entry in ordered:
-            info = _tarinfo(entry, mtime)
-            if entry.kind != "file":
-                tar.addfile(info)
-            elif entry.data is not None:
-                tar.addfile(info, io.BytesIO(entry.data))
-            else:
-                with open(entry.source, "rb") as fh:
-                    tar.addfile(info, fh)
+    for entry in ordered:
+        info = _tarinfo(entry, mtime)
+        sink.write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+        if entry.kind != "file":
+            continue
+        if entry.data is not None:
+            sink.write(entry.data)
+        else:
+            _copy(entry.source, info.size, sink)
+        if info.size % tarfile.BLOCKSIZE:
+            sink.write(bytes(tarfile.BLOCKSIZE - info.size % tarfile.BLOCKSIZE))
+    sink.write(bytes(2 * tarfile.BLOCKSIZE))
+    if sink.tar_size % tarfile.RECORDSIZE:
+        sink.write(bytes(tarfile.RECORDSIZE - sink.tar_size % tarfile.RECORDSIZE))
     sink.finish()
+
+
+def _copy(source: str, size: int, sink: _Sink) -> None:
+    copied = 0
+    with open(source, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            sink.write(chunk)
+            copied += len(chunk)
+    if copied != size:
+        raise RuntimeError(f"{source} changed size while it was written into a layer; rebuild")
 
 
 def diff_id(entries: Iterable[Entry], *, mtime: int = 0) -> tuple[str, int]:

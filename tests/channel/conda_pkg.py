@@ -40,6 +40,10 @@ _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 _ZSTD_LEVEL = 3
 
 
+class BuildInputMissing(RuntimeError):
+    """A build input (CPython, a tool, a wheel) is not available; the message says how to get it."""
+
+
 @dataclass(frozen=True)
 class PkgFile:
     """One file (or symlink) in a package, relative to the prefix.

@@ -1,0 +1,70 @@
+{{/* Name prefix of every object: <release>-lockstep (or nameOverride). */}}
+{{- define "lockstep.fullname" -}}
+{{- $name := default "lockstep" .Values.nameOverride -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "lockstep.labels" -}}
+app.kubernetes.io/name: lockstep
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{/* Selector labels of one component: pass (dict "root" $ "component" "hub"). */}}
+{{- define "lockstep.selector" -}}
+app.kubernetes.io/name: lockstep
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/* Labels every lockstep user pod carries (spawner.launch.spec_labels; label-safe). */}}
+{{- define "lockstep.userPodSelector" -}}
+org.lockstep.managed: "true"
+{{- end -}}
+
+{{- define "lockstep.hubImage" -}}
+{{- $digest := required "hub.image.digest is required: the hub runs by digest (sha256:<64 hex>); build it with images/hub (docs/kubernetes.md)" .Values.hub.image.digest -}}
+{{- printf "%s@%s" .Values.hub.image.repository $digest -}}
+{{- end -}}
+
+{{- define "lockstep.proxyImage" -}}
+{{- if .Values.proxy.image.digest -}}
+{{- printf "%s@%s" .Values.proxy.image.repository .Values.proxy.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.proxy.image.repository .Values.proxy.image.tag -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Every image pull secret name, as a YAML list of {name: ...}. */}}
+{{- define "lockstep.pullSecrets" -}}
+{{- $names := list -}}
+{{- range .Values.imagePullSecrets }}{{ $names = append $names . }}{{ end -}}
+{{- if .Values.registryCredentials.create }}{{ $names = append $names (printf "%s-registry" (include "lockstep.fullname" .)) }}{{ end -}}
+{{- range $names }}
+- name: {{ . }}
+{{- end -}}
+{{- end -}}
+
+{{/* Projects as a JSON map name -> project.yaml text: chart files, then the projects value. */}}
+{{- define "lockstep.projects" -}}
+{{- $out := dict -}}
+{{- range $path, $_ := .Files.Glob "projects/*/project.yaml" -}}
+{{- $name := base (dir $path) -}}
+{{- $_ := set $out $name ($.Files.Get $path) -}}
+{{- end -}}
+{{- range $name, $text := .Values.projects -}}
+{{- $_ := set $out $name $text -}}
+{{- end -}}
+{{- toJson $out -}}
+{{- end -}}
+
+{{/* One generated secret value, kept across upgrades: (dict "root" $ "key" "x" "gen" value). */}}
+{{- define "lockstep.keepSecret" -}}
+{{- $existing := lookup "v1" "Secret" .root.Release.Namespace (printf "%s-secret" (include "lockstep.fullname" .root)) -}}
+{{- if and $existing (hasKey ($existing.data | default dict) .key) -}}
+{{- index $existing.data .key -}}
+{{- else -}}
+{{- .gen | b64enc -}}
+{{- end -}}
+{{- end -}}

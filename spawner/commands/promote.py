@@ -1,0 +1,50 @@
+"""``lockstep promote``: move the previous stage's digest to a stage, after its gates."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+EXIT = {"promoted": 0, "unchanged": 0, "rolled-back": 0, "refused": 1, "failed": 2}
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "promote",
+        help="promote a project's image to the next stage (gates, then a pointer move)",
+        description="Point STAGE at the digest the stage before it holds, once the gates "
+        "pass: verify (image == lock), the project's notebooks run in the image, and for the "
+        "last stage an approval. Nothing is rebuilt; every attempt is audited. Exit 0 when "
+        "the stage points at the digest, 1 when a gate refused, 2 on errors.",
+    )
+    parser.add_argument("project", help="project name (a folder of c.Lockstep.environments_dir)")
+    parser.add_argument("--to", required=True, metavar="STAGE", dest="stage",
+                        help="stage to promote to, e.g. qa (its predecessor is the source)")
+    parser.add_argument("--digest", metavar="sha256:...",
+                        help="refuse unless the source stage holds exactly this digest")
+    parser.add_argument("--as", dest="user", metavar="USER",
+                        help="acting user recorded in the audit trail (default: $USER)")
+    parser.add_argument("--approved-by", metavar="USER",
+                        help="approver, needed to promote to the last stage")
+    parser.add_argument("--json", action="store_true", help="print the audit record as JSON")
+    parser.set_defaults(func=run)
+
+
+def print_record(record, as_json: bool) -> int:
+    if as_json:
+        print(record.to_json())
+    else:
+        for gate in record.gates:
+            print(f"  gate {gate.name:<9} {gate.status:<7} {gate.seconds:7.2f} s  {gate.message}")
+        stream = sys.stdout if EXIT.get(record.outcome, 2) == 0 else sys.stderr
+        print(f"{record.outcome}: {record.message}", file=stream)
+    return EXIT.get(record.outcome, 2)
+
+
+def run(args, settings) -> int:
+    from ..promote import promote
+
+    progress = None if args.json else (lambda message: print(message, file=sys.stderr))
+    record = promote(settings, args.project, args.stage, user=args.user,
+                     approved_by=args.approved_by, digest=args.digest, progress=progress)
+    return print_record(record, args.json)

@@ -1,0 +1,248 @@
+"""``lockstep sbom TARGET [-o FILE]``: a CycloneDX 1.5 bill of materials from a lock.
+
+TARGET is a ``conda-lock.yml`` (or the project folder holding one), an image pinned by
+digest (``REPO@sha256:...``), or a project name with ``--stage``. For an image, the lock
+is the one in ``c.Lockstep.environments_dir`` whose hash equals the image's
+``org.lockstep.lock-hash`` label; when none matches, the packages are read from the
+image's own ``/opt/env/conda-meta``.
+
+Licenses come from each package's metadata (``info/about.json``, else ``info/index.json``)
+in the package cache (``<cache>/pkgs``), from the archive itself for ``file://`` channels,
+and, for an image, from its ``conda-meta`` records. ``spawner.sbom`` builds the document.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import tarfile
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from .. import sbom
+from ..errors import LockstepError
+from ..launch import DIGEST_REF_RE
+from ..settings import ENV_PREFIX
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "sbom",
+        help="write a CycloneDX 1.5 SBOM of a lock or an image",
+        description="Write a CycloneDX 1.5 JSON bill of materials: every locked package "
+        "with its purl, SHA-256, download URL and license. TARGET: a conda-lock.yml, a "
+        "project folder, an image REPO@sha256:..., or a project name with --stage.",
+    )
+    parser.add_argument("target", metavar="TARGET", help="lock file, project, or image ref")
+    parser.add_argument("-o", "--output", metavar="FILE", help="write here (default: stdout)")
+    parser.add_argument("--stage", metavar="STAGE",
+                        help="with a project name: the image STAGE points at")
+    parser.add_argument("--platform", default="linux-64", help="platform (default linux-64)")
+    parser.add_argument("--timestamp", action="store_true",
+                        help="stamp metadata.timestamp (the output is otherwise reproducible)")
+    parser.set_defaults(func=run)
+
+
+# -- license texts --------------------------------------------------------------------------
+
+def _license_from_json(data: bytes) -> str:
+    try:
+        value = json.loads(data).get("license") or ""
+    except (json.JSONDecodeError, AttributeError):
+        return ""
+    return str(value).strip()
+
+
+def _archive_license(path: Path) -> str:
+    from conda_package_streaming.package_streaming import stream_conda_info
+
+    found: dict[str, str] = {}
+    try:
+        for tar, member in stream_conda_info(str(path)):
+            if member.name in ("info/about.json", "info/index.json"):
+                found[member.name] = _license_from_json(tar.extractfile(member).read())
+    except Exception:  # an unreadable archive has no license to offer
+        return ""
+    return found.get("info/about.json") or found.get("info/index.json") or ""
+
+
+def cached_licenses(packages: Iterable[sbom.LockedPackage], pkgs_dir: Path) -> dict[str, str]:
+    """License per package stem, from the extracted cache, the cached archive, or a
+    ``file://`` channel archive (the first that has one)."""
+    found = {}
+    for package in packages:
+        if package.manager != "conda":
+            continue
+        text = ""
+        for name in ("about.json", "index.json"):
+            meta = pkgs_dir / package.stem / "info" / name
+            if meta.is_file():
+                text = _license_from_json(meta.read_bytes())
+            if text:
+                break
+        candidates = [pkgs_dir / "archives" / package.sha256 / package.filename]
+        url = urlsplit(package.url)
+        if url.scheme == "file":
+            candidates.append(Path(unquote(url.path)))
+        for archive in candidates:
+            if text:
+                break
+            if archive.is_file():
+                text = _archive_license(archive)
+        if text:
+            found[package.stem] = text
+    return found
+
+
+def image_conda_meta(reference: str) -> list[dict]:
+    """The ``conda-meta/*.json`` records of an image (pulled if missing; never started)."""
+    import docker
+
+    from .. import dockerops
+
+    client = docker.from_env(timeout=120)
+    try:
+        api = client.api
+        if not dockerops.has_image(api, reference):
+            dockerops.pull(api, reference, lambda *_: None)
+        created = api.create_container(reference, command=["true"],
+                                       labels={"org.lockstep.managed": "true",
+                                               "org.lockstep.role": "sbom"})
+        try:
+            stream, _ = api.get_archive(created["Id"], f"{ENV_PREFIX}/conda-meta")
+            data = b"".join(stream)
+        finally:
+            api.remove_container(created["Id"], force=True)
+    except docker.errors.DockerException as exc:
+        raise LockstepError(f"cannot read {ENV_PREFIX}/conda-meta from {reference}: {exc}") \
+            from None
+    finally:
+        client.close()
+    records = []
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        for member in tar.getmembers():
+            if member.isfile() and member.name.endswith(".json"):
+                records.append(json.loads(tar.extractfile(member).read()))
+    return records
+
+
+def packages_from_meta(records: list[dict], platform: str) -> list[sbom.LockedPackage]:
+    return [
+        sbom.LockedPackage(
+            name=r["name"], version=str(r["version"]), manager="conda", platform=platform,
+            url=r.get("url") or "", sha256=r.get("sha256") or "", md5=r.get("md5") or "",
+            dependencies=tuple(sorted({d.split()[0] for d in r.get("depends") or ()})),
+            build_string=r.get("build") or "",
+        )
+        for r in records if r.get("name")
+    ]
+
+
+# -- targets --------------------------------------------------------------------------------
+
+def find_lock(settings, lock_hash: str) -> Path | None:
+    """The ``conda-lock.yml`` under ``environments_dir`` whose hash is ``lock_hash``."""
+    from ..image.build import lock_hash as hash_of
+
+    if not lock_hash:
+        return None
+    for path in sorted(Path(settings.environments_dir).expanduser().glob("*/conda-lock.yml")):
+        if hash_of(path) == lock_hash:
+            return path
+    return None
+
+
+def _from_lock(path: Path, platform: str) -> list[sbom.LockedPackage]:
+    from ..lock.condalock import read_lockfile
+
+    try:
+        return sbom.packages_from_lock(read_lockfile(path), platform)
+    except ValueError as exc:
+        raise LockstepError(f"{path}: {exc}; pass one with --platform") from None
+
+
+def _image_target(settings, reference: str, platform: str):
+    from ..stages import lock_hash_of
+
+    lock_hash = lock_hash_of(settings, reference)
+    lock = find_lock(settings, lock_hash)
+    records: list[dict] = []
+    if lock is not None:
+        packages = _from_lock(lock, platform)
+    else:
+        records = image_conda_meta(reference)
+        packages = packages_from_meta(records, platform)
+    repository, digest = reference.split("@", 1)
+    subject = sbom.Subject(name=repository, version=digest, kind="container", properties=(
+        ("org.lockstep:lock-hash", lock_hash),
+        ("org.lockstep:lockfile", str(lock) if lock else "image conda-meta"),
+    ))
+    return packages, subject, records
+
+
+def _meta_licenses(records: list[dict]) -> dict[str, str]:
+    return {f"{r['name']}-{r['version']}-{r['build']}": str(r["license"])
+            for r in records if r.get("license") and r.get("build")}
+
+
+def run(args, settings) -> int:
+    target = args.target
+    if args.stage:
+        from ..jobs import stage_image
+
+        target = stage_image(settings, target, args.stage).reference
+    path = Path(target)
+    if path.is_dir():
+        path = path / "conda-lock.yml"
+    records: list[dict] | None = None
+    if not args.stage and path.is_file():
+        packages = _from_lock(path, args.platform)
+        subject = sbom.Subject(name=path.resolve().parent.name, version=_hash(path),
+                               kind="application",
+                               properties=(("org.lockstep:lockfile", str(path)),))
+    elif DIGEST_REF_RE.match(target):
+        packages, subject, records = _image_target(settings, target, args.platform)
+    else:
+        raise LockstepError(
+            f"{target!r} is neither a lock file, a project folder nor an image pinned by "
+            "digest; pass environments/<project>/conda-lock.yml, REPO@sha256:<64 hex>, or "
+            "a project name with --stage STAGE"
+        )
+    licenses = cached_licenses(packages, settings.cache_path("pkgs"))
+    conda = {p.stem for p in packages if p.manager == "conda"}
+    if records is not None and not records and conda - set(licenses):
+        try:  # the cache lacks some: the image's own records have them
+            records = image_conda_meta(target)
+        except LockstepError as exc:
+            print(f"lockstep sbom: licenses from the image unavailable: {exc}", file=sys.stderr)
+    licenses = {**_meta_licenses(records or []), **licenses}
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if args.timestamp else None
+    bom = sbom.build_sbom(packages=packages, subject=subject, channels=settings.channel_urls,
+                          licenses=licenses, tool_version=_tool_version(), timestamp=stamp)
+    text = sbom.dumps(bom)
+    if args.output:
+        Path(args.output).write_text(text)
+        print(f"lockstep sbom: {len(bom['components'])} components, "
+              f"{sum(1 for c in bom['components'] if 'licenses' in c)} with a license -> "
+              f"{args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _tool_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lockstep")
+    except PackageNotFoundError:
+        return ""
+
+
+def _hash(path: Path) -> str:
+    from ..image.build import lock_hash
+
+    return lock_hash(path)

@@ -1,0 +1,69 @@
+"""``lockstep verify``: does an image hold exactly the packages of its lock?"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import LockstepError
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "verify",
+        help="compare an image's installed packages with its lock",
+        description="Read /opt/env/conda-meta and the files of IMAGE straight from its "
+        "registry and compare them with the lock (name, version, build, sha256, file name, "
+        "and each file's recorded sha256). Exit 0 when they agree, 1 when they differ.",
+    )
+    parser.add_argument("image", help="HOST[:PORT]/REPO@sha256:... or HOST[:PORT]/REPO:TAG")
+    parser.add_argument("--lock", metavar="FILE", help="lock to compare with (default: "
+                        "<environments_dir>/<org.lockstep.project label>/conda-lock.yml)")
+    parser.add_argument("--platform", default="linux-64", help="lock platform (default linux-64)")
+    parser.add_argument("--no-files", action="store_true",
+                        help="compare package records only, not each file's sha256")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.set_defaults(func=run)
+
+
+def _lock_path(args, settings, labels: dict) -> Path:
+    if args.lock:
+        return Path(args.lock)
+    project = labels.get("org.lockstep.project")
+    if not project:
+        raise LockstepError(f"{args.image} has no org.lockstep.project label; name the lock "
+                            "with --lock FILE")
+    return settings.project_dir(project) / "conda-lock.yml"
+
+
+def run(args, settings) -> int:
+    from ..promote.gates import lock_decision
+    from ..verify import (diff_packages, file_differences, lock_hashes, locked_packages,
+                          packages_from_meta, read_image)
+
+    contents = read_image(settings, args.image, hash_files=not args.no_files)
+    lock = _lock_path(args, settings, contents.labels)
+    locked = locked_packages(lock, platform=args.platform)
+    installed = packages_from_meta(contents.records)
+    differences = diff_packages(locked=locked, installed=installed)
+    if not args.no_files:
+        differences += file_differences(contents.records, contents.files)
+    same_lock, lock_note = lock_decision(
+        label=contents.labels.get("org.lockstep.lock-hash", ""),
+        lock_hashes=lock_hashes(lock), lock_path=str(lock))
+    if args.json:
+        print(json.dumps({
+            "image": contents.reference, "lock": str(lock), "packages": len(locked),
+            "installed": len(installed), "lock_hash_matches": same_lock, "lock_note": lock_note,
+            "differences": [d.to_json() for d in differences], "ok": not differences,
+        }, sort_keys=True))
+    elif differences:
+        print(f"{contents.reference} differs from {lock} ({len(differences)} difference(s)):")
+        for difference in differences:
+            print(f"  {difference.describe()}")
+    else:
+        files = "" if args.no_files else ", every recorded file unchanged"
+        print(f"ok: {contents.reference} holds exactly the {len(locked)} packages of {lock}{files}")
+    if not args.json and not same_lock:
+        print(f"note: {lock_note}")
+    return 1 if differences else 0

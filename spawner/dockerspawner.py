@@ -1,0 +1,515 @@
+"""``LockstepDockerSpawner``: JupyterHub spawns a project's locked image on Docker.
+
+Glue only. At spawn time it reads the user's choice (``spawnoptions``), checks the user may
+use the project (403 otherwise, before anything is created), resolves the stage to a digest
+(``stages``), checks the engine can honour GPU and isolation requests (``gpu``,
+``runtimes``), resolves data sources (``datamounts``), builds the engine-neutral
+``LaunchSpec`` (``launch``), renders it (``render_docker``) and hands the body to the engine.
+It pulls by digest with progress on the spawn page, waits until the server answers so the
+Hub's own back-off wait returns at once, and records the session (``sessions``).
+
+State persisted in the Hub database (``get_state``): the container's name and id plus
+project, stage, digest, lock hash, network and session id, so a restarted Hub re-adopts
+running servers (the Hub never stops servers on its own shutdown). An explicit stop
+removes the container; home and workspace live in named volumes and survive.
+
+Site settings come from ``c.Lockstep.*`` in ``jupyterhub_config.py``; spawner options are
+the traits below (``c.LockstepDockerSpawner.*``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import NoReturn
+
+import httpx
+from dockerspawner import DockerSpawner
+from jupyterhub.spawner import SpawnException
+from traitlets import Bool, Dict, Float, Integer, List, Unicode, default, validate
+
+from . import access, dockerops, sessions, stages
+from .datamounts import resolve_data_sources
+from .errors import LockstepError
+from .gpu import GPU_MODES, check_gpu
+from .launch import (GpuRequest, Hardening, ImageRef, LaunchOptions, build_launch_spec,
+                     network_name, safe_slug)
+from .netpolicy import gateway_of, sync_firewall
+from .project import Project, ProjectError, load_project
+from .render_docker import DockerOptions, render_container, volume_labels
+from .runtimes import engine_runtime
+from .settings import ENV_PREFIX, Lockstep
+from .spawnoptions import (OptionsError, Request, options_from_form, parse_user_options,
+                           render_form)
+
+HARDENING_KEYS = set(Hardening.__dataclass_fields__)
+
+
+class LockstepDockerSpawner(DockerSpawner):
+    """Spawn ``environments/<project>`` images, by digest, hardened, on Docker."""
+
+    hardening = Dict(
+        {},
+        help="""
+        Hardening items to turn off, site-wide (admin config only; users cannot).
+
+        Keys: read_only_root, cap_drop_all, no_new_privileges, seccomp_default,
+        run_as_non_root. Every item is on unless set to False here.
+
+            c.LockstepDockerSpawner.hardening = {"read_only_root": False}
+        """,
+    ).tag(config=True)
+
+    @validate("hardening")
+    def _validate_hardening(self, proposal):
+        value = dict(proposal["value"])
+        unknown = sorted(set(value) - HARDENING_KEYS)
+        if unknown:
+            raise ValueError(f"unknown hardening keys {unknown}; allowed: {sorted(HARDENING_KEYS)}")
+        return {k: bool(v) for k, v in value.items()}
+
+    gpu_mode = Unicode(
+        "auto",
+        help=f"""
+        How GPUs are requested from the engine: one of {', '.join(GPU_MODES)}.
+
+        'auto' reads `docker info`: an 'nvidia' runtime means 'nvidia' (DeviceRequests with
+        the nvidia driver); CDI spec dirs mean 'cdi' (Docker 25+); Podman means
+        'cdi-devices'; otherwise GPU projects are refused with what to install.
+
+            c.LockstepDockerSpawner.gpu_mode = "cdi"
+        """,
+    ).tag(config=True)
+
+    @validate("gpu_mode")
+    def _validate_gpu_mode(self, proposal):
+        if proposal["value"] not in GPU_MODES:
+            raise ValueError(f"gpu_mode must be one of {GPU_MODES}, got {proposal['value']!r}")
+        return proposal["value"]
+
+    runtime_names = Dict(
+        {},
+        help="""
+        Engine runtime name for each project ``isolation`` (merged over the defaults
+        gvisor -> runsc, kata -> kata-runtime).
+
+            c.LockstepDockerSpawner.runtime_names = {"kata": "kata-qemu"}
+        """,
+    ).tag(config=True)
+
+    firewall = Bool(
+        True,
+        help="""
+        Keep project networks apart and away from host ports with iptables rules
+        (see spawner.netpolicy); needs root or CAP_NET_ADMIN. Turn off only when the host
+        firewall does the same job.
+
+            c.LockstepDockerSpawner.firewall = False
+        """,
+    ).tag(config=True)
+
+    allowed_host_ports = List(
+        Integer(),
+        [],
+        help="""
+        Host TCP ports project containers may reach besides the Hub's own port.
+
+            c.LockstepDockerSpawner.allowed_host_ports = [3128]  # a host proxy
+        """,
+    ).tag(config=True)
+
+    network_internal = Bool(
+        False,
+        help="""
+        Create project networks with --internal: no egress beyond the host.
+
+            c.LockstepDockerSpawner.network_internal = True
+        """,
+    ).tag(config=True)
+
+    volume_ownership = Unicode(
+        "chown",
+        help="""
+        How new home/workspace volumes become writable by uid 1000: 'chown' runs a one-shot
+        container (only CAP_CHOWN/FOWNER, no network) when lockstep creates the volume;
+        'image' relies on the image having the mount point owned by uid 1000.
+
+            c.LockstepDockerSpawner.volume_ownership = "image"
+        """,
+    ).tag(config=True)
+
+    tmpfs_size = Unicode(
+        "1Gi",
+        help="""
+        Size of the tmpfs mounted at /tmp (the root filesystem is read-only).
+
+            c.LockstepDockerSpawner.tmpfs_size = "4Gi"
+        """,
+    ).tag(config=True)
+
+    extra_labels = Dict(
+        {},
+        help="""
+        Extra labels on every container this spawner creates (for cleanup or accounting).
+        lockstep's own ``org.lockstep.*`` labels cannot be overridden.
+
+            c.LockstepDockerSpawner.extra_labels = {"com.example.cost-center": "ds"}
+        """,
+    ).tag(config=True)
+
+    ready_timeout = Float(
+        20.0,
+        help="""
+        Seconds start() polls the server's HTTP endpoint (every 50 ms) before returning,
+        so the Hub's randomized back-off wait finds it up at once. 0 turns this off.
+
+            c.LockstepDockerSpawner.ready_timeout = 5
+        """,
+    ).tag(config=True)
+
+    docker_workers = Integer(
+        8,
+        help="""
+        Threads for blocking Docker calls, shared by all spawners (DockerSpawner uses one).
+
+            c.LockstepDockerSpawner.docker_workers = 16
+        """,
+    ).tag(config=True)
+
+    info_ttl = Float(
+        30.0,
+        help="""
+        Seconds a `docker info` answer (runtimes, GPU support) is reused.
+
+            c.LockstepDockerSpawner.info_ttl = 300
+        """,
+    ).tag(config=True)
+
+    @default("cmd")
+    def _lockstep_cmd(self):
+        return [f"{ENV_PREFIX}/bin/jupyterhub-singleuser"]
+
+    @default("remove")
+    def _lockstep_remove(self):
+        return True
+
+    @default("use_internal_ip")
+    def _lockstep_internal_ip(self):
+        return True
+
+    @default("object_name")
+    def _lockstep_object_name(self):
+        return self._object_name_default()
+
+    def _object_name_default(self):
+        name = f"lockstep-{safe_slug(self.user.name)}"
+        return f"{name}--{safe_slug(self.name)}" if self.name else name
+
+    @default("options_form")
+    def _lockstep_options_form(self):
+        return _options_form
+
+    @default("options_from_form")
+    def _lockstep_options_from_form(self):
+        return options_from_form
+
+    _workers: ThreadPoolExecutor | None = None
+    _info_cache: tuple[float, dict] = (0.0, {})
+
+    @property
+    def executor(self):
+        cls = LockstepDockerSpawner
+        if cls._workers is None:
+            cls._workers = ThreadPoolExecutor(self.docker_workers, thread_name_prefix="lockstep")
+        return cls._workers
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.settings = Lockstep(config=self.config)
+        self._fixed_hub_url = self.hub_connect_url
+        self._lockstep: dict = {}
+        self._events: list[dict] = []
+        self._start_done = True
+
+    # ---- state ---------------------------------------------------------------------
+    def get_state(self):
+        state = super().get_state()
+        if self._lockstep:
+            state["lockstep"] = dict(self._lockstep)
+        return state
+
+    def load_state(self, state):
+        super().load_state(state)
+        self._lockstep = dict(state.get("lockstep") or {})
+        if self._lockstep.get("network"):
+            self.network_name = self._lockstep["network"]
+
+    def clear_state(self):
+        super().clear_state()
+        self._lockstep = {}
+
+    # ---- choices -------------------------------------------------------------------
+    def load_projects(self) -> dict[str, Project]:
+        """Every valid project; an invalid project.yaml is logged and skipped."""
+        found = {}
+        root = Path(self.settings.environments_dir).expanduser()
+        for path in sorted(root.glob("*/project.yaml")):
+            try:
+                project = load_project(path.parent)
+            except ProjectError as exc:
+                self.log.error("lockstep: skipping %s", exc)
+                continue
+            found[project.name] = project
+        return found
+
+    async def choices(self) -> tuple[list[Project], dict[str, dict[str, ImageRef]]]:
+        """The projects this user may launch and, for each, the stages that have a digest."""
+        who = access.Requester.from_hub_user(self.user)
+        mine = access.usable_projects(self.load_projects().values(), who)
+        refs = await asyncio.gather(*(
+            asyncio.to_thread(stages.available_stages, self.settings, p.name) for p in mine
+        ), return_exceptions=True)
+        available = {}
+        for project, found in zip(mine, refs, strict=True):
+            if isinstance(found, BaseException):
+                self.log.warning("lockstep: stages of %s: %s", project.name, found)
+                continue
+            available[project.name] = found
+        return mine, available
+
+    async def options_html(self) -> str:
+        """The spawn form: usable projects x stages with a digest, plus the GPU box."""
+        mine, available = await self.choices()
+        return render_form(mine, access.Requester.from_hub_user(self.user),
+                           {name: list(found) for name, found in available.items()},
+                           self.settings.stages)
+
+    def _refuse(self, message: str, status: int = 400, reason: str = "options") -> NoReturn:
+        raise SpawnException(message, reason=reason, status_code=status)
+
+    async def resolve_request(self) -> tuple[Project, str, ImageRef, bool | None]:
+        """(project, stage, image, gpu) for ``user_options``; 400/403/404/409 if refused."""
+        who = access.Requester.from_hub_user(self.user)
+        try:
+            request = parse_user_options(self.user_options or {})
+            projects = self.load_projects()
+            if request.session:
+                session = sessions.find_session(
+                    self.settings.data_path(sessions.FILENAME), request.session)
+                project = access.check_replay(
+                    projects, session_id=session.id, session_user=session.user,
+                    session_project=session.project, who=who)
+                request = Request(project=project.name, stage=session.stage,
+                                  digest=session.digest, gpu=request.gpu, session=session.id)
+            else:
+                name, _ = access.parse_choice(self.user_options)
+                project = access.check_project(projects, name, who)
+            image, stage = await asyncio.to_thread(self._image_for, project.name, request)
+        except (access.LaunchRefused, OptionsError) as exc:
+            self._refuse(str(exc), exc.status, "forbidden" if exc.status == 403 else "options")
+        except LockstepError as exc:
+            self._refuse(str(exc))
+        if request.gpu and project.gpu is None:
+            self._refuse(f"Project {project.name!r} has no GPUs to give; start it with "
+                         '"gpu": false or add a gpu: section to its project.yaml.')
+        return project, stage, image, request.gpu
+
+    def _image_for(self, project: str, request: Request) -> tuple[ImageRef, str]:
+        """The image to run: a pinned digest (from the request or a session) or a stage's."""
+        known = list(self.settings.stages)
+        if request.digest:
+            if request.stage and request.stage not in known and not request.session:
+                raise access.LaunchRefused(
+                    f"Unknown stage {request.stage!r}; stages are {', '.join(known)}.", 400)
+            source = request.stage if request.stage in known else known[0]
+            repo = stages.stage_repository(self.settings, project, source)
+            ref = f"{repo}@{request.digest}"
+            return (ImageRef(ref, stages.lock_hash_of(self.settings, ref)),
+                    request.stage or "pinned")
+        available = stages.available_stages(self.settings, project)
+        stage = access.choose_stage(project, request.stage or None, stages=known,
+                                    available=list(available))
+        return available[stage], stage
+
+    # ---- engine --------------------------------------------------------------------
+    async def engine_info(self) -> dict:
+        cls = LockstepDockerSpawner
+        stamp, info = cls._info_cache
+        if not info or time.monotonic() - stamp > self.info_ttl:
+            info = await self.docker("info")
+            cls._info_cache = (time.monotonic(), info)
+        return info
+
+    def _emit(self, message: str, progress: int | None = None) -> None:
+        event: dict = {"message": message}
+        if progress is not None:
+            event["progress"] = progress
+        self._events.append(event)
+        self.log.info("lockstep %s: %s", self._log_name, message)
+
+    async def progress(self):
+        seen = 0
+        while True:
+            while seen < len(self._events):
+                yield self._events[seen]
+                seen += 1
+            if self._start_done:
+                return
+            await asyncio.sleep(0.1)
+
+    async def start(self):
+        self._events, self._start_done = [], False
+        try:
+            return await self._start()
+        finally:
+            self._start_done = True
+
+    async def _start(self):
+        began = time.monotonic()
+        project, stage, image, gpu = await self.resolve_request()
+        self._emit(f"{project.name} at {stage}: {image.reference}", 5)
+        info = await self.engine_info()
+        spec_gpu = project.gpu is not None if gpu is None else gpu
+        try:
+            gpu_req = project.gpu if spec_gpu else None
+            gpu_mode = check_gpu(gpu_req and _gpu_request(gpu_req), self.gpu_mode,
+                                 project=project.name, info=info)
+            runtime = engine_runtime(project.isolation, project=project.name, info=info,
+                                     names=self.runtime_names)
+            sources = resolve_data_sources(project, self.settings.data_roots)
+        except LockstepError as exc:
+            self._refuse(str(exc), 400, "host")
+        options = LaunchOptions(hardening=Hardening(**self.hardening),
+                                tmpfs_size=self.tmpfs_size)
+        network = await self._prepare_network(project, options)
+        if not await asyncio.to_thread(dockerops.has_image, self.client, image.reference):
+            await self._pull(image.reference)
+        self.image = image.reference
+        spec = build_launch_spec(project=project, image=image, user=self.user.name, stage=stage,
+                                 data_sources=sources, options=options, env=self.get_env(),
+                                 gpu=spec_gpu, command=tuple(self.cmd + self.get_args()))
+        await self._prepare_volumes(spec)
+        if await asyncio.to_thread(dockerops.remove_container, self.client, self.object_name):
+            self.log.warning("lockstep: removed leftover container %s", self.object_name)
+        session_id = sessions.new_session_id()
+        body = render_container(spec, DockerOptions(
+            port=self.port, gpu_mode=gpu_mode, runtime=runtime,
+            extra_labels=tuple(sorted({
+                **{k: str(v) for k, v in self.extra_labels.items()
+                   if not k.startswith("org.lockstep.")},
+                "org.lockstep.session": session_id,
+                "org.lockstep.server-name": self.name or ""}.items())),
+            volume_nocopy=self.volume_ownership == "chown"))
+        self._emit("Creating container", 80)
+        created = await self.docker("create_container_from_config", body, self.object_name)
+        self.object_id = created["Id"]
+        await self.docker("start", self.object_id)
+        ip = await self._container_ip(network)
+        self._lockstep = {"project": project.name, "stage": stage, "image": image.reference,
+                          "digest": image.digest, "lock_hash": image.lock_hash,
+                          "network": network, "session": session_id,
+                          "object_name": self.object_name}
+        self._record_start(session_id)
+        await self._wait_ready(ip)
+        self._emit(f"Server up after {time.monotonic() - began:.1f}s", 95)
+        return ip, self.port
+
+    async def _prepare_network(self, project: Project, options: LaunchOptions) -> str:
+        name = network_name(project.name, options)
+        try:
+            net = await asyncio.to_thread(dockerops.ensure_network, self.client, project.name,
+                                          name, internal=self.network_internal)
+            if self.firewall:
+                bridges = await asyncio.to_thread(dockerops.lockstep_bridges, self.client)
+                await asyncio.to_thread(sync_firewall, bridges=bridges,
+                                        host_ports=[self.hub.port, *self.allowed_host_ports])
+        except LockstepError as exc:
+            self._refuse(str(exc), 500, "network")
+        self.network_name = name
+        if self._fixed_hub_url is None:
+            gateway = gateway_of(net)
+            self.hub_connect_url = f"{self.hub.proto}://{gateway}:{self.hub.port}"
+        return name
+
+    async def _pull(self, reference: str) -> None:
+        self._emit(f"Pulling {reference}", 10)
+        loop = asyncio.get_running_loop()
+
+        def report(message: str, fraction: float) -> None:
+            loop.call_soon_threadsafe(self._emit, message, 10 + int(60 * fraction))
+
+        try:
+            await asyncio.to_thread(dockerops.pull, self.client, reference, report)
+        except (LockstepError, Exception) as exc:
+            self._refuse(f"could not pull {reference}: {exc}", 500, "pull")
+        self._emit("Image pulled", 70)
+
+    async def _prepare_volumes(self, spec) -> None:
+        for mount in spec.mounts:
+            if mount.kind not in ("home", "workspace"):
+                continue
+            created = await asyncio.to_thread(
+                dockerops.ensure_volume, self.client, mount.source, volume_labels(spec, mount),
+                image=spec.image.reference, target=mount.target,
+                chown=self.volume_ownership == "chown")
+            if created:
+                self._emit(f"Created volume {mount.source}", 75)
+
+    async def _container_ip(self, network: str) -> str:
+        info = await self.docker("inspect_container", self.object_id)
+        return info["NetworkSettings"]["Networks"][network]["IPAddress"]
+
+    async def _wait_ready(self, ip: str) -> None:
+        """Poll the server until it answers (or exits, or ``ready_timeout`` passes)."""
+        if self.ready_timeout <= 0:
+            return
+        url = f"http://{ip}:{self.port}{self.server.base_url if self.server else '/'}api"
+        deadline = time.monotonic() + self.ready_timeout
+        checks = 0
+        async with httpx.AsyncClient(timeout=1.0) as client:
+            while time.monotonic() < deadline:
+                try:
+                    if (await client.get(url)).status_code < 500:
+                        return
+                except httpx.HTTPError:
+                    pass
+                checks += 1
+                if checks % 20 == 0 and await self.poll() is not None:
+                    logs = await asyncio.to_thread(dockerops.container_logs, self.client,
+                                                   self.object_id)
+                    self._refuse(f"the server exited while starting:\n{logs}", 500, "exited")
+                await asyncio.sleep(0.05)
+
+    # ---- provenance ----------------------------------------------------------------
+    def _session(self, session_id: str) -> sessions.Session:
+        lk = self._lockstep
+        return sessions.Session(
+            id=session_id, user=self.user.name, project=lk["project"], stage=lk["stage"],
+            digest=lk["digest"], image=lk["image"], lock_hash=lk["lock_hash"],
+            server_name=self.name or "", container_id=self.object_id, start=sessions.now_iso())
+
+    def _record_start(self, session_id: str) -> None:
+        self._lockstep["started"] = sessions.now_iso()
+        sessions.append_event(self.settings.data_path(sessions.FILENAME),
+                              sessions.start_event(self._session(session_id)))
+
+    async def stop(self, now=False):
+        recorded = dict(self._lockstep)
+        if not self.object_id and await self.get_object() is None:
+            self.clear_state()
+        else:
+            await super().stop(now=now)
+        if recorded.get("session"):
+            sessions.append_event(self.settings.data_path(sessions.FILENAME), {
+                "event": "stop", "id": recorded["session"], "user": self.user.name,
+                "stop": sessions.now_iso()})
+
+
+def _gpu_request(gpu) -> GpuRequest:
+    return GpuRequest(gpu.count, gpu.vendor, gpu.type)
+
+
+async def _options_form(spawner: LockstepDockerSpawner) -> str:
+    return await spawner.options_html()

@@ -1,0 +1,1 @@
+"""Project images: base image, deterministic layers, OCI config/manifest, registry, build."""

@@ -1,0 +1,281 @@
+"""``lockstep build``: a project's lock -> an OCI image in the registry, without a daemon.
+
+Steps: make sure the base image is in the registry; if the registry already holds the
+image this lock and base give (looked up by the digest recorded for them), push nothing;
+else install the lock for /opt/env into a staging folder, compile bytecode, write one
+deterministic layer per package (grouped under ``layer_limit``) plus a final layer with
+the normalised ``conda-meta``, build config and manifest, push what the registry lacks
+(HEAD, then cross-repository mount, then upload), PUT the manifest by digest and tag it
+with the first stage. A build record is written beside the lock.
+
+Guarantees: the same lock and base give the same manifest digest, whatever the staging
+folder; a package gives the same layer digest in every project; the staging folder is
+removed afterwards; nothing is written to the project folder but ``build-record.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ..errors import LockstepError
+from ..project import load_project
+from . import oci
+from .base import BaseImage, ensure_base, external_base
+from .envlayout import Layout, layout_prefix
+from .grouping import LayerGroup, group_packages
+from .registry import RegistryClient
+from .staging import Installer, check_server, compile_bytecode, default_installer, new_staging_dir
+from .tarlayer import BlobCache, Entry, LayerBlob, with_parents
+
+FORMAT = "lockstep-image-1"
+RECORD = "build-record.json"
+LOCKFILE = "conda-lock.yml"
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What a build produced; ``to_json`` is what ``lockstep build --json`` prints."""
+
+    project: str
+    reference: str  # REPO@sha256:...
+    digest: str
+    lock_hash: str
+    base: str
+    layers: int
+    bytes_uploaded: int
+    size: int  # compressed bytes of all layers and config
+    noop: bool
+    tag: str
+    layer_digests: tuple[str, ...] = ()
+
+    def to_json(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k != "layer_digests"} | {
+            "layer_digests": list(self.layer_digests)
+        }
+
+
+def lock_hash(lockfile: Path) -> str:
+    """The lock's content hash (the lock module's when it offers one)."""
+    try:
+        from ..lock import lock_hash as from_lock  # type: ignore[attr-defined]
+    except ImportError:
+        return "sha256:" + hashlib.sha256(Path(lockfile).read_bytes()).hexdigest()
+    return from_lock(lockfile)
+
+
+def image_key(*, lock_hash: str, base_digest: str, layer_limit: int, server_packages, epoch: int) -> str:
+    """Everything that decides the image digest apart from the installed bytes."""
+    text = json.dumps([FORMAT, lock_hash, base_digest, layer_limit, sorted(server_packages), epoch])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def group_entries(layout: Layout, groups: list[LayerGroup]) -> list[tuple[str, list[Entry]]]:
+    """(history text, entries) per layer, bottom first; the last holds conda-meta + extras."""
+    layers = []
+    for group in groups:
+        entries = [e for name in group.packages for e in layout.owned[name]]
+        pkgs = [layout.packages[n] for n in group.packages]
+        text = ", ".join(f"{p.name}-{p.version}-{p.build}" for p in pkgs)
+        layers.append((f"conda package {text}"[:400], with_parents(entries)))
+    layers.append(("conda-meta (normalised)", with_parents(layout.meta + layout.extra)))
+    return layers
+
+
+def assemble(
+    *, layers: list[LayerBlob], history: list[str], base: BaseImage, project: str,
+    lock_hash: str, epoch: int,
+) -> tuple[bytes, bytes]:
+    """(config bytes, manifest bytes) for the project image (pure)."""
+    runtime = oci.project_runtime(project=project, lock_hash=lock_hash, base=base.reference)
+    config = oci.canonical_json(oci.image_config(
+        runtime=runtime, diff_ids=[*base.diff_ids, *(b.diff_id for b in layers)],
+        history=[*base.history, *history], created=oci.created_at(epoch),
+    ))
+    descriptors = [*base.layers, *(oci.Descriptor(oci.MEDIA_LAYER, b.digest, b.size) for b in layers)]
+    config_desc = oci.Descriptor(oci.MEDIA_CONFIG, oci.sha256_digest(config), len(config))
+    return config, oci.canonical_json(oci.image_manifest(config=config_desc, layers=descriptors))
+
+
+class Builder:
+    """One build of one project; ``run()`` returns a ``BuildResult``."""
+
+    def __init__(self, project_dir: Path, settings, *, registry: str | None = None,
+                 installer: Installer | None = None, progress: Callable[[str], None] | None = None,
+                 epoch: int = 0, workers: int | None = None) -> None:
+        self.project_dir = Path(project_dir)
+        self.settings = settings
+        self.registry = registry or settings.registry
+        self.progress = progress or (lambda msg: None)
+        self.installer = installer or default_installer(settings, self.progress)
+        self.epoch = epoch
+        self.workers = workers or max(2, os.cpu_count() or 2)
+        self.name = self.project_dir.name
+        self.repo = oci.repository_for(self.registry, self.name)
+        self.tag = settings.stages[0]
+        self.client = RegistryClient.for_host(
+            self.repo.host, insecure_registries=settings.insecure_registries
+        )
+
+    def run(self) -> BuildResult:
+        try:
+            return self._run()
+        finally:
+            self.client.close()
+
+    def _run(self) -> BuildResult:
+        lockfile = self._lockfile()
+        lhash = lock_hash(lockfile)
+        base = self._base()
+        key = image_key(lock_hash=lhash, base_digest=base.digest, layer_limit=self.settings.layer_limit,
+                        server_packages=self.settings.server_packages, epoch=self.epoch)
+        known = self._known(key)
+        if known and self.client.head_manifest(self.repo.repository, known["digest"]):
+            self.progress(f"{self.repo.name}@{known['digest']} is already in the registry")
+            self._tag(known["digest"])
+            return self._finish(key, BuildResult(**{**known, "bytes_uploaded": 0, "noop": True}))
+        staging = new_staging_dir(self.settings.cache_path())
+        try:
+            blobs, history = self._layers(lockfile, staging, base)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        config, manifest = assemble(layers=blobs, history=history, base=base, project=self.name,
+                                    lock_hash=lhash, epoch=self.epoch)
+        digest = oci.sha256_digest(manifest)
+        if self.client.head_manifest(self.repo.repository, digest):
+            uploaded, noop = 0, True
+            self.progress(f"{self.repo.name}@{digest} is already in the registry")
+        else:
+            uploaded, noop = self._push(base, blobs, config, manifest, digest), False
+        self._tag(digest, manifest)
+        return self._finish(key, BuildResult(
+            project=self.name, reference=str(self.repo.by_digest(digest)), digest=digest,
+            lock_hash=lhash, base=base.reference, layers=len(base.layers) + len(blobs),
+            bytes_uploaded=uploaded, size=sum(b.size for b in blobs) + len(config) + sum(
+                d.size for d in base.layers), noop=noop, tag=self.tag,
+            layer_digests=tuple(d.digest for d in base.layers) + tuple(b.digest for b in blobs),
+        ))
+
+    # -- steps ----------------------------------------------------------------------------
+    def _lockfile(self) -> Path:
+        if (self.project_dir / "project.yaml").is_file():
+            load_project(self.project_dir)
+        lockfile = self.project_dir / LOCKFILE
+        if not lockfile.is_file():
+            raise LockstepError(
+                f"{lockfile} does not exist; create it with `lockstep lock {self.project_dir}`"
+            )
+        return lockfile
+
+    def _base(self) -> BaseImage:
+        if self.settings.base_image:
+            ref = oci.parse_reference(self.settings.base_image)
+            if ref.host != self.repo.host:
+                raise LockstepError(
+                    f"c.Lockstep.base_image {ref} is on another registry than {self.registry}; "
+                    "copy it there first (the build mounts base layers, it does not download them)"
+                )
+            return external_base(self.client, self.settings.base_image)
+        return ensure_base(self.client, self.registry, self.settings.cache_path("base"),
+                           epoch=self.epoch, progress=self.progress)
+
+    def _known(self, key: str) -> dict | None:
+        for path in (self.settings.cache_path("images", f"{key}.json"), self.project_dir / RECORD):
+            try:
+                record = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            if record.get("key") == key and record.get("reference", "").startswith(self.repo.name + "@"):
+                fields = BuildResult.__dataclass_fields__
+                return {k: (tuple(v) if k == "layer_digests" else v)
+                        for k, v in record.items() if k in fields}
+        return None
+
+    def _layers(self, lockfile: Path, staging: Path, base: BaseImage) -> tuple[list[LayerBlob], list[str]]:
+        self.progress(f"installing {lockfile} for /opt/env")
+        self.installer(lockfile, staging)
+        check_server(staging, project=self.name)
+        total, hits = compile_bytecode(staging, cache_dir=self.settings.cache_path("pyc"))
+        self.progress(f"compiled bytecode for {total} sources ({hits} from the cache)")
+        layout = layout_prefix(staging)
+        slots = self.settings.layer_limit - len(base.layers) - 1
+        groups = group_packages(layout.package_infos(), slots=slots,
+                                server_packages=self.settings.server_packages)
+        planned = group_entries(layout, groups)
+        self.progress(f"writing {len(planned)} layers")
+        cache = BlobCache(self.settings.cache_path("layers"))
+        with ThreadPoolExecutor(self.workers) as pool:
+            blobs = list(pool.map(lambda item: cache.layer(item[1], mtime=self.epoch), planned))
+        return blobs, [text for text, _ in planned]
+
+    def _sibling_repos(self) -> dict[str, str]:
+        """Blob digest -> another project's repository, from sibling build records."""
+        found = {}
+        for record in sorted(self.project_dir.parent.glob(f"*/{RECORD}")):
+            try:
+                data = json.loads(record.read_text())
+            except (OSError, ValueError):
+                continue
+            repo = data.get("reference", "").split("@")[0]
+            if repo.startswith(self.repo.host + "/") and repo != self.repo.name:
+                for digest in data.get("layer_digests", []):
+                    found.setdefault(digest, repo.split("/", 1)[1])
+        return found
+
+    def _push(self, base: BaseImage, blobs: list[LayerBlob], config: bytes, manifest: bytes,
+              digest: str) -> int:
+        repo = self.repo.repository
+        siblings = self._sibling_repos()
+        jobs = [(d.digest, None, (base.repository,)) for d in base.layers]
+        jobs += [(b.digest, Path(b.path), (siblings[b.digest],) if b.digest in siblings else ())
+                 for b in blobs]
+        self.progress(f"pushing to {self.repo.name}")
+
+        def push(job) -> int:
+            blob_digest, path, mount_from = job
+            if path is None:
+                if self.client.blob_exists(repo, blob_digest) or self.client.mount_blob(
+                        repo, blob_digest, mount_from[0]):
+                    return 0
+                raise LockstepError(f"base layer {blob_digest} could not be mounted from {mount_from[0]}")
+            return self.client.ensure_blob(repo, blob_digest, path, mount_from)
+
+        with ThreadPoolExecutor(4) as pool:
+            uploaded = sum(pool.map(push, jobs))
+        uploaded += self.client.ensure_blob(repo, oci.sha256_digest(config), config)
+        self.client.put_manifest(repo, digest, manifest, oci.MEDIA_MANIFEST)
+        return uploaded
+
+    def _tag(self, digest: str, manifest: bytes | None = None) -> None:
+        repo = self.repo.repository
+        if self.client.head_manifest(repo, self.tag) == digest:
+            return
+        if manifest is None:
+            manifest, _, _ = self.client.get_manifest(repo, digest)
+        self.client.put_manifest(repo, self.tag, manifest, oci.MEDIA_MANIFEST)
+
+    def _finish(self, key: str, result: BuildResult) -> BuildResult:
+        record = {"key": key, "format": FORMAT, **result.to_json()}
+        record.pop("noop"), record.pop("bytes_uploaded")
+        text = json.dumps(record, indent=2, sort_keys=True) + "\n"
+        index = self.settings.cache_path("images", f"{key}.json")
+        for path in (index, self.project_dir / RECORD):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+            tmp.write_text(text)
+            os.replace(tmp, path)
+        return result
+
+
+def build_image(project_dir: Path, settings, *, registry: str | None = None,
+                installer: Installer | None = None, progress: Callable[[str], None] | None = None,
+                epoch: int = 0) -> BuildResult:
+    """Build ``project_dir``'s lock into an image in ``registry`` (default ``settings.registry``)."""
+    return Builder(project_dir, settings, registry=registry, installer=installer,
+                   progress=progress, epoch=epoch).run()

@@ -1,0 +1,11 @@
+"""Promotion: gates, audited compare-and-swap moves of stage pointers, rollback, history.
+
+``core`` orchestrates; ``gates`` decides; ``pointers`` writes tags; ``audit`` records;
+``notebooks`` runs the notebook gate. The read side of stage pointers is ``spawner.stages``.
+"""
+
+from .audit import AuditRecord, AuditTrail, GateResult
+from .core import PromotionError, plan, promote, rollback
+
+__all__ = ["AuditRecord", "AuditTrail", "GateResult", "PromotionError", "plan", "promote",
+           "rollback"]

@@ -1,0 +1,132 @@
+"""Provenance log of notebook sessions: who ran which project, stage, digest and lock, when.
+
+Each start and each stop appends one JSON line to ``settings.data_path("sessions.jsonl")``
+under an exclusive ``flock`` and ``O_APPEND``; the file is never rewritten, so the log is
+an audit trail. A session's record is the fold of its events by ``id``
+(``read_sessions``). A recorded session's digest can be spawned again
+(``user_options={"session": id}``), which is how "run what I ran in March" works.
+
+Guarantees: appends are atomic with respect to each other (one ``write`` of one line
+under the lock); readers skip a torn last line instead of failing. The record builders
+are pure; only ``append_event`` and ``read_sessions`` touch the file.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import secrets
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .errors import LockstepError
+
+FILENAME = "sessions.jsonl"
+FIELDS = ("id", "user", "project", "stage", "digest", "image", "lock_hash", "server_name",
+          "container_id", "start", "stop")
+
+
+class SessionError(LockstepError):
+    """A session that is not in the log, or not the caller's."""
+
+
+@dataclass(frozen=True)
+class Session:
+    """One notebook session, as the log knows it."""
+
+    id: str
+    user: str
+    project: str
+    stage: str
+    digest: str
+    image: str
+    lock_hash: str = ""
+    server_name: str = ""
+    container_id: str = ""
+    start: str = ""
+    stop: str = ""
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def new_session_id() -> str:
+    """A short random id, unique enough for a site's session log."""
+    return secrets.token_hex(6)
+
+
+def start_event(session: Session) -> dict:
+    return {"event": "start", **session.to_json()}
+
+
+def stop_event(session: Session, when: str) -> dict:
+    return {"event": "stop", "id": session.id, "user": session.user, "stop": when}
+
+
+def append_event(path: Path, event: dict) -> None:
+    """Append one JSON line under an exclusive lock; never rewrites the file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = (json.dumps(event, sort_keys=True, separators=(",", ":")) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            os.write(fd, line)
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def fold_events(events: list[dict]) -> list[Session]:
+    """Sessions from events in log order: a start creates, a later stop closes. Pure."""
+    sessions: dict[str, Session] = {}
+    for event in events:
+        sid = event.get("id")
+        if not sid:
+            continue
+        if event.get("event") == "start":
+            known = {k: str(event.get(k) or "") for k in FIELDS}
+            sessions[sid] = Session(**known)
+        elif event.get("event") == "stop" and sid in sessions:
+            sessions[sid] = replace(sessions[sid], stop=str(event.get("stop") or ""))
+    return list(sessions.values())
+
+
+def read_events(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    events = []
+    with open(path, encoding="utf-8") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_SH)
+        for line in fh:
+            try:
+                events.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a torn last line from a crash mid-write
+    return events
+
+
+def read_sessions(
+    path: Path, *, project: str | None = None, user: str | None = None
+) -> list[Session]:
+    """Every session in the log (oldest first), optionally for one project and/or user."""
+    return [
+        s for s in fold_events(read_events(path))
+        if (project is None or s.project == project) and (user is None or s.user == user)
+    ]
+
+
+def find_session(path: Path, session_id: str) -> Session:
+    for session in read_sessions(path):
+        if session.id == session_id:
+            return session
+    raise SessionError(
+        f"no session {session_id!r} in {path}; list sessions with `lockstep sessions`"
+    )

@@ -1,0 +1,112 @@
+"""The notebooks gate for real: a built image (python 3.11 + numpy + the server packages)
+runs the repository's notebooks headless, hardened and offline, before a pointer moves.
+
+One image is built (``built_image``) and its dev tag copied to each project's repository;
+every project's lock is that same file, so the verify gate passes for all of them.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+from traitlets.config import Config
+
+from spawner.image.registry import RegistryClient, copy_image
+from spawner.promote import promote
+from spawner.settings import Lockstep
+from spawner.stages import resolve_stage
+
+pytestmark = [pytest.mark.docker, pytest.mark.registry]
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def image(locked_project, built_image, docker_client, tmp_path_factory):
+    root = tmp_path_factory.mktemp("nbgate-envs")
+    project_dir = locked_project("forecast", ["python=3.11", "numpy"], root=root)
+    return root, built_image(project_dir)
+
+
+def site(root: Path, registry: str, tmp_path: Path, project: str, notebooks: dict[str, str],
+         isolation: str | None = None) -> Lockstep:
+    """Settings + project folder ``project`` whose dev tag is the built image."""
+    project_dir = root / project
+    if project != "forecast":
+        project_dir.mkdir(exist_ok=True)
+        shutil.copy(root / "forecast" / "conda-lock.yml", project_dir / "conda-lock.yml")
+    text = (REPO / "environments" / project / "project.yaml").read_text()
+    if isolation:
+        text = text.replace("isolation: gvisor", f"isolation: {isolation}")
+    (project_dir / "project.yaml").write_text(text)
+    folder = tmp_path / "notebooks" / project
+    folder.mkdir(parents=True)
+    for name, source in notebooks.items():
+        (folder / name).write_text(source)
+    config = Config()
+    config.Lockstep.registry = f"{registry}/nbgate-{uuid.uuid4().hex[:10]}"
+    config.Lockstep.environments_dir = str(root)
+    config.Lockstep.notebooks_dir = str(tmp_path / "notebooks")
+    config.Lockstep.data_dir = str(tmp_path / "state")
+    config.Lockstep.data_roots = [str(REPO / "data")]
+    return Lockstep(config=config)
+
+
+def tag_dev(settings: Lockstep, build, project: str, tmp_path: Path) -> None:
+    """Put the built image in this test's own namespace, tagged dev (blobs are mounted)."""
+    host, source = build.reference.split("@")[0].split("/", 1)
+    target = settings.registry.split("/", 1)[1] + "/" + project
+    with RegistryClient.for_host(host, insecure_registries=("127.0.0.1",)) as client:
+        copy_image(client, source, client, target, build.digest, tags=("dev",),
+                   workdir=tmp_path)
+
+
+def repo_notebooks(project: str) -> dict[str, str]:
+    return {p.name: p.read_text() for p in (REPO / "notebooks" / project).glob("*.ipynb")}
+
+
+def failing_notebook() -> str:
+    return json.dumps({
+        "cells": [{"cell_type": "code", "execution_count": None, "id": "a", "metadata": {},
+                   "outputs": [], "source": ["print('fine so far')"]},
+                  {"cell_type": "code", "execution_count": None, "id": "b", "metadata": {},
+                   "outputs": [], "source": ["raise ValueError('sales data is stale')"]}],
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                    "language": "python"}},
+        "nbformat": 4, "nbformat_minor": 5})
+
+
+def test_a_notebook_that_raises_blocks_the_promotion(image, registry, tmp_path):
+    root, build = image
+    notebooks = {**repo_notebooks("forecast"), "zz-stale.ipynb": failing_notebook()}
+    settings = site(root, registry, tmp_path, "forecast", notebooks)
+    tag_dev(settings, build, "forecast", tmp_path)
+    record = promote(settings, "forecast", "qa", user="alice")
+    assert record.outcome == "refused"
+    gates = {g.name: g for g in record.gates}
+    assert gates["verify"].status == "passed"
+    assert gates["notebooks"].status == "failed"
+    assert "1 of 2 notebook(s) failed;" in record.message
+    assert "zz-stale.ipynb failed: cell 2: ValueError: sales data is stale" in record.message
+    assert record.message.endswith("; no stage was changed")
+    assert resolve_stage(settings, "forecast", "qa") is None
+
+
+@pytest.mark.parametrize("project", ["forecast", "vision", "sandbox"])
+def test_the_repository_notebooks_pass_in_the_image(image, registry, tmp_path, docker_client,
+                                                     project):
+    root, build = image
+    isolation = None
+    if project == "sandbox" and "runsc" not in (docker_client.info().get("Runtimes") or {}):
+        isolation = "runc"  # the sandbox's checks hold under runc too
+    settings = site(root, registry, tmp_path, project, repo_notebooks(project), isolation)
+    tag_dev(settings, build, project, tmp_path)
+    record = promote(settings, project, "qa", user="alice")
+    assert record.outcome == "promoted", record.message
+    assert [(g.name, g.status) for g in record.gates] == [("verify", "passed"),
+                                                         ("notebooks", "passed")]
+    assert "1 notebook(s) ran:" in record.gates[1].message
+    assert resolve_stage(settings, project, "qa").digest == build.digest

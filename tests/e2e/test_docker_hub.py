@@ -1,0 +1,183 @@
+"""End to end: JupyterHub + CHP + Docker + LockstepDockerSpawner, driven by the REST API.
+
+Tests run in file order against one hub (module scope); each states what it proves.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from hubtools import REPO_ROOT, TOKEN, run_code
+
+pytestmark = pytest.mark.e2e
+
+PROBE = r"""
+import errno, os
+print("DATA", open('/data/shared/hello.txt').read().strip())
+try:
+    open('/data/shared/new.txt', 'w')
+except OSError as e:
+    print("WRITE_DATA", errno.errorcode[e.errno])
+status = dict(l.split(':', 1) for l in open('/proc/self/status') if ':' in l)
+print("UID", os.getuid(), "CAPEFF", status['CapEff'].strip())
+try:
+    open('/etc/evil', 'w')
+except OSError as e:
+    print("WRITE_ROOT", errno.errorcode[e.errno])
+open('/workspace/shared.txt', 'w').write('ws')
+open(os.path.expanduser('~/home.txt'), 'w').write('home')
+print("WRITES_OK")
+"""
+
+SPAWN_TIMES: dict[str, float] = {}
+
+
+def container(docker_api, user: str, name: str = "") -> dict:
+    cname = f"lockstep-{user}" + (f"--{name}" if name else "")
+    return docker_api.inspect_container(cname)
+
+
+def test_spawn_runs_code_reads_data_hardened(hub, docker_api):
+    response, took = hub.spawn("alice", {"project": "e2e-alpha", "stage": "dev"})
+    assert response.status_code in (201, 202), response.text
+    SPAWN_TIMES["first (pull + volumes)"] = took
+    out = run_code(hub, "alice", PROBE)
+    assert out["error"] is None, out
+    assert "DATA hello from shared data" in out["stdout"]
+    assert "WRITE_DATA EROFS" in out["stdout"]
+    assert "UID 1000 CAPEFF 0000000000000000" in out["stdout"]
+    assert "WRITE_ROOT EROFS" in out["stdout"]
+    assert "WRITES_OK" in out["stdout"]
+    info = container(docker_api, "alice")
+    host = info["HostConfig"]
+    assert host["CapDrop"] == ["ALL"] and host["Privileged"] is False
+    assert host["SecurityOpt"] == ["no-new-privileges:true"]
+    assert host["ReadonlyRootfs"] is True and host["PidsLimit"] == 256
+    assert host["NetworkMode"] == "lockstep-e2e-alpha"
+    assert "@sha256:" in info["Config"]["Image"]
+    assert not any("docker.sock" in (m.get("Source") or "") for m in info["Mounts"])
+
+
+def test_respawn_is_fast(hub):
+    hub.stop_server("alice")
+    response, took = hub.spawn("alice", {"project": "e2e-alpha", "stage": "dev"})
+    assert response.status_code in (201, 202)
+    SPAWN_TIMES["warm (image and volumes present)"] = took
+    out = run_code(hub, "alice", "print(open('/workspace/shared.txt').read(), "
+                                 "open('/home/jovyan/home.txt').read())")
+    assert out["stdout"].split() == ["ws", "home"], out  # volumes survived the restart
+
+
+def test_non_member_gets_403_and_nothing_starts(hub, docker_api):
+    response = hub.api("POST", "/users/carol/server", {"project": "e2e-alpha", "stage": "dev"})
+    assert response.status_code == 403, response.text
+    assert "not a member of project 'e2e-alpha'" in response.json()["message"]
+    assert not docker_api.containers(all=True, filters={"name": "lockstep-carol"})
+
+
+def test_member_by_group_may_start(hub):
+    response, took = hub.spawn("bob", {"project": "e2e-alpha", "stage": "dev"})
+    assert response.status_code in (201, 202), response.text
+    out = run_code(hub, "bob", "print(open('/workspace/shared.txt').read())")
+    assert out["stdout"].strip() == "ws"  # the project workspace is shared by members
+
+
+def test_projects_cannot_reach_each_other_or_host(hub, docker_api):
+    response, _ = hub.spawn("carol", {"project": "e2e-beta", "stage": "dev"})
+    assert response.status_code in (201, 202), response.text
+    alpha = container(docker_api, "alice")["NetworkSettings"]["Networks"]["lockstep-e2e-alpha"]
+    beta = container(docker_api, "carol")["NetworkSettings"]["Networks"]["lockstep-e2e-beta"]
+    code = f"""
+import socket
+def probe(host, port):
+    try:
+        socket.create_connection((host, port), timeout=2).close(); return "open"
+    except OSError as e:
+        return type(e).__name__
+print("PEER", probe({alpha['IPAddress']!r}, 8888))
+print("HUB", probe({beta['Gateway']!r}, {hub.hub_port}))
+print("PROXY", probe({beta['Gateway']!r}, {hub.public_port}))
+print("PROXYAPI", probe({beta['Gateway']!r}, {hub.api_port}))
+"""
+    out = run_code(hub, "carol", code)
+    lines = dict(line.split(" ", 1) for line in out["stdout"].splitlines())
+    assert lines["PEER"] != "open", out
+    assert lines["HUB"] == "open", out
+    assert lines["PROXY"] != "open" and lines["PROXYAPI"] != "open", out
+    # and within a project, members' servers share the bridge (icc allowed)
+    bob = container(docker_api, "bob")["NetworkSettings"]["Networks"]["lockstep-e2e-alpha"]
+    assert bob["NetworkID"] == alpha["NetworkID"]
+
+
+def test_gpu_project_fails_before_creating_anything(hub, docker_api):
+    info = docker_api.info()
+    if "nvidia" in (info.get("Runtimes") or {}) or info.get("CDISpecDirs"):
+        pytest.skip("this host can give GPUs")
+    response = hub.api("POST", "/users/carol/servers/gpu", {"project": "e2e-vision"})
+    assert response.status_code == 400, response.text
+    message = response.json()["message"]
+    assert "cannot give containers GPUs" in message
+    assert "NVIDIA Container Toolkit" in message and "nvidia-ctk cdi generate" in message
+    assert not docker_api.containers(all=True, filters={"name": "lockstep-carol--gpu"})
+    assert not docker_api.networks(names=["lockstep-e2e-vision"])
+
+
+def test_gvisor_project_runs_under_runsc(hub, docker_api):
+    if "runsc" not in (docker_api.info().get("Runtimes") or {}):
+        pytest.skip("runsc is not registered with dockerd (run scripts/register-runtimes.sh)")
+    response, took = hub.spawn("alice", {"project": "e2e-sandbox", "stage": "dev"}, name="sb")
+    assert response.status_code in (201, 202), response.text
+    SPAWN_TIMES["gVisor"] = took
+    assert container(docker_api, "alice", "sb")["HostConfig"]["Runtime"] == "runsc"
+    out = run_code(hub, "alice", "print(open('/proc/version').read())", name="sb")
+    assert "Linux version 4.4.0" in out["stdout"], out  # gVisor's synthetic kernel
+    hub.stop_server("alice", "sb")
+
+
+def test_sessions_recorded_and_respawnable(hub, docker_api):
+    cli = [sys.executable, "-m", "spawner.cli", "--config",
+           str(hub.root / "jupyterhub_config.py"), "sessions", "--json", "--user", "alice"]
+    # the hub config also sets c.Lockstep.data_dir, so the CLI reads the same log
+    done = subprocess.run(cli, capture_output=True, text=True, cwd=REPO_ROOT, check=True)
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    alpha = [r for r in rows if r["project"] == "e2e-alpha"]
+    assert len(alpha) >= 2 and alpha[0]["stop"] and not alpha[-1]["stop"]
+    assert alpha[-1]["digest"].startswith("sha256:") and alpha[-1]["container_id"]
+    hub.stop_server("alice")
+    response, _ = hub.spawn("alice", {"session": alpha[0]["id"]})
+    assert response.status_code in (201, 202), response.text
+    assert container(docker_api, "alice")["Config"]["Labels"]["org.lockstep.digest"] == \
+        alpha[0]["digest"]
+
+
+def test_three_servers_survive_hub_restart(hub, docker_api):
+    before = {u: container(docker_api, u)["Id"] for u in ("alice", "bob", "carol")}
+    hub.restart()
+    for user, cid in before.items():
+        info = container(docker_api, user)
+        assert info["Id"] == cid and info["State"]["Running"], user
+        server = hub.server(user)
+        assert server and server["ready"], user
+        assert server["state"]["lockstep"]["digest"].startswith("sha256:")
+        reply = httpx.get(f"{hub.server_url(user)}api/status", timeout=30,
+                          headers={"Authorization": f"token {TOKEN}"})
+        assert reply.status_code == 200, (user, reply.text)
+    hub.stop_server("bob")
+    assert not docker_api.containers(all=True, filters={"name": "lockstep-bob"})
+
+
+def test_idle_culler_runs_as_service(hub):
+    services = hub.api("GET", "/services").json()
+    assert "idle-culler" in services
+    assert any("--timeout=3600" in part for part in services["idle-culler"]["command"])
+
+
+def test_report_spawn_times(hub):
+    print("\nspawn times (REST POST -> ready):")
+    for label, seconds in SPAWN_TIMES.items():
+        print(f"  {label}: {seconds:.2f}s")

@@ -1,0 +1,263 @@
+"""LockstepKubeSpawner start, poll and stop against an in-memory Kubernetes API (kmock).
+
+kmock's emulator stores objects and streams watch events but runs no kubelet; the
+``kubelet`` fixture plays that part: it marks each new pod Running and ready (or lets a
+test end its container), through the same HTTP API the hub uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from contextlib import suppress
+
+
+import kmock
+import pytest
+from k8s_helpers import FakeStagesSpawner, fake_image, hub_user, make_spawner
+from kubespawner import KubeSpawner
+from tornado import web
+from traitlets.config import Config
+
+from spawner import sessions
+from spawner.kubespawner import LockstepKubeSpawner
+
+NS = "lockstep"
+POD_IP = "10.1.2.3"
+
+
+class ApiServer(kmock.KubernetesEmulator):
+    """kmock's emulator plus what a real API server adds on create: namespace, uid,
+    creationTimestamp and resourceVersion (KubeSpawner's reflectors key pods by them)."""
+
+    async def __call__(self, raw_request):
+        if raw_request.query.get("watch") == "True":  # kmock reads only watch=true
+            raw_request = raw_request.clone(rel_url=raw_request.rel_url.update_query(watch="true"))
+        return await super().__call__(raw_request)
+
+    async def _handle(self, request):
+        if request.action == kmock.action.CREATE and isinstance(request.data, dict):
+            meta = request.data.setdefault("metadata", {})
+            meta.setdefault("namespace", request.namespace)
+            meta.setdefault("uid", str(uuid.uuid4()))
+            meta.setdefault("creationTimestamp", "2026-01-01T00:00:00Z")
+            meta.setdefault("resourceVersion", "1")
+            if request.resource.plural == "pods":
+                request.data.setdefault("status", {"phase": "Pending"})
+        return await super()._handle(request)
+
+
+pytestmark = pytest.mark.kmock(cls=ApiServer)
+
+
+@pytest.fixture
+async def api(kmock: kmock.KubernetesEmulator):
+    for plural in ("pods", "events", "persistentvolumeclaims"):
+        kmock.resources[f"v1/{plural}"] = {}
+    yield kmock
+    await KubeSpawner._stop_all_reflectors()
+
+
+def pods(api) -> dict[str, dict]:
+    out = {}
+    for (resource, namespace, name), obj in api.objects.items():
+        if resource.plural == "pods" and namespace == NS and not obj.deleted:
+            out[name] = obj.raw
+    return out
+
+
+def claims(api) -> dict[str, dict]:
+    return {name: obj.raw for (res, ns, name), obj in api.objects.items()
+            if res.plural == "persistentvolumeclaims" and not obj.deleted}
+
+
+async def patch_pod(api, name: str, status: dict) -> None:
+    resp = await api.request("PATCH", f"/api/v1/namespaces/{NS}/pods/{name}",
+                             json={"status": status})
+    assert resp.status == 200, await resp.text()
+
+
+def container_status(ready: bool, state: dict) -> dict:
+    return {"name": "notebook", "ready": ready, "state": state, "image": "x", "imageID": "x",
+            "restartCount": 0}
+
+
+RUNNING = {"phase": "Running", "podIP": POD_IP,
+           "containerStatuses": [container_status(True, {"running": {}})]}
+
+
+@pytest.fixture
+async def kubelet(api):
+    """Marks every new pod Running and ready, as a node would once the image runs."""
+    seen: set[str] = set()
+
+    async def loop():
+        while True:
+            for name, pod in pods(api).items():
+                uid = pod["metadata"]["uid"]
+                if uid not in seen and pod["status"]["phase"] == "Pending":
+                    seen.add(uid)
+                    await patch_pod(api, name, RUNNING)
+            await asyncio.sleep(0.05)
+
+    task = asyncio.create_task(loop())
+    yield
+    task.cancel()
+    with suppress(asyncio.CancelledError):
+        await task
+
+
+def config(api, tmp_path) -> Config:
+    c = Config()
+    c.Lockstep.environments_dir = "environments"
+    c.Lockstep.data_dir = str(tmp_path / "state")
+    c.LockstepKubeSpawner.k8s_api_host = str(api.url).rstrip("/")
+    c.LockstepKubeSpawner.namespace = NS
+    c.LockstepKubeSpawner.data_volumes = {"forecast/sales": {"pvc": "forecast-sales"}}
+    c.LockstepKubeSpawner.start_timeout = 20
+    c.LockstepKubeSpawner.k8s_api_request_retry_timeout = 10
+    return c
+
+
+async def test_start_poll_stop(api, kubelet, tmp_path):
+    spawner = make_spawner(config(api, tmp_path))
+    spawner.user_options = {"project": "forecast", "stage": "qa"}
+    assert await spawner.poll() == 1  # nothing running yet
+
+    url = await asyncio.wait_for(spawner.start(), 30)
+    assert url == f"http://{POD_IP}:8888"
+    (pod,) = pods(api).values()
+    assert pod["metadata"]["name"] == spawner.pod_name
+    assert pod["spec"]["containers"][0]["image"] == fake_image("forecast", "qa").reference
+    assert pod["metadata"]["labels"]["org.lockstep.project"] == "forecast"
+    assert pod["metadata"]["labels"]["component"] == "singleuser-server"  # reflector selects it
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    env = {e["name"]: e["value"] for e in pod["spec"]["containers"][0]["env"]}
+    assert env["JUPYTERHUB_API_TOKEN"] == "token-not-secret"
+    assert set(claims(api)) == {"lockstep-ws-forecast", "lockstep-home-forecast-alice"}
+    assert claims(api)["lockstep-ws-forecast"]["spec"]["accessModes"] == ["ReadWriteMany"]
+
+    assert await spawner.poll() is None
+    state = spawner.get_state()
+    assert state["lockstep_image"] == fake_image("forecast", "qa").reference
+    assert state["lockstep_lock_hash"] == fake_image("forecast", "qa").lock_hash
+    assert (state["lockstep_project"], state["lockstep_stage"]) == ("forecast", "qa")
+    assert state["pod_name"] == spawner.pod_name
+
+    await asyncio.wait_for(spawner.stop(now=True), 30)
+    assert pods(api) == {}
+    assert await spawner.poll() == 1
+    log = sessions.read_sessions(tmp_path / "state" / sessions.FILENAME)
+    assert [(s.user, s.project, s.stage, s.image) for s in log] == [
+        ("alice", "forecast", "qa", fake_image("forecast", "qa").reference)]
+    assert log[0].start and log[0].stop
+
+
+async def test_poll_reports_exit_code_and_cleans_up(api, kubelet, tmp_path):
+    spawner = make_spawner(config(api, tmp_path))
+    spawner.user_options = {"project": "sandbox"}
+    await asyncio.wait_for(spawner.start(), 30)
+    (name,) = pods(api)
+    await patch_pod(api, name, {"containerStatuses": [
+        container_status(False, {"terminated": {"exitCode": 3}})]})
+    for _ in range(100):
+        code = await spawner.poll()
+        if code is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert code == 3
+    assert pods(api) == {}  # delete_stopped_pods
+
+
+async def test_state_survives_a_hub_restart(api, kubelet, tmp_path):
+    first = make_spawner(config(api, tmp_path), user=hub_user("carol"))
+    first.user_options = {"project": "vision"}
+    await asyncio.wait_for(first.start(), 30)
+    state = json.loads(json.dumps(first.get_state()))  # as the hub database keeps it
+
+    second = make_spawner(config(api, tmp_path), user=hub_user("carol"))  # a new hub process
+    second.load_state(state)
+    assert second.get_state()["lockstep_image"] == fake_image("vision", "prod").reference
+    assert second.image == fake_image("vision", "prod").reference
+    assert await second.poll() is None
+    await asyncio.wait_for(second.stop(now=True), 30)
+    assert pods(api) == {}
+    (session,) = sessions.read_sessions(tmp_path / "state" / sessions.FILENAME)
+    assert session.stop  # the stop is recorded by the spawner that never started it
+    second.clear_state()
+    assert "lockstep_image" not in second.get_state()
+
+
+@pytest.mark.parametrize("user,options,status", [
+    (hub_user("mallory"), {"project": "forecast"}, 403),
+    (hub_user("alice"), {"project": "nope"}, 404),
+    (hub_user("alice"), {}, 400),
+    (hub_user("alice"), {"project": "forecast", "stage": "staging"}, 400),
+])
+async def test_refusals_create_nothing(api, tmp_path, user, options, status):
+    spawner = make_spawner(config(api, tmp_path), user=user)
+    spawner.user_options = options
+    with pytest.raises(web.HTTPError) as info:
+        await asyncio.wait_for(spawner.start(), 30)
+    assert info.value.status_code == status
+    assert info.value.jupyterhub_message
+    assert pods(api) == {} and claims(api) == {}
+
+
+async def test_stage_without_image_is_409(api, tmp_path):
+    class NoProd(FakeStagesSpawner):
+        missing_stages = ("prod",)
+
+    spawner = make_spawner(config(api, tmp_path), cls=NoProd)
+    spawner.user_options = {"project": "forecast", "stage": "prod"}
+    with pytest.raises(web.HTTPError) as info:
+        await spawner.start()
+    assert info.value.status_code == 409
+    assert "lockstep promote forecast --to prod" in info.value.jupyterhub_message
+
+
+async def test_group_member_and_admin_may_launch(api, kubelet, tmp_path):
+    for user in (hub_user("bob", groups=("analysts",)), hub_user("root", admin=True)):
+        spawner = make_spawner(config(api, tmp_path), user=user)
+        spawner.user_options = {"project": "forecast"}
+        await asyncio.wait_for(spawner.start(), 30)
+        await asyncio.wait_for(spawner.stop(now=True), 30)
+
+
+async def test_replay_a_recorded_session(api, kubelet, tmp_path):
+    spawner = make_spawner(config(api, tmp_path))
+    spawner.user_options = {"project": "forecast", "stage": "dev"}
+    await asyncio.wait_for(spawner.start(), 30)
+    await asyncio.wait_for(spawner.stop(now=True), 30)
+    (old,) = sessions.read_sessions(tmp_path / "state" / sessions.FILENAME)
+
+    class Moved(FakeStagesSpawner):  # dev has moved on since; the replay must not follow it
+        async def stage_images(self, project):
+            raise AssertionError("a replay must not read stage pointers")
+
+    again = make_spawner(config(api, tmp_path), cls=Moved)
+    again.user_options = {"session": old.id}
+    await asyncio.wait_for(again.start(), 30)
+    (pod,) = pods(api).values()
+    assert pod["spec"]["containers"][0]["image"] == old.image
+    await asyncio.wait_for(again.stop(now=True), 30)
+
+    other = make_spawner(config(api, tmp_path), user=hub_user("carol"), cls=Moved)
+    other.user_options = {"session": old.id}
+    with pytest.raises(web.HTTPError) as info:
+        await other.start()
+    assert info.value.status_code == 403
+
+
+async def test_options_form_lists_only_usable_projects(api, tmp_path):
+    spawner = make_spawner(config(api, tmp_path), user=hub_user("carol"))
+    form = await spawner.get_options_form()
+    assert 'value="sandbox/prod" selected' in form and "vision/dev" in form
+    assert "forecast" not in form
+    assert spawner.options_from_form({"target": ["vision/qa"]}) == {
+        "project": "vision", "stage": "qa"}
+
+
+def test_entry_class_is_a_kubespawner():
+    assert issubclass(LockstepKubeSpawner, KubeSpawner)

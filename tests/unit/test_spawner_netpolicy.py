@@ -1,0 +1,46 @@
+"""Project networks and firewall rules, pinned exactly."""
+
+from spawner.netpolicy import (bridge_name, firewall_ruleset, gateway_of, jump_rules,
+                               network_create_kwargs)
+
+
+def test_bridge_name_is_deterministic_and_short():
+    assert bridge_name("iris") == bridge_name("iris")
+    assert bridge_name("iris") != bridge_name("wine")
+    assert len(bridge_name("a" * 40)) <= 15
+    assert bridge_name("iris").startswith("lsbr-")
+
+
+def test_network_kwargs():
+    kw = network_create_kwargs("iris", "lockstep-iris", internal=False)
+    assert kw["name"] == "lockstep-iris" and kw["driver"] == "bridge"
+    assert kw["options"]["com.docker.network.bridge.name"] == bridge_name("iris")
+    assert kw["labels"] == {"org.lockstep.managed": "true", "org.lockstep.project": "iris"}
+
+
+def test_ruleset_exact():
+    rules = firewall_ruleset(bridges=["lsbr-b", "lsbr-a", "lsbr-a"], host_ports=[8081, 8081])
+    assert rules.splitlines() == [
+        "*filter",
+        ":LOCKSTEP-INPUT - [0:0]",
+        ":LOCKSTEP-FORWARD - [0:0]",
+        "-A LOCKSTEP-INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
+        "-A LOCKSTEP-INPUT -p tcp -m tcp --dport 8081 -j ACCEPT",
+        "-A LOCKSTEP-INPUT -j DROP",
+        "-A LOCKSTEP-FORWARD -i lsbr-a -o lsbr-a -j RETURN",
+        "-A LOCKSTEP-FORWARD -i lsbr-b -o lsbr-b -j RETURN",
+        "-A LOCKSTEP-FORWARD -i lsbr+ -o lsbr+ -j DROP",
+        "-A LOCKSTEP-FORWARD -j RETURN",
+        "COMMIT",
+    ]
+
+
+def test_jumps():
+    assert jump_rules() == [["INPUT", "-i", "lsbr+", "-j", "LOCKSTEP-INPUT"],
+                            ["DOCKER-USER", "-i", "lsbr+", "-j", "LOCKSTEP-FORWARD"]]
+
+
+def test_gateway_of():
+    assert gateway_of({"IPAM": {"Config": [{"Subnet": "172.20.0.0/16",
+                                            "Gateway": "172.20.0.1"}]}}) == "172.20.0.1"
+    assert gateway_of({"IPAM": {"Config": []}}) == ""
