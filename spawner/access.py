@@ -51,7 +51,8 @@ class Requester:
     @classmethod
     def from_hub_user(cls, user) -> Requester:
         """From a JupyterHub ``User`` (``.name``, ``.admin``, ``.groups`` of ``Group``)."""
-        groups = frozenset(getattr(g, "name", str(g)) for g in (getattr(user, "groups", None) or ()))
+        raw = getattr(user, "groups", None) or ()
+        groups = frozenset(getattr(g, "name", str(g)) for g in raw)
         return cls(name=user.name, groups=groups, admin=bool(getattr(user, "admin", False)))
 
 

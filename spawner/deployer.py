@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import socket
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,7 @@ from . import dockerops
 from .launch import LABEL_PREFIX
 from .project import Service
 from .services import (
+    HEALTH_LABEL,
     KIND_LABEL,
     PORT_LABEL,
     Binding,
@@ -124,17 +126,36 @@ def _inspect(api, name: str) -> dict | None:
         return None
 
 
-def wait_healthy(api, container_id: str, *, timeout_s: float) -> tuple[bool, str]:
-    """Wait for Docker to call the container healthy; ``(False, why)`` when it will not."""
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=0.5) as response:
+            return 200 <= response.status < 300
+    except (OSError, ValueError):
+        return False
+
+
+def wait_healthy(api, container_id: str, *, timeout_s: float, health: str = "",
+                 port: int = 0) -> tuple[bool, str]:
+    """Wait until the container is healthy; ``(False, why)`` when it will not be.
+
+    Healthy is Docker's verdict, or, sooner, the health path answering 2xx at the
+    container's address (Docker's first check only runs one interval after the start).
+    """
     deadline = time.monotonic() + timeout_s
     while True:
-        state = api.inspect_container(container_id)["State"]
-        health = (state.get("Health") or {}).get("Status", "")
-        if health == "healthy":
+        info = api.inspect_container(container_id)
+        state = info["State"]
+        health_status = (state.get("Health") or {}).get("Status", "")
+        if health_status == "healthy":
+            return True, ""
+        addresses = [n.get("IPAddress") for n in
+                     ((info.get("NetworkSettings") or {}).get("Networks") or {}).values()]
+        if health and port and state.get("Running") and any(
+                _answers(f"http://{ip}:{port}{health}") for ip in addresses if ip):
             return True, ""
         if state.get("Status") in ("exited", "dead") or state.get("Restarting"):
             return False, f"it exited with code {state.get('ExitCode')}"
-        if health == "unhealthy":
+        if health_status == "unhealthy":
             return False, "its health check failed"
         if time.monotonic() > deadline:
             return False, f"it was not healthy after {timeout_s:.0f}s"
@@ -159,7 +180,9 @@ def _start(api, body: dict, name: str) -> str:
 def _tried(api, body: dict, name: str, timeout_s: float) -> tuple[str, bool, str, float]:
     began = time.monotonic()
     cid = _start(api, body, name)
-    ok, why = wait_healthy(api, cid, timeout_s=timeout_s)
+    port = int(next(iter(body.get("ExposedPorts") or {"0/tcp": {}})).split("/")[0])
+    ok, why = wait_healthy(api, cid, timeout_s=timeout_s, port=port,
+                           health=body.get("Labels", {}).get(HEALTH_LABEL, ""))
     logs = "" if ok else dockerops.container_logs(api, cid, tail=15).strip()
     return cid, ok, (f"{why}; last log lines:\n{logs}" if logs else why), time.monotonic() - began
 

@@ -115,26 +115,54 @@ def has_image(client: docker.APIClient, reference: str) -> bool:
         return False
 
 
+def pull_fraction(layers: dict[str, dict[str, int]]) -> tuple[float, str]:
+    """(fraction done, message) from per-layer progress; download and extraction count half
+    each, so the number never goes backwards when a layer starts extracting. Pure."""
+    if not layers:
+        return 0.0, "waiting for the registry"
+    total = sum(v["total"] for v in layers.values()) or 1
+    down = sum(v["down"] for v in layers.values())
+    done = sum(v["extract"] for v in layers.values())
+    extracted = sum(1 for v in layers.values() if v["total"] and v["extract"] >= v["total"])
+    fraction = (down + done) / (2 * total)
+    return fraction, (f"downloaded {down / 1e6:.0f} of {total / 1e6:.0f} MB, "
+                      f"unpacked {extracted} of {len(layers)} layers")
+
+
+def track_pull_event(layers: dict[str, dict[str, int]], event: dict) -> None:
+    """Fold one ``docker pull`` progress event into ``layers`` (mutates it)."""
+    layer, status = event.get("id", ""), event.get("status", "")
+    detail = event.get("progressDetail") or {}
+    if not layer or status.startswith(("Pulling from", "Digest:", "Status:")):
+        return
+    entry = layers.setdefault(layer, {"total": 0, "down": 0, "extract": 0})
+    if detail.get("total"):
+        entry["total"] = max(entry["total"], int(detail["total"]))
+    if status == "Downloading":
+        entry["down"] = int(detail.get("current", 0))
+    elif status in ("Verifying Checksum", "Download complete"):
+        entry["down"] = entry["total"]
+    elif status == "Extracting":
+        entry["down"] = entry["total"]
+        entry["extract"] = int(detail.get("current", 0))
+    elif status in ("Pull complete", "Already exists"):
+        entry["down"] = entry["extract"] = entry["total"]
+
+
 def pull(client: docker.APIClient, reference: str, report: Callable[[str, float], None]) -> None:
     """Pull ``REPO@sha256:...``, calling ``report(message, fraction)`` about twice a second."""
     repository, _, digest = reference.partition("@")
-    layers: dict[str, tuple[int, int]] = {}
+    layers: dict[str, dict[str, int]] = {}
     last = 0.0
     for event in client.pull(repository, tag=digest, stream=True, decode=True):
         if "error" in event:
             raise EngineError(f"pulling {reference} failed: {event['error']}")
-        layer, detail = event.get("id", ""), event.get("progressDetail") or {}
-        if layer and detail.get("total"):
-            layers[layer] = (int(detail.get("current", 0)), int(detail["total"]))
-        if event.get("status") in ("Pull complete", "Already exists") and layer in layers:
-            layers[layer] = (layers[layer][1], layers[layer][1])
+        track_pull_event(layers, event)
         now = time.monotonic()
-        if now - last > 0.5 and layers:
+        if now - last > 0.5:
             last = now
-            done = sum(c for c, _ in layers.values())
-            total = sum(t for _, t in layers.values()) or 1
-            report(f"Pulling {reference.rsplit('/', 1)[-1][:40]}: {done / 1e6:.0f} of "
-                   f"{total / 1e6:.0f} MB ({len(layers)} layers)", done / total)
+            fraction, message = pull_fraction(layers)
+            report(f"Pulling {reference.rsplit('/', 1)[-1][:40]}: {message}", fraction)
 
 
 def remove_container(client: docker.APIClient, name: str) -> bool:

@@ -28,164 +28,35 @@ from typing import NoReturn
 import httpx
 from dockerspawner import DockerSpawner
 from jupyterhub.spawner import SpawnException
-from traitlets import Bool, Dict, Float, Integer, List, Unicode, default, validate
+from traitlets import default
 
 from . import access, dockerops, sessions, stages
 from .datamounts import resolve_data_sources
+from .dockertraits import LockstepDockerTraits
 from .errors import LockstepError
-from .gpu import GPU_MODES, check_gpu
-from .launch import (GpuRequest, Hardening, ImageRef, LaunchOptions, build_launch_spec,
-                     network_name, safe_slug)
+from .gpu import check_gpu
+from .launch import (
+    GpuRequest,
+    Hardening,
+    ImageRef,
+    LaunchOptions,
+    build_launch_spec,
+    network_name,
+    safe_slug,
+)
 from .netpolicy import gateway_of, sync_firewall
 from .project import Project, ProjectError, load_project
 from .render_docker import DockerOptions, render_container, volume_labels
 from .runtimes import engine_runtime
 from .settings import ENV_PREFIX, Lockstep
-from .spawnoptions import (OptionsError, Request, options_from_form, parse_user_options,
-                           render_form)
-
-HARDENING_KEYS = set(Hardening.__dataclass_fields__)
+from .spawnoptions import OptionsError, Request, options_from_form, parse_user_options, render_form
 
 
-class LockstepDockerSpawner(DockerSpawner):
-    """Spawn ``environments/<project>`` images, by digest, hardened, on Docker."""
+class LockstepDockerSpawner(DockerSpawner, LockstepDockerTraits):
+    """Spawn ``environments/<project>`` images, by digest, hardened, on Docker.
 
-    hardening = Dict(
-        {},
-        help="""
-        Hardening items to turn off, site-wide (admin config only; users cannot).
-
-        Keys: read_only_root, cap_drop_all, no_new_privileges, seccomp_default,
-        run_as_non_root. Every item is on unless set to False here.
-
-            c.LockstepDockerSpawner.hardening = {"read_only_root": False}
-        """,
-    ).tag(config=True)
-
-    @validate("hardening")
-    def _validate_hardening(self, proposal):
-        value = dict(proposal["value"])
-        unknown = sorted(set(value) - HARDENING_KEYS)
-        if unknown:
-            raise ValueError(f"unknown hardening keys {unknown}; allowed: {sorted(HARDENING_KEYS)}")
-        return {k: bool(v) for k, v in value.items()}
-
-    gpu_mode = Unicode(
-        "auto",
-        help=f"""
-        How GPUs are requested from the engine: one of {', '.join(GPU_MODES)}.
-
-        'auto' reads `docker info`: an 'nvidia' runtime means 'nvidia' (DeviceRequests with
-        the nvidia driver); CDI spec dirs mean 'cdi' (Docker 25+); Podman means
-        'cdi-devices'; otherwise GPU projects are refused with what to install.
-
-            c.LockstepDockerSpawner.gpu_mode = "cdi"
-        """,
-    ).tag(config=True)
-
-    @validate("gpu_mode")
-    def _validate_gpu_mode(self, proposal):
-        if proposal["value"] not in GPU_MODES:
-            raise ValueError(f"gpu_mode must be one of {GPU_MODES}, got {proposal['value']!r}")
-        return proposal["value"]
-
-    runtime_names = Dict(
-        {},
-        help="""
-        Engine runtime name for each project ``isolation`` (merged over the defaults
-        gvisor -> runsc, kata -> kata-runtime).
-
-            c.LockstepDockerSpawner.runtime_names = {"kata": "kata-qemu"}
-        """,
-    ).tag(config=True)
-
-    firewall = Bool(
-        True,
-        help="""
-        Keep project networks apart and away from host ports with iptables rules
-        (see spawner.netpolicy); needs root or CAP_NET_ADMIN. Turn off only when the host
-        firewall does the same job.
-
-            c.LockstepDockerSpawner.firewall = False
-        """,
-    ).tag(config=True)
-
-    allowed_host_ports = List(
-        Integer(),
-        [],
-        help="""
-        Host TCP ports project containers may reach besides the Hub's own port.
-
-            c.LockstepDockerSpawner.allowed_host_ports = [3128]  # a host proxy
-        """,
-    ).tag(config=True)
-
-    network_internal = Bool(
-        False,
-        help="""
-        Create project networks with --internal: no egress beyond the host.
-
-            c.LockstepDockerSpawner.network_internal = True
-        """,
-    ).tag(config=True)
-
-    volume_ownership = Unicode(
-        "chown",
-        help="""
-        How new home/workspace volumes become writable by uid 1000: 'chown' runs a one-shot
-        container (only CAP_CHOWN/FOWNER, no network) when lockstep creates the volume;
-        'image' relies on the image having the mount point owned by uid 1000.
-
-            c.LockstepDockerSpawner.volume_ownership = "image"
-        """,
-    ).tag(config=True)
-
-    tmpfs_size = Unicode(
-        "1Gi",
-        help="""
-        Size of the tmpfs mounted at /tmp (the root filesystem is read-only).
-
-            c.LockstepDockerSpawner.tmpfs_size = "4Gi"
-        """,
-    ).tag(config=True)
-
-    extra_labels = Dict(
-        {},
-        help="""
-        Extra labels on every container this spawner creates (for cleanup or accounting).
-        lockstep's own ``org.lockstep.*`` labels cannot be overridden.
-
-            c.LockstepDockerSpawner.extra_labels = {"com.example.cost-center": "ds"}
-        """,
-    ).tag(config=True)
-
-    ready_timeout = Float(
-        20.0,
-        help="""
-        Seconds start() polls the server's HTTP endpoint (every 50 ms) before returning,
-        so the Hub's randomized back-off wait finds it up at once. 0 turns this off.
-
-            c.LockstepDockerSpawner.ready_timeout = 5
-        """,
-    ).tag(config=True)
-
-    docker_workers = Integer(
-        8,
-        help="""
-        Threads for blocking Docker calls, shared by all spawners (DockerSpawner uses one).
-
-            c.LockstepDockerSpawner.docker_workers = 16
-        """,
-    ).tag(config=True)
-
-    info_ttl = Float(
-        30.0,
-        help="""
-        Seconds a `docker info` answer (runtimes, GPU support) is reused.
-
-            c.LockstepDockerSpawner.info_ttl = 300
-        """,
-    ).tag(config=True)
+    Options: ``spawner.dockertraits.LockstepDockerTraits`` (``c.LockstepDockerSpawner.*``).
+    """
 
     @default("cmd")
     def _lockstep_cmd(self):
@@ -217,6 +88,7 @@ class LockstepDockerSpawner(DockerSpawner):
 
     _workers: ThreadPoolExecutor | None = None
     _info_cache: tuple[float, dict] = (0.0, {})
+    _firewall_lock: asyncio.Lock | None = None
 
     @property
     def executor(self):
@@ -232,6 +104,7 @@ class LockstepDockerSpawner(DockerSpawner):
         self._lockstep: dict = {}
         self._events: list[dict] = []
         self._start_done = True
+        self._began = time.monotonic()
 
     # ---- state ---------------------------------------------------------------------
     def get_state(self):
@@ -347,7 +220,8 @@ class LockstepDockerSpawner(DockerSpawner):
         if progress is not None:
             event["progress"] = progress
         self._events.append(event)
-        self.log.info("lockstep %s: %s", self._log_name, message)
+        elapsed = time.monotonic() - self._began
+        self.log.info("lockstep %s: +%.2fs %s", self._log_name, elapsed, message)
 
     async def progress(self):
         seen = 0
@@ -360,27 +234,36 @@ class LockstepDockerSpawner(DockerSpawner):
             await asyncio.sleep(0.1)
 
     async def start(self):
-        self._events, self._start_done = [], False
+        self._events, self._start_done, self._began = [], False, time.monotonic()
         try:
             return await self._start()
         finally:
             self._start_done = True
 
-    async def _start(self):
-        began = time.monotonic()
-        project, stage, image, gpu = await self.resolve_request()
-        self._emit(f"{project.name} at {stage}: {image.reference}", 5)
+    async def _check_host(self, project: Project, gpu: bool | None):
+        """(gpu wanted, gpu mode, runtime, data sources), or a 400 before anything exists."""
         info = await self.engine_info()
-        spec_gpu = project.gpu is not None if gpu is None else gpu
+        want_gpu = project.gpu is not None if gpu is None else gpu
+        request = _gpu_request(project.gpu) if want_gpu and project.gpu else None
         try:
-            gpu_req = project.gpu if spec_gpu else None
-            gpu_mode = check_gpu(gpu_req and _gpu_request(gpu_req), self.gpu_mode,
-                                 project=project.name, info=info)
+            gpu_mode = check_gpu(request, self.gpu_mode, project=project.name, info=info)
             runtime = engine_runtime(project.isolation, project=project.name, info=info,
                                      names=self.runtime_names)
             sources = resolve_data_sources(project, self.settings.data_roots)
         except LockstepError as exc:
             self._refuse(str(exc), 400, "host")
+        return want_gpu, gpu_mode, runtime, sources
+
+    def _labels(self, session_id: str) -> tuple[tuple[str, str], ...]:
+        site = {k: str(v) for k, v in self.extra_labels.items()
+                if not k.startswith("org.lockstep.")}
+        return tuple(sorted({**site, "org.lockstep.session": session_id,
+                             "org.lockstep.server-name": self.name or ""}.items()))
+
+    async def _start(self):
+        project, stage, image, gpu = await self.resolve_request()
+        self._emit(f"{project.name} at {stage}: {image.reference}", 5)
+        want_gpu, gpu_mode, runtime, sources = await self._check_host(project, gpu)
         options = LaunchOptions(hardening=Hardening(**self.hardening),
                                 tmpfs_size=self.tmpfs_size)
         network = await self._prepare_network(project, options)
@@ -389,20 +272,17 @@ class LockstepDockerSpawner(DockerSpawner):
         self.image = image.reference
         spec = build_launch_spec(project=project, image=image, user=self.user.name, stage=stage,
                                  data_sources=sources, options=options, env=self.get_env(),
-                                 gpu=spec_gpu, command=tuple(self.cmd + self.get_args()))
+                                 gpu=want_gpu, command=tuple(self.cmd + self.get_args()))
         await self._prepare_volumes(spec)
         if await asyncio.to_thread(dockerops.remove_container, self.client, self.object_name):
             self.log.warning("lockstep: removed leftover container %s", self.object_name)
         session_id = sessions.new_session_id()
         body = render_container(spec, DockerOptions(
             port=self.port, gpu_mode=gpu_mode, runtime=runtime,
-            extra_labels=tuple(sorted({
-                **{k: str(v) for k, v in self.extra_labels.items()
-                   if not k.startswith("org.lockstep.")},
-                "org.lockstep.session": session_id,
-                "org.lockstep.server-name": self.name or ""}.items())),
+            extra_labels=self._labels(session_id),
             volume_nocopy=self.volume_ownership == "chown"))
         self._emit("Creating container", 80)
+        began = time.monotonic()
         created = await self.docker("create_container_from_config", body, self.object_name)
         self.object_id = created["Id"]
         await self.docker("start", self.object_id)
@@ -413,7 +293,7 @@ class LockstepDockerSpawner(DockerSpawner):
                           "object_name": self.object_name}
         self._record_start(session_id)
         await self._wait_ready(ip)
-        self._emit(f"Server up after {time.monotonic() - began:.1f}s", 95)
+        self._emit(f"Server up {time.monotonic() - began:.1f}s after creating its container", 95)
         return ip, self.port
 
     async def _prepare_network(self, project: Project, options: LaunchOptions) -> str:
@@ -422,9 +302,12 @@ class LockstepDockerSpawner(DockerSpawner):
             net = await asyncio.to_thread(dockerops.ensure_network, self.client, project.name,
                                           name, internal=self.network_internal)
             if self.firewall:
-                bridges = await asyncio.to_thread(dockerops.lockstep_bridges, self.client)
-                await asyncio.to_thread(sync_firewall, bridges=bridges,
-                                        host_ports=[self.hub.port, *self.allowed_host_ports])
+                cls = LockstepDockerSpawner
+                cls._firewall_lock = cls._firewall_lock or asyncio.Lock()
+                async with cls._firewall_lock:  # list + write as one step: no lost bridge
+                    bridges = await asyncio.to_thread(dockerops.lockstep_bridges, self.client)
+                    await asyncio.to_thread(sync_firewall, bridges=bridges,
+                                            host_ports=[self.hub.port, *self.allowed_host_ports])
         except LockstepError as exc:
             self._refuse(str(exc), 500, "network")
         self.network_name = name

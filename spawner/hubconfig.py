@@ -9,7 +9,8 @@
 
 What it sets, and why:
 
-* ``spawner_class = "lockstep-docker"``; ``c.Lockstep.*`` (environments, data roots,
+* ``spawner_class``: ``LockstepDockerSpawner`` by import path (works without the entry
+  point ``lockstep-docker`` being installed); ``c.Lockstep.*`` (environments, data roots,
   registry, data dir) for the spawner and the CLI alike;
 * the Hub binds ``0.0.0.0:<hub_port>``: each project's containers call it at their own
   bridge's gateway address (the spawner sets ``hub_connect_url`` per network), and
@@ -58,7 +59,7 @@ def configure(
     state_dir: str = "",
 ) -> None:
     """Fill ``c`` for a lockstep Docker hub. ``users`` maps group -> user names."""
-    c.JupyterHub.spawner_class = "lockstep-docker"
+    c.JupyterHub.spawner_class = "spawner.dockerspawner.LockstepDockerSpawner"
     c.Lockstep.environments_dir = environments_dir
     c.Lockstep.data_roots = list(data_roots)
     if data_dir:

@@ -78,10 +78,14 @@ def job_body(
     runtime: str = "",
     gpu_mode: str = "none",
 ) -> dict[str, Any]:
-    """The Docker create body of a job (``render_docker`` output, job labels added)."""
+    """The Docker create body of a job (``render_docker`` output, job labels added).
+
+    Volumes are mounted ``NoCopy`` as the spawner mounts them once ``prepare_engine`` has
+    handed them to uid 1000 (a copy-up would give the volume root back to the image's owner).
+    """
     workdir = project.workspace.target if project.workspace.enabled else spec.home
     options = DockerOptions(
-        runtime=runtime, gpu_mode=gpu_mode, working_dir=workdir,
+        runtime=runtime, gpu_mode=gpu_mode, working_dir=workdir, volume_nocopy=True,
         extra_labels=((KIND_LABEL, "job"), (SESSION_LABEL, session_id)),
     )
     return render_container(spec, options)
@@ -137,14 +141,16 @@ def run_container(
     try:
         created = api.create_container_from_config(dict(body), name)
         container_id = created["Id"]
+        # attach before start, as `docker run` does: no output is missed, and the stream
+        # ends when the container does, however quickly that is
+        stream = waiter.attach(container_id, stdout=True, stderr=True, stream=True,
+                               logs=False, demux=True)
         try:
             api.start(container_id)
         except docker.errors.APIError as exc:
             raise _start_failure(exc, body) from None
         if on_started is not None:
             on_started(container_id)
-        stream = waiter.attach(container_id, stdout=True, stderr=True, stream=True, logs=True,
-                            demux=True)
         for chunk_out, chunk_err in stream:
             if chunk_out:
                 out.write(chunk_out)

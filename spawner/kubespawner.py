@@ -22,15 +22,16 @@ import json
 from functools import partial
 from typing import Any
 
+from jupyterhub.spawner import SpawnException
 from jupyterhub.utils import exponential_backoff
 from kubespawner import KubeSpawner
-from tornado import web
 from traitlets import Dict, Enum, Float, Instance, Unicode, default
 
 from . import access, render_kube, sessions, stages
 from .launch import ImageRef, LaunchSpec, build_launch_spec
 from .project import Project, list_projects
 from .settings import Lockstep
+from .spawnoptions import OptionsError, Request, options_from_form, parse_user_options, render_form
 
 STATE_KEYS = ("lockstep_project", "lockstep_stage", "lockstep_image", "lockstep_lock_hash",
               "lockstep_session")
@@ -43,9 +44,10 @@ class _Json:
         self.data = json.dumps(obj)
 
 
-def refusal_error(refusal: access.LaunchRefused) -> web.HTTPError:
-    """A tornado error that JupyterHub shows to the user with the refusal's status."""
-    error = web.HTTPError(refusal.status, "%s", str(refusal))
+def refusal_error(refusal: access.LaunchRefused | OptionsError) -> SpawnException:
+    """The policy failure JupyterHub shows to the user, with the refusal's HTTP status."""
+    error = SpawnException(str(refusal), status_code=refusal.status,
+                           reason="forbidden" if refusal.status == 403 else "options")
     error.jupyterhub_message = str(refusal)  # type: ignore[attr-defined]
     return error
 
@@ -194,13 +196,16 @@ class LockstepKubeSpawner(KubeSpawner):
 
     @default("options_from_form")
     def _options_from_form_default(self):
-        return access.parse_options
+        return options_from_form
 
     async def _lockstep_form(self, spawner: LockstepKubeSpawner) -> str:
         who = access.Requester.from_hub_user(self.user)
         projects = access.usable_projects((await self.load_projects()).values(), who)
-        ready = {p.name: list(await self.stage_images(p)) for p in projects}
-        return access.render_form(projects, who, ready, self.lockstep.stages)
+        found = await asyncio.gather(*(self.stage_images(p) for p in projects),
+                                     return_exceptions=True)
+        ready = {p.name: list(f) for p, f in zip(projects, found, strict=True)
+                 if not isinstance(f, BaseException)}
+        return render_form(projects, who, ready, self.lockstep.stages)
 
     # -- seams: projects and stage pointers (a test may subclass these) ----------------
 
@@ -214,36 +219,54 @@ class LockstepKubeSpawner(KubeSpawner):
         found = await asyncio.to_thread(stages.available_stages, self.lockstep, project.name)
         return dict(found)
 
+    async def pinned_image(self, project: Project, digest: str, stage: str) -> ImageRef:
+        """``user_options["digest"]``: that digest in ``stage``'s repository (or the first's)."""
+        source = stage if stage in self.lockstep.stages else self.lockstep.stages[0]
+        ref = f"{stages.stage_repository(self.lockstep, project.name, source)}@{digest}"
+        lock = await asyncio.to_thread(stages.lock_hash_of, self.lockstep, ref)
+        return ImageRef(ref, lock_hash=lock)
+
     # -- the launch ----------------------------------------------------------------------
 
     _spec: LaunchSpec | None = None
     _session: sessions.Session | None = None
 
-    async def _choose(self, who: access.Requester) -> tuple[Project, str, ImageRef]:
+    async def _choose(self, who: access.Requester) -> tuple[Project, str, ImageRef, Request]:
+        """What to run for ``user_options`` (same options and rules as the Docker spawner):
+        a recorded session's image, a pinned digest, or a stage pointer."""
+        request = parse_user_options(self.user_options or {})
         projects = await self.load_projects()
-        replay = str((self.user_options or {}).get("session") or "")
-        if replay:
+        if request.session:
             path = self.lockstep.data_path(sessions.FILENAME)
             try:
-                old = await asyncio.to_thread(sessions.find_session, path, replay)
+                old = await asyncio.to_thread(sessions.find_session, path, request.session)
             except sessions.SessionError as exc:
                 raise access.LaunchRefused(str(exc), status=404) from None
-            project = access.check_replay(projects, session_id=replay, session_user=old.user,
+            project = access.check_replay(projects, session_id=old.id, session_user=old.user,
                                           session_project=old.project, who=who)
-            return project, old.stage, ImageRef(old.image, lock_hash=old.lock_hash)
+            return project, old.stage, ImageRef(old.image, lock_hash=old.lock_hash), request
         name, stage = access.parse_choice(self.user_options)
         project = access.check_project(projects, name, who)
+        if request.gpu and project.gpu is None:
+            raise OptionsError(f"Project {name!r} has no GPUs to give; start it with "
+                               '"gpu": false or add a gpu: section to its project.yaml.')
+        if request.digest:
+            if stage and stage not in self.lockstep.stages:
+                raise OptionsError(
+                    f"Unknown stage {stage!r}; stages are {', '.join(self.lockstep.stages)}.")
+            image = await self.pinned_image(project, request.digest, stage or "")
+            return project, stage or "pinned", image, request
         images = await self.stage_images(project)
         stage = access.choose_stage(name, stage, stages=self.lockstep.stages,
                                     available=list(images))
-        return project, stage, images[stage]
+        return project, stage, images[stage], request
 
     async def prepare_launch(self) -> LaunchSpec:
-        """Check access, resolve the stage (or recorded session) to a digest, build the spec."""
+        """Check access, resolve what to run to a digest, and build the launch spec."""
         who = access.Requester.from_hub_user(self.user)
         try:
-            project, stage, image = await self._choose(who)
-        except access.LaunchRefused as refusal:
+            project, stage, image, request = await self._choose(who)
+        except (access.LaunchRefused, OptionsError) as refusal:
             self.log.warning("lockstep: refused %s for %s: %s", self.user.name,
                              self.user_options, refusal)
             raise refusal_error(refusal) from None
@@ -252,6 +275,7 @@ class LockstepKubeSpawner(KubeSpawner):
             project=project, image=image, user=self.user.name, stage=stage,
             data_sources={m.name: self._describe_data(project, m.name) for m in project.data},
             env=self.get_env(), command=tuple(self.cmd or ()) + tuple(self.get_args()),
+            gpu=request.gpu,
         )
         return self._spec
 
@@ -291,9 +315,9 @@ class LockstepKubeSpawner(KubeSpawner):
                 extra_annotations=self._build_common_annotations(
                     self._expand_all(self.extra_annotations)),
             )
-        except render_kube.KubeRenderError as exc:
+        except render_kube.KubeRenderError as exc:  # a site misconfiguration, named
             self.log.error("lockstep: cannot render the pod: %s", exc)
-            raise web.HTTPError(500, "%s", str(exc)) from None
+            raise SpawnException(str(exc), reason="config", status_code=500) from None
 
     def _model(self, obj: dict[str, Any], klass: str):
         return self.api.api_client.deserialize(_Json(obj), klass)

@@ -37,7 +37,7 @@ LABEL_VALUE_RE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 CONTAINER_NAME = "notebook"  # KubeSpawner.poll() reads the status of the container so named
 PORT_NAME = "notebook-port"  # KubeSpawner finds the server port by this name
 GPU_RESOURCES = {"nvidia": "nvidia.com/gpu", "amd": "amd.com/gpu"}
-FULL_VALUE_LABELS = ("digest", "lock-hash", "user")
+FULL_VALUE_LABELS = ("digest", "lock-hash")
 
 
 class KubeRenderError(ValueError):
@@ -125,7 +125,7 @@ def _resources(spec: LaunchSpec, options: KubeOptions) -> dict[str, Any]:
         "memory": _quantity(int(spec.resources.memory_bytes * options.memory_request_fraction)),
     }
     if spec.gpu is not None:
-        limits[GPU_RESOURCES[spec.gpu.vendor]] = spec.gpu.count
+        limits[GPU_RESOURCES[spec.gpu.vendor]] = str(spec.gpu.count)  # quantities are strings
     return {"limits": limits, "requests": requests}
 
 
@@ -161,7 +161,8 @@ def _volume(spec: LaunchSpec, mount: Mount, options: KubeOptions) -> dict[str, A
     if mount.kind == "data":
         return {"name": name, **_data_source(spec, mount, options)}
     if mount.kind == "workspace":
-        return {"name": name, "persistentVolumeClaim": {"claimName": workspace_claim(spec, options)}}
+        claim = workspace_claim(spec, options)
+        return {"name": name, "persistentVolumeClaim": {"claimName": claim}}
     if mount.kind == "home" and options.home_storage == "pvc":
         return {"name": name, "persistentVolumeClaim": {"claimName": mount.source}}
     empty: dict[str, Any] = {}
@@ -227,7 +228,8 @@ def render_pod(
     pod_sc, container_sc = _security(spec)
     mounts = sorted(spec.mounts, key=lambda m: m.target)
     volume_mounts = [
-        {"name": volume_name(m), "mountPath": m.target, **({"readOnly": True} if m.read_only else {})}
+        {"name": volume_name(m), "mountPath": m.target,
+         **({"readOnly": True} if m.read_only else {})}
         for m in mounts
     ]
     volumes = sorted((_volume(spec, m, options) for m in mounts), key=lambda v: v["name"])
@@ -288,7 +290,8 @@ def render_claims(spec: LaunchSpec, options: KubeOptions = KubeOptions()) -> lis
             claims.append(_claim(workspace_claim(spec, options), "ReadWriteMany",
                                  mount.size or "10Gi", options.workspace_storage_class, labels))
         elif mount.kind == "home" and options.home_storage == "pvc":
-            user_labels = {**labels, f"{LABEL_PREFIX}.user": pod_labels(spec)[f"{LABEL_PREFIX}.user"]}
+            user = pod_labels(spec)[f"{LABEL_PREFIX}.user"]
+            user_labels = {**labels, f"{LABEL_PREFIX}.user": user}
             claims.append(_claim(mount.source, "ReadWriteOnce", options.home_size,
                                  options.storage_class, user_labels))
     return sorted(claims, key=lambda c: c["metadata"]["name"])

@@ -41,6 +41,7 @@ KIND_LABEL = f"{LABEL_PREFIX}.kind"
 PORT_LABEL = f"{LABEL_PREFIX}.service-port"
 REPLICA_LABEL = f"{LABEL_PREFIX}.replica"
 IMAGE_LABEL = f"{LABEL_PREFIX}.image"
+HEALTH_LABEL = f"{LABEL_PREFIX}.health"
 CONTAINER_PREFIX = "lockstep-svc"
 K8S_CONTAINER = "service"
 K8S_PORT_NAME = "http"
@@ -128,10 +129,10 @@ def health_command(port: int, path: str, timeout_s: float) -> list[str]:
     return ["CMD", f"{ENV_PREFIX}/bin/python", "-c", code]
 
 
-def service_labels(spec: LaunchSpec, *, port: int, index: int) -> dict[str, str]:
+def service_labels(spec: LaunchSpec, *, port: int, index: int, health: str) -> dict[str, str]:
     """The labels a service container adds to the launch spec's."""
     return {KIND_LABEL: "service", PORT_LABEL: str(port), REPLICA_LABEL: str(index),
-            IMAGE_LABEL: spec.image.reference}
+            IMAGE_LABEL: spec.image.reference, HEALTH_LABEL: health}
 
 
 def docker_body(
@@ -153,8 +154,9 @@ def docker_body(
         host_config.append(("PortBindings", {f"{service.port}/tcp": [
             {"HostIp": binding.host_ip, "HostPort": str(host_port)}]}))
     options = DockerOptions(
-        port=service.port, runtime=runtime,
-        extra_labels=tuple(sorted(service_labels(spec, port=host_port, index=index).items())),
+        port=service.port, runtime=runtime, volume_nocopy=True,
+        extra_labels=tuple(sorted(service_labels(spec, port=host_port, index=index,
+                                                 health=service.health).items())),
         extra_host_config=tuple(host_config),
     )
     body = render_container(spec, options)

@@ -8,7 +8,8 @@ the lock hash from the image config label ``org.lockstep.lock-hash``; the result
 
 Guarantees: read-only (HEAD/GET only, through ``spawner.image.registry.RegistryClient``:
 Docker-config credentials, a timeout on every request), ``None`` for a stage that has no
-pointer (404), and a ``LockstepError`` naming the registry and the fix for anything else. The write side (promotion) lives in ``spawner.promote``.
+pointer (404), and a ``LockstepError`` naming the registry and the fix for anything else.
+The write side (promotion) lives in ``spawner.promote``.
 """
 
 from __future__ import annotations

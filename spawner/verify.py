@@ -20,8 +20,8 @@ import posixpath
 import tarfile
 import tempfile
 import zlib
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -172,7 +172,9 @@ def file_differences(
             if actual is None:
                 problems.append(f"{entry['_path']} is missing")
             elif actual != expected:
-                problems.append(f"{entry['_path']} has sha256 {actual[:12]}.., recorded {expected[:12]}..")
+                problems.append(
+                    f"{entry['_path']} has sha256 {actual[:12]}.., recorded {expected[:12]}.."
+                )
         if problems:
             more = f" (and {len(problems) - limit} more)" if len(problems) > limit else ""
             out.append(Difference(str(record["name"]), "file", "; ".join(problems[:limit]) + more))
@@ -208,7 +210,7 @@ def _normal(name: str) -> str:
 
 
 def _meta_key(path: str) -> str | None:
-    if path.startswith(META_DIR) and path.endswith(".json") and "/" not in path[len(META_DIR):]:
+    if path.startswith(META_DIR) and path.endswith(".json") and "/" not in path[len(META_DIR) :]:
         return path
     return None
 
@@ -263,8 +265,9 @@ def _member(delta: LayerDelta, tar, member, buffer, hash_files: bool) -> None:
     base = posixpath.basename(path)
     if base.startswith(".wh."):
         parent = posixpath.dirname(path)
-        delta.removed.append(parent + "/" if base == ".wh..wh..opq"
-                             else posixpath.join(parent, base[4:]))
+        delta.removed.append(
+            parent + "/" if base == ".wh..wh..opq" else posixpath.join(parent, base[4:])
+        )
         return
     if not path.startswith(PREFIX + "/") or member.isdir():
         return
@@ -279,7 +282,7 @@ def _member(delta: LayerDelta, tar, member, buffer, hash_files: bool) -> None:
         delta.files[path] = ""
         return
     if buffer is not None:
-        data = buffer[member.offset_data: member.offset_data + member.size]
+        data = buffer[member.offset_data : member.offset_data + member.size]
     else:
         data = memoryview(tar.extractfile(member).read())
     delta.files[path] = hashlib.sha256(data).hexdigest()
@@ -360,11 +363,16 @@ def read_image(
     except ValueError as exc:
         raise VerifyError(str(exc)) from None
     with _client(settings, ref.host) as client:
-        data, media_type, digest = client.get_manifest(ref.repository, ref.digest or ref.tag or "latest")
+        data, media_type, digest = client.get_manifest(
+            ref.repository, ref.digest or ref.tag or "latest"
+        )
         manifest = json.loads(data)
         if "manifests" in manifest:  # an index: take linux/amd64
-            entries = [m for m in manifest["manifests"]
-                       if (m.get("platform") or {}).get("architecture", "amd64") == "amd64"]
+            entries = [
+                m
+                for m in manifest["manifests"]
+                if (m.get("platform") or {}).get("architecture", "amd64") == "amd64"
+            ]
             if not entries:
                 raise VerifyError(f"{reference} is an index with no linux/amd64 image")
             data, media_type, _ = client.get_manifest(ref.repository, entries[0]["digest"])
@@ -404,8 +412,12 @@ def _lock_entries(path: Path) -> tuple[list[dict], dict[str, str]]:
     lockfile = read_lockfile(Path(path))
     entries = [
         {
-            "name": p.name, "version": p.version, "manager": p.manager, "platform": p.platform,
-            "url": p.url, "build": getattr(p, "build", None) or "",
+            "name": p.name,
+            "version": p.version,
+            "manager": p.manager,
+            "platform": p.platform,
+            "url": p.url,
+            "build": getattr(p, "build", None) or "",
             "hash": {"sha256": p.hash.sha256 or "", "md5": p.hash.md5 or ""},
         }
         for p in lockfile.package
@@ -418,8 +430,10 @@ def locked_packages(path: Path, *, platform: str = DEFAULT_PLATFORM) -> dict[str
     entries, _ = _lock_entries(path)
     packages = packages_from_lock(entries, platform=platform)
     if not packages:
-        raise VerifyError(f"{path}: the lock has no {platform} conda packages; "
-                          f"lock for {platform} with `lockstep lock --platform {platform}`")
+        raise VerifyError(
+            f"{path}: the lock has no {platform} conda packages; "
+            f"lock for {platform} with `lockstep lock --platform {platform}`"
+        )
     return packages
 
 

@@ -26,7 +26,8 @@ def register(subparsers) -> None:
     )
     parser.add_argument("project_dir", metavar="PROJECT_DIR", help="e.g. environments/iris")
     parser.add_argument(
-        "--registry", metavar="HOST[:PORT][/NS]",
+        "--registry",
+        metavar="HOST[:PORT][/NS]",
         help="registry to push to (default: c.Lockstep.registry)",
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -48,15 +49,19 @@ def run(args, settings) -> int:
     def progress(message: str) -> None:
         print(f"lockstep build: {message}", file=sys.stderr, flush=True)
 
-    result = build_image(project_dir, settings, registry=args.registry, progress=progress,
-                         epoch=_epoch())
+    result = build_image(
+        project_dir, settings, registry=args.registry, progress=progress, epoch=_epoch()
+    )
     if args.json:
         print(json.dumps(result.to_json(), sort_keys=True))
         return 0
     if result.noop:
         print("nothing to push: the registry already has this image", file=sys.stderr)
     else:
-        print(f"pushed {result.layers} layers, {result.bytes_uploaded} bytes uploaded "
-              f"(tag {result.tag})", file=sys.stderr)
+        print(
+            f"pushed {result.layers} layers, {result.bytes_uploaded} bytes uploaded "
+            f"(tag {result.tag})",
+            file=sys.stderr,
+        )
     print(result.reference)
     return 0

@@ -25,9 +25,17 @@ def _short(digest: str | None) -> str:
 def row(record) -> tuple[str, ...]:
     stages = f"{record.from_stage}->{record.to_stage}" if record.from_stage else record.to_stage
     gates = " ".join(f"{g.name}:{g.status}" for g in record.gates) or "-"
-    return (record.time[:19].replace("T", " "), record.action, record.user, stages,
-            _short(record.digest), _short(record.previous_digest), record.outcome, gates,
-            record.message if record.outcome in ("refused", "failed") else "")
+    return (
+        record.time[:19].replace("T", " "),
+        record.action,
+        record.user,
+        stages,
+        _short(record.digest),
+        _short(record.previous_digest),
+        record.outcome,
+        gates,
+        record.message if record.outcome in ("refused", "failed") else "",
+    )
 
 
 def run(args, settings) -> int:

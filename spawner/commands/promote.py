@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 EXIT = {"promoted": 0, "unchanged": 0, "rolled-back": 0, "refused": 1, "failed": 2}
@@ -18,14 +17,27 @@ def register(subparsers) -> None:
         "the stage points at the digest, 1 when a gate refused, 2 on errors.",
     )
     parser.add_argument("project", help="project name (a folder of c.Lockstep.environments_dir)")
-    parser.add_argument("--to", required=True, metavar="STAGE", dest="stage",
-                        help="stage to promote to, e.g. qa (its predecessor is the source)")
-    parser.add_argument("--digest", metavar="sha256:...",
-                        help="refuse unless the source stage holds exactly this digest")
-    parser.add_argument("--as", dest="user", metavar="USER",
-                        help="acting user recorded in the audit trail (default: $USER)")
-    parser.add_argument("--approved-by", metavar="USER",
-                        help="approver, needed to promote to the last stage")
+    parser.add_argument(
+        "--to",
+        required=True,
+        metavar="STAGE",
+        dest="stage",
+        help="stage to promote to, e.g. qa (its predecessor is the source)",
+    )
+    parser.add_argument(
+        "--digest",
+        metavar="sha256:...",
+        help="refuse unless the source stage holds exactly this digest",
+    )
+    parser.add_argument(
+        "--as",
+        dest="user",
+        metavar="USER",
+        help="acting user recorded in the audit trail (default: $USER)",
+    )
+    parser.add_argument(
+        "--approved-by", metavar="USER", help="approver, needed to promote to the last stage"
+    )
     parser.add_argument("--json", action="store_true", help="print the audit record as JSON")
     parser.set_defaults(func=run)
 
@@ -45,6 +57,13 @@ def run(args, settings) -> int:
     from ..promote import promote
 
     progress = None if args.json else (lambda message: print(message, file=sys.stderr))
-    record = promote(settings, args.project, args.stage, user=args.user,
-                     approved_by=args.approved_by, digest=args.digest, progress=progress)
+    record = promote(
+        settings,
+        args.project,
+        args.stage,
+        user=args.user,
+        approved_by=args.approved_by,
+        digest=args.digest,
+        progress=progress,
+    )
     return print_record(record, args.json)

@@ -20,7 +20,9 @@ def register(subparsers) -> None:
     )
     parser.add_argument("action", choices=("start", "stop", "status"))
     parser.add_argument(
-        "--address", default=localregistry.DEFAULT_ADDR, metavar="HOST:PORT",
+        "--address",
+        default=localregistry.DEFAULT_ADDR,
+        metavar="HOST:PORT",
         help=f"address to serve on (default {localregistry.DEFAULT_ADDR})",
     )
     parser.add_argument("--json", action="store_true", help="print the status as JSON")
@@ -42,6 +44,8 @@ def run(args, settings) -> int:
         print(json.dumps(state.__dict__, sort_keys=True))
     else:
         where = f"pid {state.pid}" if state.pid else "not started by lockstep"
-        print(f"registry {state.address}: {'running' if state.running else 'stopped'} "
-              f"({where}; storage {state.root}/storage)")
+        print(
+            f"registry {state.address}: {'running' if state.running else 'stopped'} "
+            f"({where}; storage {state.root}/storage)"
+        )
     return 0 if args.action != "status" or state.running else 1

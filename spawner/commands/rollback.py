@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -11,7 +13,9 @@ def register(subparsers) -> None:
         "held before, as the audit trail records it. Repeat to go further back.",
     )
     parser.add_argument("project", help="project name")
-    parser.add_argument("--stage", required=True, metavar="STAGE", help="stage to roll back, e.g. prod")
+    parser.add_argument(
+        "--stage", required=True, metavar="STAGE", help="stage to roll back, e.g. prod"
+    )
     parser.add_argument("--as", dest="user", metavar="USER", help="acting user (default: $USER)")
     parser.add_argument("--json", action="store_true", help="print the audit record as JSON")
     parser.set_defaults(func=run)
@@ -21,5 +25,6 @@ def run(args, settings) -> int:
     from ..promote import rollback
     from .promote import print_record
 
-    record = rollback(settings, args.project, args.stage, user=args.user)
+    progress = None if args.json else (lambda message: print(message, file=sys.stderr))
+    record = rollback(settings, args.project, args.stage, user=args.user, progress=progress)
     return print_record(record, args.json)

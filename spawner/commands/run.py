@@ -83,6 +83,15 @@ def parse_rest(args: argparse.Namespace) -> tuple[argparse.Namespace, tuple[str,
     return merged, tuple(rest[cut + 1:])
 
 
+EXIT_HINTS = {
+    126: "it is not executable in the image",
+    127: "it was not found in the image: the program must be installed in the project "
+         "environment (/opt/env/bin is on PATH) or be given as an absolute path",
+    130: "interrupted",
+    137: "killed (out of memory, or stopped)",
+}
+
+
 def _terminate(signum, frame):  # SIGTERM -> the same cleanup path as Ctrl-C
     raise KeyboardInterrupt
 
@@ -148,5 +157,7 @@ def run(args, settings) -> int:
         client.close()
         stream_client.close()
     if code != 0:
-        _progress(f"session {session_id}: the command exited with code {code}")
+        hint = EXIT_HINTS.get(code, "")
+        _progress(f"session {session_id}: the command {' '.join(command)!r} exited with code "
+                  f"{code}{'; ' + hint if hint else ''}")
     return code

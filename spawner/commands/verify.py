@@ -17,11 +17,18 @@ def register(subparsers) -> None:
         "and each file's recorded sha256). Exit 0 when they agree, 1 when they differ.",
     )
     parser.add_argument("image", help="HOST[:PORT]/REPO@sha256:... or HOST[:PORT]/REPO:TAG")
-    parser.add_argument("--lock", metavar="FILE", help="lock to compare with (default: "
-                        "<environments_dir>/<org.lockstep.project label>/conda-lock.yml)")
+    parser.add_argument(
+        "--lock",
+        metavar="FILE",
+        help="lock to compare with (default: "
+        "<environments_dir>/<org.lockstep.project label>/conda-lock.yml)",
+    )
     parser.add_argument("--platform", default="linux-64", help="lock platform (default linux-64)")
-    parser.add_argument("--no-files", action="store_true",
-                        help="compare package records only, not each file's sha256")
+    parser.add_argument(
+        "--no-files",
+        action="store_true",
+        help="compare package records only, not each file's sha256",
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.set_defaults(func=run)
 
@@ -31,15 +38,22 @@ def _lock_path(args, settings, labels: dict) -> Path:
         return Path(args.lock)
     project = labels.get("org.lockstep.project")
     if not project:
-        raise LockstepError(f"{args.image} has no org.lockstep.project label; name the lock "
-                            "with --lock FILE")
+        raise LockstepError(
+            f"{args.image} has no org.lockstep.project label; name the lock with --lock FILE"
+        )
     return settings.project_dir(project) / "conda-lock.yml"
 
 
 def run(args, settings) -> int:
     from ..promote.gates import lock_decision
-    from ..verify import (diff_packages, file_differences, lock_hashes, locked_packages,
-                          packages_from_meta, read_image)
+    from ..verify import (
+        diff_packages,
+        file_differences,
+        lock_hashes,
+        locked_packages,
+        packages_from_meta,
+        read_image,
+    )
 
     contents = read_image(settings, args.image, hash_files=not args.no_files)
     lock = _lock_path(args, settings, contents.labels)
@@ -50,13 +64,25 @@ def run(args, settings) -> int:
         differences += file_differences(contents.records, contents.files)
     same_lock, lock_note = lock_decision(
         label=contents.labels.get("org.lockstep.lock-hash", ""),
-        lock_hashes=lock_hashes(lock), lock_path=str(lock))
+        lock_hashes=lock_hashes(lock),
+        lock_path=str(lock),
+    )
     if args.json:
-        print(json.dumps({
-            "image": contents.reference, "lock": str(lock), "packages": len(locked),
-            "installed": len(installed), "lock_hash_matches": same_lock, "lock_note": lock_note,
-            "differences": [d.to_json() for d in differences], "ok": not differences,
-        }, sort_keys=True))
+        print(
+            json.dumps(
+                {
+                    "image": contents.reference,
+                    "lock": str(lock),
+                    "packages": len(locked),
+                    "installed": len(installed),
+                    "lock_hash_matches": same_lock,
+                    "lock_note": lock_note,
+                    "differences": [d.to_json() for d in differences],
+                    "ok": not differences,
+                },
+                sort_keys=True,
+            )
+        )
     elif differences:
         print(f"{contents.reference} differs from {lock} ({len(differences)} difference(s)):")
         for difference in differences:

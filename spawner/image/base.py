@@ -70,7 +70,9 @@ def _fixed_entries(definition: Path) -> list[Entry]:
     files = Path(definition) / "files"
     for path in sorted(p for p in files.rglob("*") if p.is_file()):
         mode = 0o755 if path.stat().st_mode & 0o111 else 0o644
-        entries.append(Entry(path.relative_to(files).as_posix(), "file", mode, data=path.read_bytes()))
+        entries.append(
+            Entry(path.relative_to(files).as_posix(), "file", mode, data=path.read_bytes())
+        )
     return entries
 
 
@@ -96,7 +98,9 @@ def rootfs_entries(definition: Path, deb_cache: Path) -> list[Entry]:
     return with_parents(by_path.values())
 
 
-def build_base_layer(definition: Path, cache_root: Path, *, epoch: int = 0) -> tuple[str, LayerBlob]:
+def build_base_layer(
+    definition: Path, cache_root: Path, *, epoch: int = 0
+) -> tuple[str, LayerBlob]:
     """(key, layer) for the definition, built once per key under ``cache_root/<key>``."""
     key = definition_key(definition, epoch=epoch)
     blobs = BlobCache(Path(cache_root) / key)
@@ -119,10 +123,14 @@ def base_image_json(key: str, layer: LayerBlob, *, epoch: int = 0) -> tuple[byte
         cmd=("/bin/bash",),
         labels={"org.lockstep.base-key": key},
     )
-    config = oci.canonical_json(oci.image_config(
-        runtime=runtime, diff_ids=[layer.diff_id], created=oci.created_at(epoch),
-        history=[f"lockstep base {key[:16]}: pinned Debian bookworm packages"],
-    ))
+    config = oci.canonical_json(
+        oci.image_config(
+            runtime=runtime,
+            diff_ids=[layer.diff_id],
+            created=oci.created_at(epoch),
+            history=[f"lockstep base {key[:16]}: pinned Debian bookworm packages"],
+        )
+    )
     config_desc = oci.Descriptor(oci.MEDIA_CONFIG, oci.sha256_digest(config), len(config))
     layer_desc = oci.Descriptor(oci.MEDIA_LAYER, layer.digest, layer.size)
     manifest = oci.canonical_json(oci.image_manifest(config=config_desc, layers=[layer_desc]))
@@ -130,8 +138,13 @@ def base_image_json(key: str, layer: LayerBlob, *, epoch: int = 0) -> tuple[byte
 
 
 def ensure_base(
-    client: RegistryClient, registry: str, cache_root: Path, *,
-    definition: Path = DEFINITION, epoch: int = 0, progress=lambda msg: None,
+    client: RegistryClient,
+    registry: str,
+    cache_root: Path,
+    *,
+    definition: Path = DEFINITION,
+    epoch: int = 0,
+    progress=lambda msg: None,
 ) -> BaseImage:
     """Build (or reuse) the base layer and make sure ``<registry>/base`` holds the image."""
     repo = oci.repository_for(registry, "base")
@@ -145,7 +158,9 @@ def ensure_base(
         client.put_manifest(repo.repository, digest, manifest, oci.MEDIA_MANIFEST)
         client.put_manifest(repo.repository, "latest", manifest, oci.MEDIA_MANIFEST)
     return BaseImage(
-        reference=str(repo.by_digest(digest)), repository=repo.repository, digest=digest,
+        reference=str(repo.by_digest(digest)),
+        repository=repo.repository,
+        digest=digest,
         layers=(oci.Descriptor(oci.MEDIA_LAYER, layer.digest, layer.size),),
         diff_ids=(layer.diff_id,),
         history=tuple(h["created_by"] for h in json.loads(config)["history"]),
@@ -166,15 +181,24 @@ def external_base(client: RegistryClient, reference: str) -> BaseImage:
     manifest = json.loads(data)
     config = json.loads(client.get_blob(ref.repository, manifest["config"]["digest"]))
     layers = tuple(
-        oci.Descriptor(oci.MEDIA_LAYER if "oci" in media_type else oci.MEDIA_DOCKER_LAYER,
-                       d["digest"], d["size"]) for d in manifest["layers"]
+        oci.Descriptor(
+            oci.MEDIA_LAYER if "oci" in media_type else oci.MEDIA_DOCKER_LAYER,
+            d["digest"],
+            d["size"],
+        )
+        for d in manifest["layers"]
     )
-    history = [h.get("created_by", "") for h in config.get("history", []) if not h.get("empty_layer")]
+    history = [
+        h.get("created_by", "") for h in config.get("history", []) if not h.get("empty_layer")
+    ]
     if len(history) != len(layers):
         history = [f"base layer {i}" for i in range(len(layers))]
     return BaseImage(
-        reference=str(ref), repository=ref.repository, digest=digest, layers=layers,
-        diff_ids=tuple(config["rootfs"]["diff_ids"]), history=tuple(history),
+        reference=str(ref),
+        repository=ref.repository,
+        digest=digest,
+        layers=layers,
+        diff_ids=tuple(config["rootfs"]["diff_ids"]),
+        history=tuple(history),
         size=0,
     )
-

@@ -32,7 +32,7 @@ from .envlayout import Layout, layout_prefix
 from .grouping import LayerGroup, group_packages
 from .registry import RegistryClient
 from .staging import Installer, check_server, compile_bytecode, default_installer, new_staging_dir
-from .tarlayer import BlobCache, Entry, LayerBlob, with_parents
+from .tarlayer import GZIP_LEVEL, BlobCache, Entry, LayerBlob, with_parents
 
 FORMAT = "lockstep-image-1"
 RECORD = "build-record.json"
@@ -70,9 +70,13 @@ def lock_hash(lockfile: Path) -> str:
     return from_lock(lockfile)
 
 
-def image_key(*, lock_hash: str, base_digest: str, layer_limit: int, server_packages, epoch: int) -> str:
+def image_key(
+    *, lock_hash: str, base_digest: str, layer_limit: int, server_packages, epoch: int
+) -> str:
     """Everything that decides the image digest apart from the installed bytes."""
-    text = json.dumps([FORMAT, lock_hash, base_digest, layer_limit, sorted(server_packages), epoch])
+    text = json.dumps(
+        [FORMAT, GZIP_LEVEL, lock_hash, base_digest, layer_limit, sorted(server_packages), epoch]
+    )
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -89,16 +93,28 @@ def group_entries(layout: Layout, groups: list[LayerGroup]) -> list[tuple[str, l
 
 
 def assemble(
-    *, layers: list[LayerBlob], history: list[str], base: BaseImage, project: str,
-    lock_hash: str, epoch: int,
+    *,
+    layers: list[LayerBlob],
+    history: list[str],
+    base: BaseImage,
+    project: str,
+    lock_hash: str,
+    epoch: int,
 ) -> tuple[bytes, bytes]:
     """(config bytes, manifest bytes) for the project image (pure)."""
     runtime = oci.project_runtime(project=project, lock_hash=lock_hash, base=base.reference)
-    config = oci.canonical_json(oci.image_config(
-        runtime=runtime, diff_ids=[*base.diff_ids, *(b.diff_id for b in layers)],
-        history=[*base.history, *history], created=oci.created_at(epoch),
-    ))
-    descriptors = [*base.layers, *(oci.Descriptor(oci.MEDIA_LAYER, b.digest, b.size) for b in layers)]
+    config = oci.canonical_json(
+        oci.image_config(
+            runtime=runtime,
+            diff_ids=[*base.diff_ids, *(b.diff_id for b in layers)],
+            history=[*base.history, *history],
+            created=oci.created_at(epoch),
+        )
+    )
+    descriptors = [
+        *base.layers,
+        *(oci.Descriptor(oci.MEDIA_LAYER, b.digest, b.size) for b in layers),
+    ]
     config_desc = oci.Descriptor(oci.MEDIA_CONFIG, oci.sha256_digest(config), len(config))
     return config, oci.canonical_json(oci.image_manifest(config=config_desc, layers=descriptors))
 
@@ -106,9 +122,17 @@ def assemble(
 class Builder:
     """One build of one project; ``run()`` returns a ``BuildResult``."""
 
-    def __init__(self, project_dir: Path, settings, *, registry: str | None = None,
-                 installer: Installer | None = None, progress: Callable[[str], None] | None = None,
-                 epoch: int = 0, workers: int | None = None) -> None:
+    def __init__(
+        self,
+        project_dir: Path,
+        settings,
+        *,
+        registry: str | None = None,
+        installer: Installer | None = None,
+        progress: Callable[[str], None] | None = None,
+        epoch: int = 0,
+        workers: int | None = None,
+    ) -> None:
         self.project_dir = Path(project_dir)
         self.settings = settings
         self.registry = registry or settings.registry
@@ -133,8 +157,13 @@ class Builder:
         lockfile = self._lockfile()
         lhash = lock_hash(lockfile)
         base = self._base()
-        key = image_key(lock_hash=lhash, base_digest=base.digest, layer_limit=self.settings.layer_limit,
-                        server_packages=self.settings.server_packages, epoch=self.epoch)
+        key = image_key(
+            lock_hash=lhash,
+            base_digest=base.digest,
+            layer_limit=self.settings.layer_limit,
+            server_packages=self.settings.server_packages,
+            epoch=self.epoch,
+        )
         known = self._known(key)
         if known and self.client.head_manifest(self.repo.repository, known["digest"]):
             self.progress(f"{self.repo.name}@{known['digest']} is already in the registry")
@@ -145,8 +174,14 @@ class Builder:
             blobs, history = self._layers(lockfile, staging, base)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        config, manifest = assemble(layers=blobs, history=history, base=base, project=self.name,
-                                    lock_hash=lhash, epoch=self.epoch)
+        config, manifest = assemble(
+            layers=blobs,
+            history=history,
+            base=base,
+            project=self.name,
+            lock_hash=lhash,
+            epoch=self.epoch,
+        )
         digest = oci.sha256_digest(manifest)
         if self.client.head_manifest(self.repo.repository, digest):
             uploaded, noop = 0, True
@@ -154,13 +189,22 @@ class Builder:
         else:
             uploaded, noop = self._push(base, blobs, config, manifest, digest), False
         self._tag(digest, manifest)
-        return self._finish(key, BuildResult(
-            project=self.name, reference=str(self.repo.by_digest(digest)), digest=digest,
-            lock_hash=lhash, base=base.reference, layers=len(base.layers) + len(blobs),
-            bytes_uploaded=uploaded, size=sum(b.size for b in blobs) + len(config) + sum(
-                d.size for d in base.layers), noop=noop, tag=self.tag,
-            layer_digests=tuple(d.digest for d in base.layers) + tuple(b.digest for b in blobs),
-        ))
+        return self._finish(
+            key,
+            BuildResult(
+                project=self.name,
+                reference=str(self.repo.by_digest(digest)),
+                digest=digest,
+                lock_hash=lhash,
+                base=base.reference,
+                layers=len(base.layers) + len(blobs),
+                bytes_uploaded=uploaded,
+                size=sum(b.size for b in blobs) + len(config) + sum(d.size for d in base.layers),
+                noop=noop,
+                tag=self.tag,
+                layer_digests=tuple(d.digest for d in base.layers) + tuple(b.digest for b in blobs),
+            ),
+        )
 
     # -- steps ----------------------------------------------------------------------------
     def _lockfile(self) -> Path:
@@ -182,8 +226,13 @@ class Builder:
                     "copy it there first (the build mounts base layers, it does not download them)"
                 )
             return external_base(self.client, self.settings.base_image)
-        return ensure_base(self.client, self.registry, self.settings.cache_path("base"),
-                           epoch=self.epoch, progress=self.progress)
+        return ensure_base(
+            self.client,
+            self.registry,
+            self.settings.cache_path("base"),
+            epoch=self.epoch,
+            progress=self.progress,
+        )
 
     def _known(self, key: str) -> dict | None:
         for path in (self.settings.cache_path("images", f"{key}.json"), self.project_dir / RECORD):
@@ -191,13 +240,20 @@ class Builder:
                 record = json.loads(path.read_text())
             except (OSError, ValueError):
                 continue
-            if record.get("key") == key and record.get("reference", "").startswith(self.repo.name + "@"):
+            if record.get("key") == key and record.get("reference", "").startswith(
+                self.repo.name + "@"
+            ):
                 fields = BuildResult.__dataclass_fields__
-                return {k: (tuple(v) if k == "layer_digests" else v)
-                        for k, v in record.items() if k in fields}
+                return {
+                    k: (tuple(v) if k == "layer_digests" else v)
+                    for k, v in record.items()
+                    if k in fields
+                }
         return None
 
-    def _layers(self, lockfile: Path, staging: Path, base: BaseImage) -> tuple[list[LayerBlob], list[str]]:
+    def _layers(
+        self, lockfile: Path, staging: Path, base: BaseImage
+    ) -> tuple[list[LayerBlob], list[str]]:
         self.progress(f"installing {lockfile} for /opt/env")
         self.installer(lockfile, staging)
         check_server(staging, project=self.name)
@@ -205,8 +261,9 @@ class Builder:
         self.progress(f"compiled bytecode for {total} sources ({hits} from the cache)")
         layout = layout_prefix(staging)
         slots = self.settings.layer_limit - len(base.layers) - 1
-        groups = group_packages(layout.package_infos(), slots=slots,
-                                server_packages=self.settings.server_packages)
+        groups = group_packages(
+            layout.package_infos(), slots=slots, server_packages=self.settings.server_packages
+        )
         planned = group_entries(layout, groups)
         self.progress(f"writing {len(planned)} layers")
         cache = BlobCache(self.settings.cache_path("layers"))
@@ -228,22 +285,28 @@ class Builder:
                     found.setdefault(digest, repo.split("/", 1)[1])
         return found
 
-    def _push(self, base: BaseImage, blobs: list[LayerBlob], config: bytes, manifest: bytes,
-              digest: str) -> int:
+    def _push(
+        self, base: BaseImage, blobs: list[LayerBlob], config: bytes, manifest: bytes, digest: str
+    ) -> int:
         repo = self.repo.repository
         siblings = self._sibling_repos()
         jobs = [(d.digest, None, (base.repository,)) for d in base.layers]
-        jobs += [(b.digest, Path(b.path), (siblings[b.digest],) if b.digest in siblings else ())
-                 for b in blobs]
+        jobs += [
+            (b.digest, Path(b.path), (siblings[b.digest],) if b.digest in siblings else ())
+            for b in blobs
+        ]
         self.progress(f"pushing to {self.repo.name}")
 
         def push(job) -> int:
             blob_digest, path, mount_from = job
             if path is None:
                 if self.client.blob_exists(repo, blob_digest) or self.client.mount_blob(
-                        repo, blob_digest, mount_from[0]):
+                    repo, blob_digest, mount_from[0]
+                ):
                     return 0
-                raise LockstepError(f"base layer {blob_digest} could not be mounted from {mount_from[0]}")
+                raise LockstepError(
+                    f"base layer {blob_digest} could not be mounted from {mount_from[0]}"
+                )
             return self.client.ensure_blob(repo, blob_digest, path, mount_from)
 
         with ThreadPoolExecutor(4) as pool:
@@ -273,9 +336,31 @@ class Builder:
         return result
 
 
-def build_image(project_dir: Path, settings, *, registry: str | None = None,
-                installer: Installer | None = None, progress: Callable[[str], None] | None = None,
-                epoch: int = 0) -> BuildResult:
-    """Build ``project_dir``'s lock into an image in ``registry`` (default ``settings.registry``)."""
-    return Builder(project_dir, settings, registry=registry, installer=installer,
-                   progress=progress, epoch=epoch).run()
+def build_image(
+    project_dir: Path,
+    settings,
+    *,
+    registry: str | None = None,
+    installer: Installer | None = None,
+    progress: Callable[[str], None] | None = None,
+    epoch: int = 0,
+) -> BuildResult:
+    """Build ``project_dir``'s lock into an image in ``registry`` (default: the site's).
+
+    Parameters
+    ----------
+    project_dir : ``environments/<project>`` holding ``conda-lock.yml`` (and ``project.yaml``).
+    settings : the site's ``Lockstep`` settings (registry, caches, stages, layer_limit...).
+    registry : ``HOST[:PORT][/NAMESPACE]`` overriding ``settings.registry``.
+    installer : ``installer(lockfile, staging)``; default: the lock module's ``install_lock``.
+    progress : called with one line of text per step.
+    epoch : ``SOURCE_DATE_EPOCH`` for the config's ``created`` and layer mtimes.
+    """
+    return Builder(
+        project_dir,
+        settings,
+        registry=registry,
+        installer=installer,
+        progress=progress,
+        epoch=epoch,
+    ).run()

@@ -98,7 +98,9 @@ def fetch_deb(pin: DebPin, cache: Path, *, timeout: float = 120.0) -> Path:
     try:
         response = httpx.get(pin.url, timeout=timeout, follow_redirects=True)
     except httpx.HTTPError as exc:
-        raise LockstepError(f"could not download {pin.url}: {exc}; check the Debian mirror") from exc
+        raise LockstepError(
+            f"could not download {pin.url}: {exc}; check the Debian mirror"
+        ) from exc
     if response.status_code != 200:
         raise LockstepError(
             f"{pin.url} answered {response.status_code}; the pinned {pin.name}={pin.version} "

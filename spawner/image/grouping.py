@@ -81,7 +81,9 @@ def group_packages(
 ) -> list[LayerGroup]:
     """Layer groups, bottom first, at most ``slots`` of them (see the module guarantees)."""
     if slots < 1:
-        raise ValueError(f"no room for package layers (slots={slots}); raise c.Lockstep.layer_limit")
+        raise ValueError(
+            f"no room for package layers (slots={slots}); raise c.Lockstep.layer_limit"
+        )
     tier_of = tiers(packages, server_packages=server_packages)
     ordered = sorted(packages, key=lambda p: (tier_of[p.name], p.name))
     if len(ordered) <= slots:

@@ -85,8 +85,11 @@ def start(root: Path, addr: str = DEFAULT_ADDR, *, wait: float = 20.0) -> Regist
     config.write_text(render_config(storage=root / "storage", addr=addr))
     with open(root / "registry.log", "ab") as log:
         proc = subprocess.Popen(
-            [binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            [binary, "serve", str(config)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
     (root / "registry.pid").write_text(f"{proc.pid}\n")
     deadline = time.monotonic() + wait

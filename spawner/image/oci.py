@@ -23,8 +23,12 @@ MEDIA_CONFIG = "application/vnd.oci.image.config.v1+json"
 MEDIA_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 MEDIA_DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 MEDIA_DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
-MANIFEST_TYPES = (MEDIA_MANIFEST, MEDIA_DOCKER_MANIFEST, MEDIA_INDEX,
-                  "application/vnd.docker.distribution.manifest.list.v2+json")
+MANIFEST_TYPES = (
+    MEDIA_MANIFEST,
+    MEDIA_DOCKER_MANIFEST,
+    MEDIA_INDEX,
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+)
 
 HOME = "/home/jovyan"
 USER = "1000:100"
@@ -137,7 +141,10 @@ def image_config(
 
 
 def image_manifest(
-    *, config: Descriptor, layers: Sequence[Descriptor], annotations: Mapping[str, str] | None = None
+    *,
+    config: Descriptor,
+    layers: Sequence[Descriptor],
+    annotations: Mapping[str, str] | None = None,
 ) -> dict:
     """An OCI image manifest for a config and its (compressed) layers, bottom first."""
     manifest: dict = {

@@ -28,15 +28,18 @@ MODE = py_compile.PycInvalidationMode.UNCHECKED_HASH
 def sources(root):
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames
-                             if d != "__pycache__" and not os.path.islink(os.path.join(dirpath, d)))
+        dirnames[:] = sorted(
+            d
+            for d in dirnames
+            if d != "__pycache__" and not os.path.islink(os.path.join(dirpath, d))
+        )
         found.extend(os.path.join(dirpath, f) for f in sorted(filenames) if f.endswith(".py"))
     return found
 
 
 def _put(path, data):
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = "%s.tmp%d" % (path, os.getpid())
+    tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, "wb") as fh:
         fh.write(data)
     os.replace(tmp, path)
@@ -44,7 +47,7 @@ def _put(path, data):
 
 def compile_one(job):
     source, staging, prefix, cache = job
-    dfile = prefix + source[len(staging):]
+    dfile = prefix + source[len(staging) :]
     cfile = importlib.util.cache_from_source(source)
     with open(source, "rb") as fh:
         data = fh.read()
@@ -68,14 +71,14 @@ def compile_one(job):
 def main(argv):
     staging, prefix, cache = argv[1].rstrip("/"), argv[2].rstrip("/"), argv[3]
     jobs = int(argv[4]) if len(argv) > 4 else (os.cpu_count() or 1)
-    version = "python%d.%d" % sys.version_info[:2]
+    version = "python{}.{}".format(*sys.version_info[:2])
     todo = [(s, staging, prefix, cache) for s in sources(os.path.join(staging, "lib", version))]
     if jobs > 1 and len(todo) > 50:
         with Pool(jobs) as pool:
             hits = sum(pool.imap_unordered(compile_one, todo, chunksize=32))
     else:
         hits = sum(map(compile_one, todo))
-    sys.stdout.write("%d %d\n" % (len(todo), hits))
+    sys.stdout.write(f"{len(todo)} {hits}\n")
     return 0
 
 

@@ -103,13 +103,23 @@ class RegistryClient:
     Methods are synchronous; call them through ``asyncio.to_thread`` from async code.
     """
 
-    def __init__(self, host: str, *, insecure: bool = False, credentials=None, timeout=TIMEOUT,
-                 transport: httpx.BaseTransport | None = None):
+    def __init__(
+        self,
+        host: str,
+        *,
+        insecure: bool = False,
+        credentials=None,
+        timeout=TIMEOUT,
+        transport: httpx.BaseTransport | None = None,
+    ):
         self.host = host
         self.base_url = f"{'http' if insecure else 'https'}://{host}"
         self.client = httpx.Client(
-            base_url=self.base_url, timeout=timeout, auth=RegistryAuth(credentials),
-            follow_redirects=True, transport=transport,
+            base_url=self.base_url,
+            timeout=timeout,
+            auth=RegistryAuth(credentials),
+            follow_redirects=True,
+            transport=transport,
         )
 
     @classmethod
@@ -166,7 +176,9 @@ class RegistryClient:
     def mount_blob(self, repo: str, digest: str, from_repo: str) -> bool:
         """Cross-repository mount; True when mounted, False when the registry wants an upload."""
         response = self._request(
-            "POST", f"/v2/{repo}/blobs/uploads/", params={"mount": digest, "from": from_repo},
+            "POST",
+            f"/v2/{repo}/blobs/uploads/",
+            params={"mount": digest, "from": from_repo},
             ok=(201, 202),
         )
         if response.status_code == 202:  # not mountable: cancel the upload session it opened
@@ -187,7 +199,10 @@ class RegistryClient:
             content = _file_chunks(Path(source))
         url = httpx.URL(self.base_url).join(location).copy_merge_params({"digest": digest})
         self._request(
-            "PUT", str(url), content=content, ok=(201,),
+            "PUT",
+            str(url),
+            content=content,
+            ok=(201,),
             headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
         )
         return size
@@ -224,7 +239,9 @@ class RegistryClient:
     def head_manifest(self, repo: str, reference: str) -> str | None:
         """The digest ``reference`` (tag or digest) resolves to, or None when absent."""
         response = self._request(
-            "HEAD", f"/v2/{repo}/manifests/{reference}", ok=(200, 404),
+            "HEAD",
+            f"/v2/{repo}/manifests/{reference}",
+            ok=(200, 404),
             headers={"Accept": ", ".join(MANIFEST_TYPES)},
         )
         if response.status_code == 404:
@@ -236,7 +253,9 @@ class RegistryClient:
     def get_manifest(self, repo: str, reference: str) -> tuple[bytes, str, str]:
         """(raw bytes, media type, digest) of a manifest by tag or digest."""
         response = self._request(
-            "GET", f"/v2/{repo}/manifests/{reference}", headers={"Accept": ", ".join(MANIFEST_TYPES)}
+            "GET",
+            f"/v2/{repo}/manifests/{reference}",
+            headers={"Accept": ", ".join(MANIFEST_TYPES)},
         )
         data = response.content
         media_type = response.headers.get("content-type", "").split(";")[0]
@@ -245,7 +264,10 @@ class RegistryClient:
     def put_manifest(self, repo: str, reference: str, data: bytes, media_type: str) -> str:
         """PUT a manifest under a tag or its digest; returns the digest."""
         self._request(
-            "PUT", f"/v2/{repo}/manifests/{reference}", content=data, ok=(201,),
+            "PUT",
+            f"/v2/{repo}/manifests/{reference}",
+            content=data,
+            ok=(201,),
             headers={"Content-Type": media_type},
         )
         return sha256_digest(data)
@@ -268,8 +290,14 @@ def _file_chunks(path: Path) -> Iterator[bytes]:
 
 
 def copy_image(
-    src: RegistryClient, src_repo: str, dst: RegistryClient, dst_repo: str, digest: str,
-    *, tags: tuple[str, ...] = (), workdir: Path,
+    src: RegistryClient,
+    src_repo: str,
+    dst: RegistryClient,
+    dst_repo: str,
+    digest: str,
+    *,
+    tags: tuple[str, ...] = (),
+    workdir: Path,
 ) -> int:
     """Copy an image (manifest by digest, its config and layers) keeping its digest.
 

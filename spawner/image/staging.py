@@ -6,7 +6,8 @@ filesystem as the package cache, so installs are hardlinks), and ``compile_bytec
 writes ``.pyc`` files that do not depend on the staging path, the clock or hash seeds
 (``unchecked-hash`` invalidation, recorded path under /opt/env, ``PYTHONHASHSEED=0``),
 cached by content (``pycompile``); every .pyc is written as a new file and renamed into
-place, so files hardlinked into the package cache are never edited in place. ``check_server`` refuses an env that cannot serve JupyterHub.
+place, so files hardlinked into the package cache are never edited in place.
+``check_server`` refuses an env that cannot serve JupyterHub.
 """
 
 from __future__ import annotations
@@ -35,8 +36,12 @@ def default_installer(settings, progress: Callable[[str], None] | None = None) -
         from ..lock.install import install_lock  # lazy: image modules import without it
 
         install_lock(
-            lockfile, staging, platform="linux-64", target_prefix=ENV_PREFIX,
-            mirrors=dict(settings.mirrors), cache_dir=settings.cache_path("pkgs"),
+            lockfile,
+            staging,
+            platform="linux-64",
+            target_prefix=ENV_PREFIX,
+            mirrors=dict(settings.mirrors),
+            cache_dir=settings.cache_path("pkgs"),
             progress=progress,
         )
 

@@ -24,6 +24,7 @@ import os
 import stat
 import struct
 import tarfile
+import threading
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -88,8 +89,9 @@ def entry_for_path(host_path: str, layer_path: str) -> Entry:
     if stat.S_ISDIR(st.st_mode):
         return Entry(layer_path, "dir", 0o755)
     if stat.S_ISREG(st.st_mode):
-        return Entry(layer_path, "file", normal_mode("file", st.st_mode), source=host_path,
-                     size=st.st_size)
+        return Entry(
+            layer_path, "file", normal_mode("file", st.st_mode), source=host_path, size=st.st_size
+        )
     raise ValueError(f"{host_path}: only regular files, directories and symlinks can go in a layer")
 
 
@@ -206,7 +208,7 @@ def write_layer(
 ) -> LayerBlob:
     """Write the gzipped layer to ``dest`` (atomically) and return its hashes and sizes."""
     dest = Path(dest)
-    tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
+    tmp = dest.with_name(dest.name + f".tmp{os.getpid()}-{threading.get_ident()}")
     with open(tmp, "wb") as out:
         sink = _Sink(out, level)
         _write_tar(entries, sink, mtime)
@@ -221,10 +223,12 @@ def write_layer(
 
 
 class BlobCache:
-    """Compressed layers on disk, keyed by diff_id: ``<root>/<hex>.tar.gz`` + ``<hex>.json``."""
+    """Compressed layers on disk, keyed by diff_id and gzip level:
+    ``<root>/gzip<level>/<hex>.tar.gz`` + ``<hex>.json``."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
+    def __init__(self, root: Path, *, level: int = GZIP_LEVEL) -> None:
+        self.level = level
+        self.root = Path(root) / f"gzip{level}"
 
     def get(self, layer_diff_id: str) -> LayerBlob | None:
         hexid = layer_diff_id.removeprefix("sha256:")
@@ -236,7 +240,7 @@ class BlobCache:
             return None
         return replace(found, path=str(blob))
 
-    def layer(self, entries: list[Entry], *, mtime: int = 0, level: int = GZIP_LEVEL) -> LayerBlob:
+    def layer(self, entries: list[Entry], *, mtime: int = 0) -> LayerBlob:
         """The cached blob for these entries, compressing them only on a miss."""
         layer_diff_id, _ = diff_id(entries, mtime=mtime)
         cached = self.get(layer_diff_id)
@@ -244,11 +248,11 @@ class BlobCache:
             return cached
         self.root.mkdir(parents=True, exist_ok=True)
         hexid = layer_diff_id.removeprefix("sha256:")
-        blob = write_layer(entries, self.root / f"{hexid}.tar.gz", mtime=mtime, level=level)
+        blob = write_layer(entries, self.root / f"{hexid}.tar.gz", mtime=mtime, level=self.level)
         if blob.diff_id != layer_diff_id:
             raise RuntimeError(f"layer changed while it was written ({hexid}); rebuild")
         meta = {k: v for k, v in blob.__dict__.items() if k != "path"}
-        tmp = self.root / f"{hexid}.json.tmp{os.getpid()}"
+        tmp = self.root / f"{hexid}.json.tmp{os.getpid()}-{threading.get_ident()}"
         tmp.write_text(json.dumps(meta, sort_keys=True))
         os.replace(tmp, self.root / f"{hexid}.json")
         return blob

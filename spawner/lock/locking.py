@@ -84,6 +84,8 @@ class LockPlan:
     recorded_channels: tuple[Any, ...]
     """conda-lock's ``Channel`` list for ``metadata.channels``: as the spec writes them."""
     custom_metadata: Mapping[str, str]
+    lock_spec: Any = field(default=None, repr=False, compare=False)
+    """conda-lock's ``LockSpecification`` of the spec (what its content hash reads)."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,8 @@ def plan_lock(target: Path, inputs: LockInputs) -> LockPlan:
     virtual = {p: parse_virtual_packages(p, inputs.virtual_packages) for p in platforms}
     lock_spec = condalock.lock_specification([spec_path], platforms=platforms)
     urls = {c.name: c.url for c in channels}
+    # conda-lock names a channel pinned by URL (``https://host/chan::pkg``) ``chan``
+    urls.update({c.url.rsplit("/", 1)[-1]: c.url for c in channels if c.name == c.url})
     specs: dict[str, tuple[str, ...]] = {}
     added: dict[str, None] = {}
     for platform in platforms:
@@ -148,6 +152,7 @@ def plan_lock(target: Path, inputs: LockInputs) -> LockPlan:
         content_hash=condalock.content_hashes(lock_spec, virtual_packages=vp_file),
         recorded_channels=tuple(lock_spec.channels),
         custom_metadata=custom,
+        lock_spec=lock_spec,
     )
 
 
@@ -247,10 +252,9 @@ def check_lock(target: Path, inputs: LockInputs) -> Freshness:
             current=False, source=str(plan.spec_path), reasons=(f"{plan.lock_path} does not exist",)
         )
     lockfile = condalock.read_lockfile(plan.lock_path)
-    lock_spec = condalock.lock_specification([plan.spec_path], platforms=plan.platforms)
     verdict = conda_lock_verdict(
         lockfile,
-        lock_spec,
+        plan.lock_spec,
         plan.platforms,
         virtual_packages=condalock.virtual_package_file(plan.spec_path.parent),
     )

@@ -10,7 +10,6 @@ comes back as ``WorkerError`` with the worker's ``kind`` ("unsolvable", "channel
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -20,8 +19,9 @@ from pathlib import Path
 
 from ..errors import LockstepError
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]
-"""The folder holding the ``spawner`` package, put on the worker's ``PYTHONPATH``."""
+WORKER = Path(__file__).resolve().with_name("worker.py")
+"""Run as a script (same code as ``python -m spawner.lock.worker``): it imports nothing
+from lockstep, so starting it costs only the interpreter and rattler."""
 
 
 class WorkerError(LockstepError):
@@ -33,13 +33,6 @@ class WorkerError(LockstepError):
         self.details = details or {}
 
 
-def _worker_env() -> dict[str, str]:
-    env = dict(os.environ)
-    path = env.get("PYTHONPATH")
-    env["PYTHONPATH"] = str(PACKAGE_ROOT) + (os.pathsep + path if path else "")
-    return env
-
-
 def run_worker(
     request: dict,
     *,
@@ -49,11 +42,10 @@ def run_worker(
     """Send ``request`` to a fresh worker; return its result or raise ``WorkerError``."""
     with tempfile.TemporaryFile() as stderr:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "spawner.lock.worker"],
+            [sys.executable, str(WORKER)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=stderr,
-            env=_worker_env(),
         )
         try:
             outcome = _talk(proc, json.dumps(request), progress, timeout)

@@ -7,5 +7,12 @@
 from .audit import AuditRecord, AuditTrail, GateResult
 from .core import PromotionError, plan, promote, rollback
 
-__all__ = ["AuditRecord", "AuditTrail", "GateResult", "PromotionError", "plan", "promote",
-           "rollback"]
+__all__ = [
+    "AuditRecord",
+    "AuditTrail",
+    "GateResult",
+    "PromotionError",
+    "plan",
+    "promote",
+    "rollback",
+]

@@ -96,8 +96,9 @@ class AuditTrail:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise AuditError(f"cannot write the audit trail {self.path}: {exc}; "
-                             "check c.Lockstep.data_dir") from None
+            raise AuditError(
+                f"cannot write the audit trail {self.path}: {exc}; check c.Lockstep.data_dir"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             os.write(fd, line.encode())
@@ -124,14 +125,18 @@ class AuditTrail:
             except (ValueError, TypeError) as exc:
                 if number == len(lines):
                     continue
-                raise AuditError(f"{self.path}, line {number}: not an audit record ({exc}); "
-                                 "the trail is append-only: restore it from backup") from None
+                raise AuditError(
+                    f"{self.path}, line {number}: not an audit record ({exc}); "
+                    "the trail is append-only: restore it from backup"
+                ) from None
             if project is None or record.project == project:
                 records.append(record)
         return records
 
 
-def promoter_of(records: Sequence[AuditRecord], *, project: str, stage: str, digest: str) -> str | None:
+def promoter_of(
+    records: Sequence[AuditRecord], *, project: str, stage: str, digest: str
+) -> str | None:
     """Who last promoted ``digest`` to ``stage`` of ``project`` (None if nobody did)."""
     for record in reversed(records):
         if (record.project, record.to_stage, record.digest) == (project, stage, digest) and (

@@ -50,12 +50,15 @@ def plan(stages: Sequence[str], to_stage: str) -> Plan:
     """Which stage feeds ``to_stage``; refuses the first stage and unknown names."""
     stages = list(stages)
     if to_stage not in stages:
-        raise PromotionError(f"unknown stage {to_stage!r}; stages are {', '.join(stages)} "
-                             "(c.Lockstep.stages)")
+        raise PromotionError(
+            f"unknown stage {to_stage!r}; stages are {', '.join(stages)} (c.Lockstep.stages)"
+        )
     index = stages.index(to_stage)
     if index == 0:
-        raise PromotionError(f"{to_stage} is the first stage: `lockstep build` sets it; promote "
-                             f"to {stages[1] if len(stages) > 1 else 'a later stage'} instead")
+        raise PromotionError(
+            f"{to_stage} is the first stage: `lockstep build` sets it; promote "
+            f"to {stages[1] if len(stages) > 1 else 'a later stage'} instead"
+        )
     return Plan(stages[index - 1], to_stage, index == len(stages) - 1)
 
 
@@ -64,13 +67,18 @@ def acting_user(explicit: str | None = None) -> str:
 
 
 def unreachable_message(exc: BaseException) -> str | None:
-    """"registry H is unreachable (connection refused)" when ``exc`` is a transport failure."""
+    """ "registry H is unreachable (connection refused)" when ``exc`` is a transport failure."""
     cause = exc.__cause__ if isinstance(exc, RegistryError) else exc
     if not isinstance(cause, httpx.TransportError):
         return None
     text = str(cause).lower()
-    reason = ("connection refused" if "refused" in text else "timed out"
-              if isinstance(cause, httpx.TimeoutException) else cause.__class__.__name__)
+    reason = (
+        "connection refused"
+        if "refused" in text
+        else "timed out"
+        if isinstance(cause, httpx.TimeoutException)
+        else cause.__class__.__name__
+    )
     match = re.match(r"registry (\S+)", str(exc))
     host = match.group(1) if match else "?"
     return f"registry {host} is unreachable ({reason})"
@@ -86,8 +94,11 @@ class _Session:
     def endpoint(self, stage: str) -> Endpoint:
         host, name = split_repository(stage_repository(self.settings, self.project, stage))
         if host not in self.clients:
-            self.clients[host] = self.stack.enter_context(RegistryClient.for_host(
-                host, insecure_registries=tuple(self.settings.insecure_registries)))
+            self.clients[host] = self.stack.enter_context(
+                RegistryClient.for_host(
+                    host, insecure_registries=tuple(self.settings.insecure_registries)
+                )
+            )
         return Endpoint(self.clients[host], name)
 
 
@@ -97,9 +108,14 @@ def default_gates(settings, project: str, *, last: bool, lock_path=None) -> list
     proj = load_project(settings.project_dir(project))
     gates = []
     if last:
-        gates.append(approval_gate(ApprovalPolicy(tuple(settings.approvers),
-                                                  bool(settings.allow_self_approval))))
-    gates.append(verify_gate(settings, lock_path or settings.project_dir(project) / "conda-lock.yml"))
+        gates.append(
+            approval_gate(
+                ApprovalPolicy(tuple(settings.approvers), bool(settings.allow_self_approval))
+            )
+        )
+    gates.append(
+        verify_gate(settings, lock_path or settings.project_dir(project) / "conda-lock.yml")
+    )
     gates.append(notebooks_gate(settings, proj))
     return gates
 
@@ -113,9 +129,15 @@ def _record(**fields) -> AuditRecord:
 
 
 def promote(
-    settings, project: str, to_stage: str, *, user: str | None = None,
-    approved_by: str | None = None, digest: str | None = None,
-    gates: Sequence[Gate] | None = None, progress: Progress | None = None,
+    settings,
+    project: str,
+    to_stage: str,
+    *,
+    user: str | None = None,
+    approved_by: str | None = None,
+    digest: str | None = None,
+    gates: Sequence[Gate] | None = None,
+    progress: Progress | None = None,
 ) -> AuditRecord:
     """Promote ``project`` to ``to_stage``; returns the audit record that was appended."""
     say = progress or (lambda message: None)
@@ -123,8 +145,14 @@ def promote(
     user = acting_user(user)
     trail = trail_of(settings)
     started = time.monotonic()
-    base = dict(action="promote", project=project, user=user, to_stage=to_stage,
-                from_stage=step.from_stage, approved_by=approved_by)
+    base = dict(
+        action="promote",
+        project=project,
+        user=user,
+        to_stage=to_stage,
+        from_stage=step.from_stage,
+        approved_by=approved_by,
+    )
     if gates is None:
         gates = default_gates(settings, project, last=step.last)
     record = _record(**base, outcome="failed", digest=digest)
@@ -136,20 +164,32 @@ def promote(
             previous = read_pointer(target, to_stage)
             record = replace(record, digest=current, previous_digest=previous)
             if current is None:
-                record = replace(record, outcome="refused", message=(
-                    f"{source.name}:{step.from_stage} does not exist; build the project "
-                    f"(`lockstep build`) or promote to {step.from_stage} first; {NO_CHANGE}"))
+                record = replace(
+                    record,
+                    outcome="refused",
+                    message=(
+                        f"{source.name}:{step.from_stage} does not exist; build the project "
+                        f"(`lockstep build`) or promote to {step.from_stage} first; {NO_CHANGE}"
+                    ),
+                )
             elif digest and digest != current:
-                record = replace(record, outcome="refused", message=(
-                    f"--digest {digest} is not what {step.from_stage} points at ({current}); "
-                    f"promote what {step.from_stage} holds, or promote {digest} to "
-                    f"{step.from_stage} first; {NO_CHANGE}"))
+                record = replace(
+                    record,
+                    outcome="refused",
+                    message=(
+                        f"--digest {digest} is not what {step.from_stage} points at ({current}); "
+                        f"promote what {step.from_stage} holds, or promote {digest} to "
+                        f"{step.from_stage} first; {NO_CHANGE}"
+                    ),
+                )
             elif previous == current:
-                record = replace(record, outcome="unchanged", message=(
-                    f"{to_stage} already points at {current}; nothing to do"))
+                record = replace(
+                    record,
+                    outcome="unchanged",
+                    message=(f"{to_stage} already points at {current}; nothing to do"),
+                )
             else:
-                record = _gate_and_move(settings, record, step, source, target, gates,
-                                        trail, say)
+                record = _gate_and_move(settings, record, step, source, target, gates, trail, say)
     except (RegistryError, PointerError) as exc:
         reason = unreachable_message(exc) or str(exc)
         record = replace(record, outcome="failed", message=f"{reason}; {NO_CHANGE}")
@@ -160,59 +200,95 @@ def promote(
 
 
 def _gate_and_move(settings, record, step, source, target, gates, trail, say) -> AuditRecord:
-    ctx = GateContext(project=record.project, from_stage=step.from_stage, to_stage=step.to_stage,
-                      last_stage=step.last, digest=record.digest,
-                      source_repository=source.name, user=record.user,
-                      approved_by=record.approved_by, records=tuple(trail.read(record.project)))
+    ctx = GateContext(
+        project=record.project,
+        from_stage=step.from_stage,
+        to_stage=step.to_stage,
+        last_stage=step.last,
+        digest=record.digest,
+        source_repository=source.name,
+        user=record.user,
+        approved_by=record.approved_by,
+        records=tuple(trail.read(record.project)),
+    )
     say(f"promoting {source.name}@{record.digest} from {step.from_stage} to {step.to_stage}")
     results = run_gates(gates, ctx, progress=say)
     record = replace(record, gates=results)
     failed = [r for r in results if r.status == "failed"]
     if failed:
-        return replace(record, outcome="refused", message=(
-            f"gate {failed[0].name} failed: {failed[0].message}; {NO_CHANGE}"))
+        return replace(
+            record,
+            outcome="refused",
+            message=(f"gate {failed[0].name} failed: {failed[0].message}; {NO_CHANGE}"),
+        )
     with StageLock(settings.data_path("locks"), record.project, step.to_stage):
         now_source = read_pointer(source, step.from_stage)
         if now_source != record.digest:
-            raise PointerError(f"{source.name}:{step.from_stage} moved from {record.digest} to "
-                               f"{now_source} while the gates ran; run the promotion again")
-        move = move_pointer(source=source, target=target, stage=step.to_stage,
-                            digest=record.digest, expected=record.previous_digest)
-        record = replace(record, outcome="promoted", bytes_moved=move.bytes_moved, message=(
-            f"{target.name}:{step.to_stage} now points at {record.digest} "
-            f"(was {record.previous_digest or 'nothing'}; pointer move {move.seconds:.3f} s, "
-            f"{move.bytes_moved} bytes)"))
+            raise PointerError(
+                f"{source.name}:{step.from_stage} moved from {record.digest} to "
+                f"{now_source} while the gates ran; run the promotion again"
+            )
+        move = move_pointer(
+            source=source,
+            target=target,
+            stage=step.to_stage,
+            digest=record.digest,
+            expected=record.previous_digest,
+        )
+        record = replace(
+            record,
+            outcome="promoted",
+            bytes_moved=move.bytes_moved,
+            message=(
+                f"{target.name}:{step.to_stage} now points at {record.digest} "
+                f"(was {record.previous_digest or 'nothing'}; pointer move {move.seconds:.3f} s, "
+                f"{move.bytes_moved} bytes)"
+            ),
+        )
         trail.append(record)
     return record
 
 
-def rollback(settings, project: str, stage: str, *, user: str | None = None,
-             progress: Progress | None = None) -> AuditRecord:
+def rollback(
+    settings, project: str, stage: str, *, user: str | None = None, progress: Progress | None = None
+) -> AuditRecord:
     """Point ``stage`` back at the digest it held before its last move (from the trail)."""
     if stage not in settings.stages:
         raise PromotionError(f"unknown stage {stage!r}; stages are {', '.join(settings.stages)}")
     say = progress or (lambda message: None)
     trail = trail_of(settings)
     started = time.monotonic()
-    record = _record(action="rollback", project=project, user=acting_user(user), to_stage=stage,
-                     outcome="failed", digest=None)
+    say(f"rolling back {project} {stage}")
+    record = _record(
+        action="rollback",
+        project=project,
+        user=acting_user(user),
+        to_stage=stage,
+        outcome="failed",
+        digest=None,
+    )
     try:
         with ExitStack() as stack:
             target = _Session(settings, project, stack).endpoint(stage)
             with StageLock(settings.data_path("locks"), project, stage):
                 current = read_pointer(target, stage)
-                wanted, why = rollback_target(trail.read(project), project=project, stage=stage,
-                                              current=current)
+                wanted, why = rollback_target(
+                    trail.read(project), project=project, stage=stage, current=current
+                )
                 record = replace(record, previous_digest=current, digest=wanted)
                 if wanted is None:
                     record = replace(record, outcome="refused", message=f"{why}; {NO_CHANGE}")
                 else:
-                    move = move_pointer(source=target, target=target, stage=stage, digest=wanted,
-                                        expected=current)
-                    record = replace(record, outcome="rolled-back", bytes_moved=move.bytes_moved,
-                                     seconds=round(time.monotonic() - started, 4), message=(
-                                         f"{target.name}:{stage} points back at {wanted} "
-                                         f"(was {current})"))
+                    move = move_pointer(
+                        source=target, target=target, stage=stage, digest=wanted, expected=current
+                    )
+                    record = replace(
+                        record,
+                        outcome="rolled-back",
+                        bytes_moved=move.bytes_moved,
+                        seconds=round(time.monotonic() - started, 4),
+                        message=(f"{target.name}:{stage} points back at {wanted} (was {current})"),
+                    )
                     trail.append(record)
                     return record
     except (RegistryError, PointerError) as exc:

@@ -63,22 +63,31 @@ class ApprovalPolicy:
 
 
 def approval_decision(
-    *, policy: ApprovalPolicy, stage: str, previous_stage: str, approved_by: str | None,
+    *,
+    policy: ApprovalPolicy,
+    stage: str,
+    previous_stage: str,
+    approved_by: str | None,
     promoter: str | None,
 ) -> tuple[bool, str]:
     """(allowed, message) for approving promotion to the last ``stage``."""
     allowed = ", ".join(policy.approvers) if policy.approvers else ""
     if not approved_by:
         who = f" (one of: {allowed})" if allowed else ""
-        return False, (f"promotion to {stage}, the last stage, needs an approval: "
-                       f"add --approved-by USER{who}")
+        return False, (
+            f"promotion to {stage}, the last stage, needs an approval: add --approved-by USER{who}"
+        )
     if policy.approvers and approved_by not in policy.approvers:
-        return False, (f"{approved_by} may not approve promotion to {stage}; allowed approvers: "
-                       f"{allowed} (c.Lockstep.approvers)")
+        return False, (
+            f"{approved_by} may not approve promotion to {stage}; allowed approvers: "
+            f"{allowed} (c.Lockstep.approvers)"
+        )
     if promoter is not None and approved_by == promoter and not policy.allow_self_approval:
-        return False, (f"{approved_by} promoted this digest to {previous_stage} and may not also "
-                       f"approve it for {stage}; ask another approver, or set "
-                       "c.Lockstep.allow_self_approval = True")
+        return False, (
+            f"{approved_by} promoted this digest to {previous_stage} and may not also "
+            f"approve it for {stage}; ask another approver, or set "
+            "c.Lockstep.allow_self_approval = True"
+        )
     by = f"; {promoter} promoted it to {previous_stage}" if promoter else ""
     return True, f"approved by {approved_by}{by}"
 
@@ -86,12 +95,16 @@ def approval_decision(
 def lock_decision(*, label: str, lock_hashes: Sequence[str], lock_path: str) -> tuple[bool, str]:
     """(matches, message): is the image's lock-hash label the hash of the lock on disk?"""
     if not label:
-        return False, ("image has no org.lockstep.lock-hash label, so its lock is unknown; "
-                       "rebuild it with `lockstep build`")
+        return False, (
+            "image has no org.lockstep.lock-hash label, so its lock is unknown; "
+            "rebuild it with `lockstep build`"
+        )
     if label not in lock_hashes:
-        return False, (f"image was built from another lock (lock-hash {label[:16]}..), not "
-                       f"{lock_path} ({', '.join(h[:16] + '..' for h in lock_hashes) or 'no hash'}); "
-                       "build the current lock with `lockstep build` and promote that image")
+        return False, (
+            f"image was built from another lock (lock-hash {label[:16]}..), not "
+            f"{lock_path} ({', '.join(h[:16] + '..' for h in lock_hashes) or 'no hash'}); "
+            "build the current lock with `lockstep build` and promote that image"
+        )
     return True, f"lock-hash {label[:16]}.. matches {lock_path}"
 
 
@@ -100,8 +113,10 @@ def verify_decision(differences: Sequence[Difference], *, packages: int) -> tupl
         return True, f"{packages} installed packages equal the lock"
     listed = "; ".join(d.describe() for d in differences[:5])
     more = f" (and {len(differences) - 5} more)" if len(differences) > 5 else ""
-    return False, (f"{len(differences)} difference(s) between the image and its lock: "
-                   f"{listed}{more}; run `lockstep verify` for the full list")
+    return False, (
+        f"{len(differences)} difference(s) between the image and its lock: "
+        f"{listed}{more}; run `lockstep verify` for the full list"
+    )
 
 
 def timed(name: str, check: Callable[[], tuple[bool, str]]) -> GateResult:
@@ -111,29 +126,48 @@ def timed(name: str, check: Callable[[], tuple[bool, str]]) -> GateResult:
         ok, message = check()
     except LockstepError as exc:
         ok, message = False, str(exc)
-    return GateResult(name, "passed" if ok else "failed", round(time.monotonic() - started, 3),
-                      message)
+    return GateResult(
+        name, "passed" if ok else "failed", round(time.monotonic() - started, 3), message
+    )
 
 
 def approval_gate(policy: ApprovalPolicy) -> Gate:
     def run(ctx: GateContext) -> GateResult:
-        promoter = promoter_of(ctx.records, project=ctx.project, stage=ctx.from_stage,
-                               digest=ctx.digest)
-        return timed("approval", lambda: approval_decision(
-            policy=policy, stage=ctx.to_stage, previous_stage=ctx.from_stage,
-            approved_by=ctx.approved_by, promoter=promoter))
+        promoter = promoter_of(
+            ctx.records, project=ctx.project, stage=ctx.from_stage, digest=ctx.digest
+        )
+        return timed(
+            "approval",
+            lambda: approval_decision(
+                policy=policy,
+                stage=ctx.to_stage,
+                previous_stage=ctx.from_stage,
+                approved_by=ctx.approved_by,
+                promoter=promoter,
+            ),
+        )
+
     return Gate("approval", run)
 
 
 def verify_gate(settings, lock_path: Path) -> Gate:
     """The verify gate: lock-hash label, then packages and files, read from the registry."""
-    from ..verify import (diff_packages, file_differences, lock_hashes, locked_packages,
-                          packages_from_meta, read_image)
+    from ..verify import (
+        diff_packages,
+        file_differences,
+        lock_hashes,
+        locked_packages,
+        packages_from_meta,
+        read_image,
+    )
 
     def check(ctx: GateContext) -> tuple[bool, str]:
         contents = read_image(settings, ctx.reference, hash_files=True)
-        ok, message = lock_decision(label=contents.labels.get("org.lockstep.lock-hash", ""),
-                                    lock_hashes=lock_hashes(lock_path), lock_path=str(lock_path))
+        ok, message = lock_decision(
+            label=contents.labels.get("org.lockstep.lock-hash", ""),
+            lock_hashes=lock_hashes(lock_path),
+            lock_path=str(lock_path),
+        )
         if not ok:
             return ok, message
         locked = locked_packages(lock_path)

@@ -77,22 +77,37 @@ class NotebookResult:
 
 
 def notebook_container(
-    *, project: Project, image: ImageRef, data_sources: Mapping[str, str], notebooks_dir: str,
-    notebooks: Sequence[str], runtime: str = "", user: str = "lockstep-gate",
+    *,
+    project: Project,
+    image: ImageRef,
+    data_sources: Mapping[str, str],
+    notebooks_dir: str,
+    notebooks: Sequence[str],
+    runtime: str = "",
+    user: str = "lockstep-gate",
 ) -> dict:
     """The Docker create body that runs ``notebooks`` (file names) from ``notebooks_dir``."""
-    options = LaunchOptions(network_prefix="lockstep-gate", tmpfs_targets=("/tmp",),
-                            tmpfs_size="1Gi")
-    spec = build_launch_spec(project=project, image=image, user=user, stage="gate",
-                             data_sources=data_sources, options=options, gpu=False,
-                             env={"PYTHONDONTWRITEBYTECODE": "1",
-                                  "LOCKSTEP_CELL_TIMEOUT": str(CELL_TIMEOUT)},
-                             command=("python", "-c", RUNNER, *notebooks))
+    options = LaunchOptions(
+        network_prefix="lockstep-gate", tmpfs_targets=("/tmp",), tmpfs_size="1Gi"
+    )
+    spec = build_launch_spec(
+        project=project,
+        image=image,
+        user=user,
+        stage="gate",
+        data_sources=data_sources,
+        options=options,
+        gpu=False,
+        env={"PYTHONDONTWRITEBYTECODE": "1", "LOCKSTEP_CELL_TIMEOUT": str(CELL_TIMEOUT)},
+        command=("python", "-c", RUNNER, *notebooks),
+    )
     mounts = [m for m in spec.mounts if m.kind in ("data", "tmpfs")]
     mounts.append(Mount("data", "notebooks", notebooks_dir, MOUNT_POINT, read_only=True))
     mounts.append(Mount("tmpfs", "home", "", HOME, read_only=False, size="256Mi"))
     spec = dataclasses.replace(
-        spec, mounts=tuple(sorted(mounts, key=lambda m: (m.target, m.kind))), network="none",
+        spec,
+        mounts=tuple(sorted(mounts, key=lambda m: (m.target, m.kind))),
+        network="none",
         labels=tuple(sorted({**spec.labels_dict(), GATE_LABEL: "notebooks"}.items())),
     )
     body = render_container(spec, DockerOptions(runtime=runtime, working_dir="/tmp"))
@@ -108,18 +123,24 @@ def parse_results(output: str, notebooks: Sequence[str]) -> list[NotebookResult]
     for line in output.splitlines():
         if not line.startswith(MARKER):
             continue
-        data = json.loads(line[len(MARKER):])
+        data = json.loads(line[len(MARKER) :])
         if data.get("error") == "nbclient":
             raise NotebookGateError(
                 "the image has no nbclient, so its notebooks cannot run headless "
                 f"({data.get('detail', '')}); add nbclient to the environment "
                 "(c.Lockstep.server_packages includes it by default), lock and build again"
             )
-        found[data["notebook"]] = NotebookResult(data["notebook"], bool(data["ok"]),
-                                                 float(data.get("seconds", 0)), data.get("message", ""))
+        found[data["notebook"]] = NotebookResult(
+            data["notebook"],
+            bool(data["ok"]),
+            float(data.get("seconds", 0)),
+            data.get("message", ""),
+        )
     tail = output.strip().splitlines()[-3:]
-    return [found.get(n) or NotebookResult(n, False, 0.0, "did not finish: " + " | ".join(tail))
-            for n in notebooks]
+    return [
+        found.get(n) or NotebookResult(n, False, 0.0, "did not finish: " + " | ".join(tail))
+        for n in notebooks
+    ]
 
 
 def _ensure_image(api, reference: str) -> None:
@@ -134,17 +155,23 @@ def _ensure_image(api, reference: str) -> None:
     try:
         api.pull(repository, tag=digest)
     except docker.errors.APIError as exc:
-        raise NotebookGateError(f"the engine could not pull {reference}: {exc.explanation or exc}") from None
+        raise NotebookGateError(
+            f"the engine could not pull {reference}: {exc.explanation or exc}"
+        ) from None
 
 
-def run_notebooks(body: dict, notebooks: Sequence[str], *, timeout: float = 1800) -> list[NotebookResult]:
+def run_notebooks(
+    body: dict, notebooks: Sequence[str], *, timeout: float = 1800
+) -> list[NotebookResult]:
     """Run the gate container (see ``notebook_container``) and collect its results."""
     import docker
 
     try:
         api = docker.APIClient(version="auto", timeout=60)
     except docker.errors.DockerException as exc:
-        raise NotebookGateError(f"no Docker engine to run the notebooks in ({exc}); start dockerd") from None
+        raise NotebookGateError(
+            f"no Docker engine to run the notebooks in ({exc}); start dockerd"
+        ) from None
     container = None
     try:
         _ensure_image(api, body["Image"])
@@ -160,10 +187,14 @@ def run_notebooks(body: dict, notebooks: Sequence[str], *, timeout: float = 1800
         output = api.logs(container, stdout=True, stderr=True).decode(errors="replace")
         results = parse_results(output, notebooks)
         if len(notebooks) == 1 and results[0].seconds == 0:
-            results[0] = dataclasses.replace(results[0], seconds=round(time.monotonic() - started, 3))
+            results[0] = dataclasses.replace(
+                results[0], seconds=round(time.monotonic() - started, 3)
+            )
         return results
     except docker.errors.APIError as exc:
-        raise NotebookGateError(f"the engine refused the notebook container: {exc.explanation or exc}") from None
+        raise NotebookGateError(
+            f"the engine refused the notebook container: {exc.explanation or exc}"
+        ) from None
     finally:
         if container is not None:
             try:
@@ -188,16 +219,21 @@ def notebooks_gate(settings, project: Project):
         if not names:
             return True, f"no notebooks in {folder}; nothing to run"
         body = notebook_container(
-            project=project, image=ImageRef(ctx.reference), notebooks=names,
+            project=project,
+            image=ImageRef(ctx.reference),
+            notebooks=names,
             data_sources=resolve_data_sources(project, settings.data_roots),
-            notebooks_dir=str(folder), runtime=_runtime(project),
+            notebooks_dir=str(folder),
+            runtime=_runtime(project),
         )
         results = run_notebooks(body, names)
         failed = [r for r in results if not r.ok]
         if failed:
             first = failed[0]
-            return False, (f"{len(failed)} of {len(results)} notebook(s) failed; "
-                           f"{folder / first.notebook} failed: {first.message}")
+            return False, (
+                f"{len(failed)} of {len(results)} notebook(s) failed; "
+                f"{folder / first.notebook} failed: {first.message}"
+            )
         ran = ", ".join(f"{r.notebook} {r.seconds:.1f} s" for r in results)
         return True, f"{len(results)} notebook(s) ran: {ran}"
 

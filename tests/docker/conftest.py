@@ -9,7 +9,8 @@
   default package/layer/pyc caches (so repeated runs are warm) and a temp ``data_dir``.
 * ``locked_project(name, dependencies, server_packages=None)``: a project folder under a
   session ``environments/`` with ``environment.yml``, ``project.yaml`` and a
-  ``conda-lock.yml`` solved against the offline test channel (``jupyter_channel``).
+  ``conda-lock.yml`` solved against the offline test channel (``jupyter_channel``, from
+  ``tests/conftest.py``).
 * ``built_image(project_dir)``: ``lockstep build`` of that folder, a ``BuildResult``;
   cached by lock hash for the session.
 
@@ -20,20 +21,13 @@ that label at the end of the session.
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 from traitlets.config import Config
 
-TESTS = Path(__file__).resolve().parents[1]
-if str(TESTS) not in sys.path:  # the channel fixtures live in tests/channel
-    sys.path.insert(0, str(TESTS))
-
-from channel.fixtures import jupyter_channel  # noqa: E402,F401
-
-from spawner.image import localregistry  # noqa: E402
-from spawner.settings import Lockstep  # noqa: E402
+from spawner.image import localregistry
+from spawner.settings import Lockstep
 
 REGISTRY = localregistry.DEFAULT_ADDR
 TEST_LABEL = "org.lockstep.test"
@@ -81,8 +75,9 @@ def _settings_config(registry: str, data_dir: Path, environments: Path, **extra)
 
 @pytest.fixture(scope="session")
 def lockstep_settings(registry, environments_dir, tmp_path_factory) -> Lockstep:
-    return Lockstep(config=_settings_config(registry, tmp_path_factory.mktemp("state"),
-                                            environments_dir))
+    return Lockstep(
+        config=_settings_config(registry, tmp_path_factory.mktemp("state"), environments_dir)
+    )
 
 
 @pytest.fixture(scope="session")
@@ -96,14 +91,19 @@ def locked_project(jupyter_channel, environments_dir, lockstep_settings):
         deps = "".join(f"  - {d}\n" for d in dependencies)
         spec = f"name: {name}\nchannels:\n  - conda-forge\ndependencies:\n{deps}"
         if not (project_dir / "conda-lock.yml").is_file() or (
-                (project_dir / "environment.yml").read_text() != spec):
+            (project_dir / "environment.yml").read_text() != spec
+        ):
             (project_dir / "environment.yml").write_text(spec)
             (project_dir / "project.yaml").write_text(f"name: {name}\n")
-            servers = lockstep_settings.server_packages if server_packages is None else server_packages
+            servers = (
+                lockstep_settings.server_packages if server_packages is None else server_packages
+            )
             inputs = LockInputs(
                 channel_urls={"conda-forge": jupyter_channel.as_uri()},
                 platforms=("linux-64",),
-                virtual_packages={k: tuple(v) for k, v in lockstep_settings.virtual_packages.items()},
+                virtual_packages={
+                    k: tuple(v) for k, v in lockstep_settings.virtual_packages.items()
+                },
                 server_packages=tuple(servers),
             )
             lock_environment(project_dir, inputs, progress=None)

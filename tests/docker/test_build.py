@@ -54,9 +54,16 @@ def test_image_pulled_by_digest_runs_singleuser_as_jovyan(demo, built_image, doc
     assert image.labels["org.lockstep.lock-hash"] == result.lock_hash
     assert image.labels["org.lockstep.base"] == result.base
     assert image.attrs["Config"]["User"] == "1000:100"
-    out = _run(docker_client, result.reference, ["bash", "-c",
-               "id -u; id -g; echo $HOME; jupyterhub-singleuser --version; "
-               "python -c 'import numpy, ipykernel; print(numpy.__file__)'"])
+    out = _run(
+        docker_client,
+        result.reference,
+        [
+            "bash",
+            "-c",
+            "id -u; id -g; echo $HOME; jupyterhub-singleuser --version; "
+            "python -c 'import numpy, ipykernel; print(numpy.__file__)'",
+        ],
+    )
     uid, gid, home, version, numpy_file = out.split()[:5]
     assert (uid, gid, home) == ("1000", "100", "/home/jovyan")
     assert version[0].isdigit()
@@ -85,7 +92,8 @@ def test_noop_rebuild_uploads_nothing(demo, built_image, lockstep_settings):
 
 
 def test_same_lock_from_another_checkout_gives_the_same_digest(
-        demo, built_image, registry, tmp_path):
+    demo, built_image, registry, tmp_path
+):
     """Fresh caches, another staging folder, another project folder: the same bytes."""
     first = built_image(demo)
     other = tmp_path / "checkout" / "demo"
@@ -119,15 +127,19 @@ def test_env_without_singleuser_is_refused(locked_project, lockstep_settings):
     assert "lockstep lock" in str(err.value)
 
 
-def test_cli_build_json_and_reference_line(demo, built_image, lockstep_settings, capsys,
-                                            tmp_path, monkeypatch):
+def test_cli_build_json_and_reference_line(
+    demo, built_image, lockstep_settings, capsys, tmp_path, monkeypatch
+):
     built_image(demo)
     config = tmp_path / "lockstep_config.py"
-    config.write_text("".join(
-        f"c.Lockstep.{k} = {v!r}\n" for k, v in lockstep_settings.config.Lockstep.items()))
+    config.write_text(
+        "".join(f"c.Lockstep.{k} = {v!r}\n" for k, v in lockstep_settings.config.Lockstep.items())
+    )
     assert main(["--config", str(config), "build", str(demo), "--json"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert {"reference", "digest", "layers", "bytes_uploaded", "noop", "base", "lock_hash"} <= set(out)
+    assert {"reference", "digest", "layers", "bytes_uploaded", "noop", "base", "lock_hash"} <= set(
+        out
+    )
     assert out["noop"] is True
     assert main(["--config", str(config), "build", str(demo)]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1] == out["reference"]

@@ -80,9 +80,14 @@ class Site:
     def build(self, *, salt: str = "", files=None, label: str | None = None) -> str:
         """Push an image of the lock to the dev tag, like `lockstep build`."""
         with self.client() as client:
-            return push_image(client, self.repo, project="demo",
-                              lock_hash=label or lock_hash(self.lock),
-                              files=files or env_files(), salt=salt)
+            return push_image(
+                client,
+                self.repo,
+                project="demo",
+                lock_hash=label or lock_hash(self.lock),
+                files=files or env_files(),
+                salt=salt,
+            )
 
     def pointer(self, stage: str) -> str | None:
         ref = resolve_stage(self.settings, "demo", stage)
@@ -99,8 +104,10 @@ def test_promotion_moves_the_dev_digest_through_every_stage(site):
     digest = site.build()
     record = promote(site.settings, "demo", "qa", user="alice")
     assert record.outcome == "promoted", record.message
-    assert [(g.name, g.status) for g in record.gates] == [("verify", "passed"),
-                                                         ("notebooks", "passed")]
+    assert [(g.name, g.status) for g in record.gates] == [
+        ("verify", "passed"),
+        ("notebooks", "passed"),
+    ]
     record = promote(site.settings, "demo", "prod", user="alice", approved_by="bob")
     assert record.outcome == "promoted", record.message
     assert site.pointer("dev") == site.pointer("qa") == site.pointer("prod") == digest
@@ -116,7 +123,9 @@ def test_cross_registry_promotion_copies_blobs_and_keeps_the_digest(site, regist
     record = promote(site.settings, "demo", "prod", user="alice", approved_by="bob")
     assert record.outcome == "promoted", record.message
     assert site.pointer("prod") == digest
-    assert resolve_stage(site.settings, "demo", "prod").repository == f"{registries[1]}/crossns/demo"
+    assert (
+        resolve_stage(site.settings, "demo", "prod").repository == f"{registries[1]}/crossns/demo"
+    )
     assert record.bytes_moved > 1000
 
 
@@ -127,8 +136,9 @@ def test_a_registry_that_is_down_changes_nothing(site):
     before = site.pointer("qa")
     record = promote(site.settings, "demo", "prod", user="alice", approved_by="bob")
     assert record.outcome == "failed"
-    assert record.message == (f"registry {DOWN} is unreachable (connection refused); "
-                              "no stage was changed")
+    assert record.message == (
+        f"registry {DOWN} is unreachable (connection refused); no stage was changed"
+    )
     assert site.pointer("qa") == before
 
 
@@ -140,7 +150,8 @@ def test_an_approver_who_is_not_allowed_changes_nothing(site):
     assert record.outcome == "refused"
     assert record.message == (
         "gate approval failed: carol may not approve promotion to prod; allowed approvers: "
-        "lead-alice, ops-bob (c.Lockstep.approvers); no stage was changed")
+        "lead-alice, ops-bob (c.Lockstep.approvers); no stage was changed"
+    )
     assert [g.status for g in record.gates] == ["failed", "skipped", "skipped"]
     assert site.pointer("prod") is None
 
@@ -185,8 +196,17 @@ def test_rollback_restores_the_previous_digest_and_history_shows_it(site, capsys
 
     assert main(["--config", site.config_file(), "history", "demo"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["time", "action", "user", "stages", "digest", "previous",
-                                "outcome", "gates", "message"]
+    assert lines[0].split() == [
+        "time",
+        "action",
+        "user",
+        "stages",
+        "digest",
+        "previous",
+        "outcome",
+        "gates",
+        "message",
+    ]
     assert [line.split()[2] for line in lines[1:]] == ["promote", "promote", "rollback", "rollback"]
     assert "rolled-back" in lines[3] and first[7:19] in lines[3]
 
@@ -196,7 +216,9 @@ def test_every_attempt_is_audited(site):
     promote(site.settings, "demo", "prod", user="alice", approved_by="bob")  # qa is empty
     promote(site.settings, "demo", "qa", user="alice")
     promote(site.settings, "demo", "prod", user="alice")  # no approval
-    outcomes = [(r.to_stage, r.outcome) for r in AuditTrail(site.settings.data_path("audit.jsonl")).read()]
+    outcomes = [
+        (r.to_stage, r.outcome) for r in AuditTrail(site.settings.data_path("audit.jsonl")).read()
+    ]
     assert outcomes == [("prod", "refused"), ("qa", "promoted"), ("prod", "refused")]
 
 
@@ -227,8 +249,11 @@ def test_concurrent_promotions_never_lose_or_tear_the_pointer(site):
         w.join()
     stop.set()
     flipper.join()
-    moved = [r for r in AuditTrail(site.settings.data_path("audit.jsonl")).read()
-             if r.outcome == "promoted"]
+    moved = [
+        r
+        for r in AuditTrail(site.settings.data_path("audit.jsonl")).read()
+        if r.outcome == "promoted"
+    ]
     assert len(results) == 24 and moved
     # the chain of moves is unbroken: each move started from what the last one left
     for before, after in zip(moved, moved[1:], strict=False):
@@ -250,6 +275,10 @@ def test_verify_command_passes_a_clean_image_and_names_a_tampered_package(site, 
     assert "changed  beta: version 2.1 (lock) != 2.2 (image)" in out
 
     extra = site.build(files=env_files(packages=(*PACKAGES, Pkg("evil", "0.1"))), salt="x")
-    assert main(["--config", site.config_file(), "verify", f"{ADDRS[0]}/{site.repo}@{extra}",
-                 "--json"]) == 1
+    assert (
+        main(
+            ["--config", site.config_file(), "verify", f"{ADDRS[0]}/{site.repo}@{extra}", "--json"]
+        )
+        == 1
+    )
     assert '"kind": "extra", "package": "evil"' in capsys.readouterr().out

@@ -31,8 +31,14 @@ def image(locked_project, built_image, docker_client, tmp_path_factory):
     return root, built_image(project_dir)
 
 
-def site(root: Path, registry: str, tmp_path: Path, project: str, notebooks: dict[str, str],
-         isolation: str | None = None) -> Lockstep:
+def site(
+    root: Path,
+    registry: str,
+    tmp_path: Path,
+    project: str,
+    notebooks: dict[str, str],
+    isolation: str | None = None,
+) -> Lockstep:
     """Settings + project folder ``project`` whose dev tag is the built image."""
     project_dir = root / project
     if project != "forecast":
@@ -60,8 +66,7 @@ def tag_dev(settings: Lockstep, build, project: str, tmp_path: Path) -> None:
     host, source = build.reference.split("@")[0].split("/", 1)
     target = settings.registry.split("/", 1)[1] + "/" + project
     with RegistryClient.for_host(host, insecure_registries=("127.0.0.1",)) as client:
-        copy_image(client, source, client, target, build.digest, tags=("dev",),
-                   workdir=tmp_path)
+        copy_image(client, source, client, target, build.digest, tags=("dev",), workdir=tmp_path)
 
 
 def repo_notebooks(project: str) -> dict[str, str]:
@@ -69,14 +74,33 @@ def repo_notebooks(project: str) -> dict[str, str]:
 
 
 def failing_notebook() -> str:
-    return json.dumps({
-        "cells": [{"cell_type": "code", "execution_count": None, "id": "a", "metadata": {},
-                   "outputs": [], "source": ["print('fine so far')"]},
-                  {"cell_type": "code", "execution_count": None, "id": "b", "metadata": {},
-                   "outputs": [], "source": ["raise ValueError('sales data is stale')"]}],
-        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                    "language": "python"}},
-        "nbformat": 4, "nbformat_minor": 5})
+    return json.dumps(
+        {
+            "cells": [
+                {
+                    "cell_type": "code",
+                    "execution_count": None,
+                    "id": "a",
+                    "metadata": {},
+                    "outputs": [],
+                    "source": ["print('fine so far')"],
+                },
+                {
+                    "cell_type": "code",
+                    "execution_count": None,
+                    "id": "b",
+                    "metadata": {},
+                    "outputs": [],
+                    "source": ["raise ValueError('sales data is stale')"],
+                },
+            ],
+            "metadata": {
+                "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+            },
+            "nbformat": 4,
+            "nbformat_minor": 5,
+        }
+    )
 
 
 def test_a_notebook_that_raises_blocks_the_promotion(image, registry, tmp_path):
@@ -96,8 +120,9 @@ def test_a_notebook_that_raises_blocks_the_promotion(image, registry, tmp_path):
 
 
 @pytest.mark.parametrize("project", ["forecast", "vision", "sandbox"])
-def test_the_repository_notebooks_pass_in_the_image(image, registry, tmp_path, docker_client,
-                                                     project):
+def test_the_repository_notebooks_pass_in_the_image(
+    image, registry, tmp_path, docker_client, project
+):
     root, build = image
     isolation = None
     if project == "sandbox" and "runsc" not in (docker_client.info().get("Runtimes") or {}):
@@ -106,7 +131,9 @@ def test_the_repository_notebooks_pass_in_the_image(image, registry, tmp_path, d
     tag_dev(settings, build, project, tmp_path)
     record = promote(settings, project, "qa", user="alice")
     assert record.outcome == "promoted", record.message
-    assert [(g.name, g.status) for g in record.gates] == [("verify", "passed"),
-                                                         ("notebooks", "passed")]
+    assert [(g.name, g.status) for g in record.gates] == [
+        ("verify", "passed"),
+        ("notebooks", "passed"),
+    ]
     assert "1 notebook(s) ran:" in record.gates[1].message
     assert resolve_stage(settings, project, "qa").digest == build.digest

@@ -46,11 +46,10 @@ def _docker_fixtures():
 
 
 _fixtures = _docker_fixtures()
-jupyter_channel = _fixtures.jupyter_channel
 registry = _fixtures.registry
 environments_dir = _fixtures.environments_dir
 lockstep_settings = _fixtures.lockstep_settings
-locked_project = _fixtures.locked_project
+locked_project = _fixtures.locked_project  # uses jupyter_channel from tests/conftest.py
 built_image = _fixtures.built_image
 
 PROJECTS = {
@@ -152,15 +151,29 @@ def cleanup_docker(docker_api) -> None:
             docker_api.remove_volume(volume["Name"], force=True)
 
 
+def forget_images(docker_api, image: SourceImage) -> None:
+    """Drop the e2e projects' image references so the first spawn really pulls."""
+    import docker
+
+    for name in PROJECTS:
+        try:
+            docker_api.remove_image(f"{image.registry}/lockstep/{name}@{image.digest}")
+        except docker.errors.APIError:
+            pass
+
+
 @pytest.fixture(scope="module")
 def hub(site, e2e_image, docker_api, request):
     cleanup_docker(docker_api)
+    forget_images(docker_api, e2e_image)
     running = Hub(site, e2e_image.registry)
     running.start()
     yield running
     if request.session.testsfailed:
         print(f"\n----- hub log (tail) -----\n{running.log_tail()}")
     running.stop()
+    if os.environ.get("LOCKSTEP_E2E_LOG"):  # keep the whole hub log for a look afterwards
+        shutil.copy(running.log_path, os.environ["LOCKSTEP_E2E_LOG"])
     cleanup_docker(docker_api)
 
 

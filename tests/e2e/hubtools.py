@@ -110,6 +110,33 @@ c.JupyterHub.log_level = "DEBUG"
                 time.sleep(0.05)
         return response, time.monotonic() - began
 
+    def spawn_with_progress(self, user: str, options: dict, name: str = ""):
+        """``spawn`` while reading the progress event stream; returns (response, s, events)."""
+        import threading
+
+        result: dict = {}
+        def run() -> None:
+            result["response"], result["seconds"] = self.spawn(user, options, name)
+
+        worker = threading.Thread(target=run)
+        worker.start()
+        events: list[dict] = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and worker.is_alive():
+            server = self.server(user, name)
+            if server and server.get("pending") == "spawn":
+                path = f"/users/{user}/servers/{name}/progress" if name else \
+                    f"/users/{user}/server/progress"
+                with httpx.stream("GET", f"{self.url}/hub/api{path}", timeout=300,
+                                  headers={"Authorization": f"token {TOKEN}"}) as stream:
+                    for line in stream.iter_lines():
+                        if line.startswith("data:"):
+                            events.append(json.loads(line[5:]))
+                break
+            time.sleep(0.02)
+        worker.join()
+        return result["response"], result["seconds"], events
+
     def stop_server(self, user: str, name: str = "") -> None:
         path = f"/users/{user}/servers/{name}" if name else f"/users/{user}/server"
         self.api("DELETE", path)

@@ -11,7 +11,6 @@ import sys
 
 import httpx
 import pytest
-
 from hubtools import REPO_ROOT, TOKEN, run_code
 
 pytestmark = pytest.mark.e2e
@@ -43,9 +42,17 @@ def container(docker_api, user: str, name: str = "") -> dict:
 
 
 def test_spawn_runs_code_reads_data_hardened(hub, docker_api):
-    response, took = hub.spawn("alice", {"project": "e2e-alpha", "stage": "dev"})
+    response, took, events = hub.spawn_with_progress(
+        "alice", {"project": "e2e-alpha", "stage": "dev"})
     assert response.status_code in (201, 202), response.text
     SPAWN_TIMES["first (pull + volumes)"] = took
+    messages = [e.get("message", "") for e in events]
+    assert any(m.startswith("e2e-alpha at dev: ") and "@sha256:" in m for m in messages)
+    assert any(m.startswith("Pulling ") for m in messages), messages  # pull shown on the page
+    assert any(m.startswith("Created volume lockstep-ws-e2e-alpha") for m in messages)
+    assert events[-1].get("ready") is True, events[-3:]
+    progress = [e["progress"] for e in events if "progress" in e]
+    assert progress == sorted(progress), progress
     out = run_code(hub, "alice", PROBE)
     assert out["error"] is None, out
     assert "DATA hello from shared data" in out["stdout"]

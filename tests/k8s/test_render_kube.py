@@ -13,6 +13,7 @@ from pathlib import Path
 
 import kubernetes_validate
 import pytest
+from k8s_helpers import K8S_VERSIONS, LABEL_VALUE_RE, PROJECTS, fake_image
 
 from spawner.launch import Hardening, LaunchOptions, build_launch_spec
 from spawner.render_kube import (
@@ -23,8 +24,6 @@ from spawner.render_kube import (
     render_claims,
     render_pod,
 )
-
-from k8s_helpers import K8S_VERSIONS, LABEL_VALUE_RE, PROJECTS, fake_image
 
 GOLDEN = Path(__file__).parent / "golden"
 OPTIONS = KubeOptions(
@@ -161,7 +160,7 @@ def test_home_pvc_or_emptydir():
 def test_gpu_limits_tolerations_and_node_selector():
     pod = render_pod(spec_for("vision"), OPTIONS, name="p")
     limits = pod["spec"]["containers"][0]["resources"]["limits"]
-    assert limits["nvidia.com/gpu"] == 1
+    assert limits["nvidia.com/gpu"] == "1"
     assert pod["spec"]["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in \
         pod["spec"]["tolerations"]
@@ -181,7 +180,7 @@ def test_gpu_placement_prefers_type_then_vendor_then_any():
         "mi300": GpuPlacement(node_selector={"gpu": "mi300"})})
     pod = render_pod(spec, opts, name="p")
     assert pod["spec"]["nodeSelector"] == {"gpu": "mi300"}
-    assert pod["spec"]["containers"][0]["resources"]["limits"]["amd.com/gpu"] == 1
+    assert pod["spec"]["containers"][0]["resources"]["limits"]["amd.com/gpu"] == "1"
     del opts.gpu_placement["mi300"]
     assert render_pod(spec, opts, name="p")["spec"]["nodeSelector"] == {"gpu": "amd"}
 
@@ -246,3 +245,16 @@ def test_render_is_pure_and_deterministic():
     before = repr(OPTIONS)
     assert render_pod(spec, OPTIONS, name="p") == render_pod(spec, OPTIONS, name="p")
     assert repr(OPTIONS) == before
+
+
+@pytest.mark.parametrize("name", sorted(PROJECTS))
+async def test_pod_survives_the_client_models_unchanged(name):
+    """KubeSpawner hands the API a V1Pod: dict -> V1Pod -> JSON must lose nothing."""
+    import json as _json
+
+    from kubernetes_asyncio.client import ApiClient
+
+    pod = render_pod(spec_for(name), OPTIONS, name="p")
+    async with ApiClient() as client:
+        model = client.deserialize(type("R", (), {"data": _json.dumps(pod)})(), "V1Pod")
+        assert client.sanitize_for_serialization(model) == pod

@@ -12,7 +12,6 @@ import json
 import uuid
 from contextlib import suppress
 
-
 import kmock
 import pytest
 from k8s_helpers import FakeStagesSpawner, fake_image, hub_user, make_spawner
@@ -255,9 +254,36 @@ async def test_options_form_lists_only_usable_projects(api, tmp_path):
     form = await spawner.get_options_form()
     assert 'value="sandbox/prod" selected' in form and "vision/dev" in form
     assert "forecast" not in form
-    assert spawner.options_from_form({"target": ["vision/qa"]}) == {
-        "project": "vision", "stage": "qa"}
+    assert 'name="no_gpu"' in form  # carol may launch vision, which has GPUs
+    assert spawner.options_from_form({"target": ["vision/qa"], "no_gpu": ["on"]}) == {
+        "project": "vision", "stage": "qa", "gpu": False}
 
 
 def test_entry_class_is_a_kubespawner():
     assert issubclass(LockstepKubeSpawner, KubeSpawner)
+
+
+async def test_gpu_false_and_pinned_digest_options(api, kubelet, tmp_path):
+    class Pinned(FakeStagesSpawner):
+        async def pinned_image(self, project, digest, stage):
+            return fake_image(project.name, "pinned")  # no registry to read the label from
+
+    spawner = make_spawner(config(api, tmp_path), user=hub_user("carol"), cls=Pinned)
+    spawner.user_options = {"project": "vision", "gpu": False}
+    await asyncio.wait_for(spawner.start(), 30)
+    (pod,) = pods(api).values()
+    assert "nvidia.com/gpu" not in pod["spec"]["containers"][0]["resources"]["limits"]
+    await asyncio.wait_for(spawner.stop(now=True), 30)
+
+    digest = fake_image("vision", "pinned").digest
+    spawner.user_options = {"project": "vision", "digest": digest}
+    await asyncio.wait_for(spawner.start(), 30)
+    (pod,) = pods(api).values()
+    assert pod["spec"]["containers"][0]["image"].endswith("@" + digest)
+    assert pod["metadata"]["labels"]["org.lockstep.stage"] == "pinned"
+    await asyncio.wait_for(spawner.stop(now=True), 30)
+
+    spawner.user_options = {"project": "sandbox", "gpu": True}
+    with pytest.raises(web.HTTPError) as info:
+        await spawner.start()
+    assert info.value.status_code == 400 and "no GPUs" in info.value.jupyterhub_message

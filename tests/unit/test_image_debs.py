@@ -38,9 +38,13 @@ def test_merged_usr():
 def _deb(tmp_path):
     data = io.BytesIO()
     with tarfile.open(fileobj=data, mode="w:xz") as tar:
-        for name, kind, payload in [("./", "d", b""), ("./bin/", "d", b""), ("./bin/tool", "f", b"T"),
-                                    ("./bin/alias", "h", b"./bin/tool"),
-                                    ("./usr/share/doc/x/README", "f", b"doc")]:
+        for name, kind, payload in [
+            ("./", "d", b""),
+            ("./bin/", "d", b""),
+            ("./bin/tool", "f", b"T"),
+            ("./bin/alias", "h", b"./bin/tool"),
+            ("./usr/share/doc/x/README", "f", b"doc"),
+        ]:
             info = tarfile.TarInfo(name)
             if kind == "d":
                 info.type = tarfile.DIRTYPE
@@ -51,8 +55,11 @@ def _deb(tmp_path):
             tar.addfile(info, io.BytesIO(payload) if kind == "f" else None)
 
     def member(name, body):
-        return f"{name:<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(body):<10}`\n".encode() + body + (
-            b"\n" if len(body) % 2 else b"")
+        return (
+            f"{name:<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(body):<10}`\n".encode()
+            + body
+            + (b"\n" if len(body) % 2 else b"")
+        )
 
     raw = b"!<arch>\n" + member("debian-binary", b"2.0\n") + member("data.tar.xz", data.getvalue())
     (tmp_path / "x.deb").write_bytes(raw)

@@ -9,16 +9,26 @@ from spawner.image.envlayout import layout_prefix, normalise_meta, pyc_source
 
 def _meta(prefix, name, files, **extra):
     (prefix / "conda-meta").mkdir(parents=True, exist_ok=True)
-    record = {"name": name, "version": "1.0", "build": "0", "depends": ["python >=3.11"],
-              "files": files, **extra}
+    record = {
+        "name": name,
+        "version": "1.0",
+        "build": "0",
+        "depends": ["python >=3.11"],
+        "files": files,
+        **extra,
+    }
     (prefix / "conda-meta" / f"{name}-1.0-0.json").write_text(json.dumps(record))
 
 
 def test_layout_assigns_every_path(tmp_path):
     prefix = tmp_path / "stage"
-    for rel in ("bin/tool", "lib/python3.11/site-packages/pkg/__init__.py",
-                "lib/python3.11/site-packages/pkg/__pycache__/__init__.cpython-311.pyc",
-                "share/orphan.txt", "CACHEDIR.TAG"):
+    for rel in (
+        "bin/tool",
+        "lib/python3.11/site-packages/pkg/__init__.py",
+        "lib/python3.11/site-packages/pkg/__pycache__/__init__.cpython-311.pyc",
+        "share/orphan.txt",
+        "CACHEDIR.TAG",
+    ):
         (prefix / rel).parent.mkdir(parents=True, exist_ok=True)
         (prefix / rel).write_text(rel)
     (prefix / "empty").mkdir()
@@ -28,8 +38,10 @@ def test_layout_assigns_every_path(tmp_path):
     layout = layout_prefix(prefix)
     owned = {n: sorted(e.path for e in es) for n, es in layout.owned.items()}
     assert owned == {
-        "pkg": ["opt/env/lib/python3.11/site-packages/pkg/__init__.py",
-                "opt/env/lib/python3.11/site-packages/pkg/__pycache__/__init__.cpython-311.pyc"],
+        "pkg": [
+            "opt/env/lib/python3.11/site-packages/pkg/__init__.py",
+            "opt/env/lib/python3.11/site-packages/pkg/__pycache__/__init__.cpython-311.pyc",
+        ],
         "tool": ["opt/env/bin/tool"],
     }
     assert sorted(e.path for e in layout.extra) == ["opt/env/empty", "opt/env/share/orphan.txt"]
@@ -42,10 +54,14 @@ def test_layout_assigns_every_path(tmp_path):
 
 
 def test_normalise_meta_drops_host_paths():
-    record = {"name": "x", "extracted_package_dir": "/root/.cache/pkgs/x",
-              "package_tarball_full_path": "/root/.cache/x.conda",
-              "link": {"source": "/root/.cache/pkgs/x", "type": 1},
-              "files": ["bin/x"], "note": "/tmp/stage-1/bin/x"}
+    record = {
+        "name": "x",
+        "extracted_package_dir": "/root/.cache/pkgs/x",
+        "package_tarball_full_path": "/root/.cache/x.conda",
+        "link": {"source": "/root/.cache/pkgs/x", "type": 1},
+        "files": ["bin/x"],
+        "note": "/tmp/stage-1/bin/x",
+    }
     out = normalise_meta(record, staging="/tmp/stage-1")
     assert out == {"name": "x", "link": {"type": 1}, "files": ["bin/x"], "note": "/opt/env/bin/x"}
     assert record["link"]["source"]  # input untouched

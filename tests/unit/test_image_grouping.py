@@ -19,16 +19,26 @@ PKGS = [
 
 def test_tiers():
     assert tiers(PKGS, server_packages=["jupyterhub-singleuser>=5"]) == {
-        "zlib": 0, "openssl": 0, "python": 0, "tornado": 1, "jupyterhub-singleuser": 1,
-        "numpy": 2, "attrs": 2,
+        "zlib": 0,
+        "openssl": 0,
+        "python": 0,
+        "tornado": 1,
+        "jupyterhub-singleuser": 1,
+        "numpy": 2,
+        "attrs": 2,
     }
 
 
 def test_one_layer_per_package_shared_stack_first():
     groups = group_packages(PKGS, slots=10, server_packages=["jupyterhub-singleuser"])
     assert [g.packages for g in groups] == [
-        ("openssl",), ("python",), ("zlib",), ("jupyterhub-singleuser",), ("tornado",),
-        ("attrs",), ("numpy",),
+        ("openssl",),
+        ("python",),
+        ("zlib",),
+        ("jupyterhub-singleuser",),
+        ("tornado",),
+        ("attrs",),
+        ("numpy",),
     ]
 
 
@@ -42,7 +52,10 @@ def test_over_the_limit_merges_the_smallest_non_core_packages_last():
     groups = group_packages(PKGS, slots=4, server_packages=["jupyterhub-singleuser"])
     assert len(groups) == 4
     assert [g.packages for g in groups] == [
-        ("openssl",), ("python",), ("zlib",), ("attrs", "jupyterhub-singleuser", "numpy", "tornado"),
+        ("openssl",),
+        ("python",),
+        ("zlib",),
+        ("attrs", "jupyterhub-singleuser", "numpy", "tornado"),
     ]
     groups = group_packages(PKGS, slots=6, server_packages=["jupyterhub-singleuser"])
     assert groups[-1].packages == ("attrs", "jupyterhub-singleuser")
@@ -54,9 +67,14 @@ def test_no_slots():
         group_packages(PKGS, slots=0)
 
 
-@pytest.mark.parametrize("spec, name", [
-    ("jupyterhub-singleuser>=5", "jupyterhub-singleuser"), ("conda-forge::numpy 1.26.*", "numpy"),
-    ("ipykernel", "ipykernel"), ("python=3.11", "python"),
-])
+@pytest.mark.parametrize(
+    "spec, name",
+    [
+        ("jupyterhub-singleuser>=5", "jupyterhub-singleuser"),
+        ("conda-forge::numpy 1.26.*", "numpy"),
+        ("ipykernel", "ipykernel"),
+        ("python=3.11", "python"),
+    ],
+)
 def test_spec_name(spec, name):
     assert spec_name(spec) == name

@@ -8,7 +8,9 @@ from spawner.image.localregistry import render_config, status
 
 
 def test_config_enables_delete_and_listens_on_loopback():
-    config = yaml.safe_load(render_config(storage=Path("/data/registry/storage"), addr="127.0.0.1:5000"))
+    config = yaml.safe_load(
+        render_config(storage=Path("/data/registry/storage"), addr="127.0.0.1:5000")
+    )
     assert config["storage"]["filesystem"]["rootdirectory"] == "/data/registry/storage"
     assert config["storage"]["delete"]["enabled"] is True
     assert config["http"]["addr"] == "127.0.0.1:5000"

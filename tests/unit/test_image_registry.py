@@ -41,8 +41,11 @@ class FakeRegistry:
             ok = request.headers.get("authorization", "").startswith("Basic ")
             return httpx.Response(200 if ok else 401, json={"token": "tok-123"})
         if not self._authorised(request):
-            challenge = ('Basic realm="r"' if self.auth == "basic" else
-                         'Bearer realm="https://reg.test/token",service="reg",scope="x"')
+            challenge = (
+                'Basic realm="r"'
+                if self.auth == "basic"
+                else 'Bearer realm="https://reg.test/token",service="reg",scope="x"'
+            )
             return httpx.Response(401, headers={"WWW-Authenticate": challenge})
         if path == "/v2/":
             return httpx.Response(200)
@@ -56,7 +59,9 @@ class FakeRegistry:
                     return httpx.Response(201)
             uid = f"u{len(self.uploads)}"
             self.uploads[uid] = repo
-            return httpx.Response(202, headers={"Location": f"/v2/{repo}/blobs/uploads/{uid}?_state=a%3D"})
+            return httpx.Response(
+                202, headers={"Location": f"/v2/{repo}/blobs/uploads/{uid}?_state=a%3D"}
+            )
         if m := re.fullmatch(r"/v2/(.+)/blobs/uploads/(\w+)", path):
             if query.get("_state") != ["a="]:
                 return httpx.Response(404)
@@ -75,7 +80,10 @@ class FakeRegistry:
             store = self.manifests.setdefault(repo, {})
             if method == "PUT":
                 body = request.read()
-                store[ref] = store[oci.sha256_digest(body)] = (body, request.headers["content-type"])
+                store[ref] = store[oci.sha256_digest(body)] = (
+                    body,
+                    request.headers["content-type"],
+                )
                 return httpx.Response(201)
             if ref not in store:
                 return httpx.Response(404)
@@ -121,7 +129,9 @@ def test_manifests_tags_and_digests():
 
 def test_basic_auth_from_docker_config(tmp_path):
     config = tmp_path / "config.json"
-    config.write_text(json.dumps({"auths": {"reg.test": {"auth": base64.b64encode(b"u:p").decode()}}}))
+    config.write_text(
+        json.dumps({"auths": {"reg.test": {"auth": base64.b64encode(b"u:p").decode()}}})
+    )
     assert docker_config_auth("reg.test", config) == ("u", "p")
     assert docker_config_auth("other.test", config) is None
     fake = FakeRegistry(auth="basic")
@@ -147,11 +157,17 @@ def test_refusal_names_docker_login_and_no_secret():
 def test_copy_image_keeps_digest(tmp_path):
     src, dst = FakeRegistry(), FakeRegistry()
     layer, config = b"L" * 10, b"{}"
-    manifest = oci.canonical_json(oci.image_manifest(
-        config=oci.Descriptor(oci.MEDIA_CONFIG, oci.sha256_digest(config), 2),
-        layers=[oci.Descriptor(oci.MEDIA_LAYER, oci.sha256_digest(layer), 10)]))
+    manifest = oci.canonical_json(
+        oci.image_manifest(
+            config=oci.Descriptor(oci.MEDIA_CONFIG, oci.sha256_digest(config), 2),
+            layers=[oci.Descriptor(oci.MEDIA_LAYER, oci.sha256_digest(layer), 10)],
+        )
+    )
     digest = oci.sha256_digest(manifest)
-    with src.client() as a, RegistryClient("dst.test", transport=httpx.MockTransport(dst.handler)) as b:
+    with (
+        src.client() as a,
+        RegistryClient("dst.test", transport=httpx.MockTransport(dst.handler)) as b,
+    ):
         for blob in (layer, config):
             a.push_blob("ns/p", oci.sha256_digest(blob), blob)
         a.put_manifest("ns/p", digest, manifest, oci.MEDIA_MANIFEST)

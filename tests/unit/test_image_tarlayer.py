@@ -9,7 +9,14 @@ import os
 import tarfile
 
 from spawner.image.tarlayer import (
-    GZIP_HEADER, BlobCache, Entry, diff_id, entry_for_path, normal_mode, with_parents, write_layer,
+    GZIP_HEADER,
+    BlobCache,
+    Entry,
+    diff_id,
+    entry_for_path,
+    normal_mode,
+    with_parents,
+    write_layer,
 )
 
 
@@ -24,8 +31,9 @@ def _tree(root, mtime):
     (root / "lib" / "link").symlink_to("data.txt")
     for path in root.rglob("*"):
         os.utime(path, (mtime, mtime), follow_symlinks=False)
-    return [entry_for_path(str(p), "opt/env/" + p.relative_to(root).as_posix())
-            for p in root.rglob("*")]
+    return [
+        entry_for_path(str(p), "opt/env/" + p.relative_to(root).as_posix()) for p in root.rglob("*")
+    ]
 
 
 def test_same_content_same_layer_whatever_the_host_metadata(tmp_path):
@@ -43,12 +51,16 @@ def test_headers_are_normalised_and_hardlinks_are_files(tmp_path):
     with tarfile.open(blob.path) as tar:
         members = {m.name: m for m in tar.getmembers()}
     assert list(members) == sorted(members)
-    assert {(m.mtime, m.uid, m.gid, m.uname, m.gname) for m in members.values()} == {(0, 0, 0, "", "")}
+    assert {(m.mtime, m.uid, m.gid, m.uname, m.gname) for m in members.values()} == {
+        (0, 0, 0, "", "")
+    }
     assert members["opt/env/lib/hardlink.txt"].isreg()
     assert members["opt/env/lib/hardlink.txt"].size == 5
     assert members["opt/env/bin/tool"].mode == 0o755
     assert members["opt/env/lib/data.txt"].mode == 0o644
-    assert members["opt/env/lib/link"].issym() and members["opt/env/lib/link"].linkname == "data.txt"
+    assert (
+        members["opt/env/lib/link"].issym() and members["opt/env/lib/link"].linkname == "data.txt"
+    )
     assert members["opt"].isdir() and members["opt"].mode == 0o755
 
 
@@ -69,10 +81,12 @@ GOLDEN_DIFF_ID = "sha256:a84a849ac32acfb8cb5de5c3cf51dac1bb2d32d73e4162bcb3504cc
 
 def test_golden_layer_digest(tmp_path):
     """Pinned: a change here changes every image digest lockstep has ever built."""
-    entries = with_parents([
-        Entry("opt/env/bin/x", "file", 0o755, data=b"#!/bin/sh\n"),
-        Entry("opt/env/share/y", "symlink", 0o777, linkname="../bin/x"),
-    ])
+    entries = with_parents(
+        [
+            Entry("opt/env/bin/x", "file", 0o755, data=b"#!/bin/sh\n"),
+            Entry("opt/env/share/y", "symlink", 0o777, linkname="../bin/x"),
+        ]
+    )
     assert diff_id(entries) == (GOLDEN_DIFF_ID, 10240)
     assert hashlib.sha256(_reference_tar(entries)).hexdigest() == GOLDEN_DIFF_ID[7:]
     blob = write_layer(entries, tmp_path / "x.tgz")

@@ -62,6 +62,9 @@ def test_json_and_staleness(project, capsys):
     assert data["reasons"] == [
         "linux-64: the spec changed since the lock was written (content hash differs)"
     ]
+    (project / "environment.yml").write_text("channels: [conda-forge\n")
+    data = json.loads(inspect(capsys, str(project), "--json")[1])
+    assert data["status"] == "unknown" and data["reasons"][0].startswith("conda-lock cannot read")
     (project / "environment.yml").unlink()
     data = json.loads(inspect(capsys, str(project), "--json")[1])
     assert data["status"] == "unknown" and "no source spec beside the lock" in data["reasons"][0]

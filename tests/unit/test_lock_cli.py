@@ -287,3 +287,13 @@ def test_platforms_key_locks_each_platform_and_conda_lock_agrees(tmp_path, tiny_
         )
     with pytest.raises(LockstepError, match=r"c.Lockstep.virtual_packages\['osx-arm64'\]"):
         lock_environment(project, inputs_for(tiny_channel), progress=None)
+
+
+def test_channel_pins_resolve_to_the_channel_url(tmp_path, tiny_channel):
+    project = make_project(tmp_path, SPEC + "  - conda-forge::hello\n")
+    lock_environment(project, inputs_for(tiny_channel), progress=None)
+    urls = {p.name: p.url for p in condalock.read_lockfile(project / "conda-lock.yml").package}
+    assert urls["hello"].startswith(tiny_channel.as_uri())
+    (project / "environment.yml").write_text(SPEC + "  - bioconda::hello\n")
+    with pytest.raises(LockstepError, match="hello is pinned to channel 'bioconda'"):
+        lock_environment(project, inputs_for(tiny_channel), progress=None)

@@ -58,7 +58,7 @@ def test_pip_section_is_refused_with_the_list_and_the_fix():
 def test_malformed_yaml_names_the_file_and_the_line():
     with pytest.raises(
         SpecError,
-        match=r'(?s)^environments/demo/environment.yml: not valid YAML: .*'
+        match=r"(?s)^environments/demo/environment.yml: not valid YAML: .*"
         r'"environments/demo/environment.yml", line 1',
     ):
         parse("channels: [conda-forge\ndependencies:\n  - numpy\n")

@@ -16,32 +16,72 @@ from spawner.promote.audit import (
 A, B, C = ("sha256:" + c * 64 for c in "abc")
 
 
-def rec(action="promote", to="qa", digest=A, previous=None, outcome="promoted", user="alice",
-        project="forecast", frm="dev"):
-    return AuditRecord(time="2026-01-01T00:00:00.000Z", action=action, project=project,
-                       user=user, to_stage=to, outcome=outcome, digest=digest,
-                       from_stage=frm if action == "promote" else None,
-                       previous_digest=previous)
+def rec(
+    action="promote",
+    to="qa",
+    digest=A,
+    previous=None,
+    outcome="promoted",
+    user="alice",
+    project="forecast",
+    frm="dev",
+):
+    return AuditRecord(
+        time="2026-01-01T00:00:00.000Z",
+        action=action,
+        project=project,
+        user=user,
+        to_stage=to,
+        outcome=outcome,
+        digest=digest,
+        from_stage=frm if action == "promote" else None,
+        previous_digest=previous,
+    )
 
 
 def test_record_format_is_pinned():
     record = AuditRecord(
-        time="2026-01-02T03:04:05.678Z", action="promote", project="forecast", user="alice",
-        to_stage="qa", outcome="refused", digest=A, from_stage="dev", previous_digest=None,
-        gates=(GateResult("verify", "passed", 1.25, "ok"), GateResult("notebooks", "failed", 3.5,
-                                                                       "bad.ipynb failed")),
-        message="gate notebooks failed: bad.ipynb failed; no stage was changed", seconds=4.9,
+        time="2026-01-02T03:04:05.678Z",
+        action="promote",
+        project="forecast",
+        user="alice",
+        to_stage="qa",
+        outcome="refused",
+        digest=A,
+        from_stage="dev",
+        previous_digest=None,
+        gates=(
+            GateResult("verify", "passed", 1.25, "ok"),
+            GateResult("notebooks", "failed", 3.5, "bad.ipynb failed"),
+        ),
+        message="gate notebooks failed: bad.ipynb failed; no stage was changed",
+        seconds=4.9,
     )
     line = record.to_json()
     assert json.loads(line) == {
-        "action": "promote", "approved_by": None, "bytes_moved": 0, "digest": A,
-        "from_stage": "dev", "gates": [
+        "action": "promote",
+        "approved_by": None,
+        "bytes_moved": 0,
+        "digest": A,
+        "from_stage": "dev",
+        "gates": [
             {"message": "ok", "name": "verify", "seconds": 1.25, "status": "passed"},
-            {"message": "bad.ipynb failed", "name": "notebooks", "seconds": 3.5,
-             "status": "failed"}],
+            {
+                "message": "bad.ipynb failed",
+                "name": "notebooks",
+                "seconds": 3.5,
+                "status": "failed",
+            },
+        ],
         "message": "gate notebooks failed: bad.ipynb failed; no stage was changed",
-        "outcome": "refused", "previous_digest": None, "project": "forecast", "seconds": 4.9,
-        "time": "2026-01-02T03:04:05.678Z", "to_stage": "qa", "user": "alice", "version": 1,
+        "outcome": "refused",
+        "previous_digest": None,
+        "project": "forecast",
+        "seconds": 4.9,
+        "time": "2026-01-02T03:04:05.678Z",
+        "to_stage": "qa",
+        "user": "alice",
+        "version": 1,
     }
     assert line.startswith('{"action":"promote","approved_by":null,')  # sorted, compact
     assert AuditRecord.from_json(line) == record
@@ -110,7 +150,8 @@ def test_rollback_refuses_when_the_tag_was_moved_outside_lockstep():
     assert target is None
     assert "someone moved the tag outside lockstep" in why
     assert rollback_target([], project="forecast", stage="prod", current=A)[1] == (
-        "the audit trail records no promotion of forecast to prod")
+        "the audit trail records no promotion of forecast to prod"
+    )
 
 
 def test_first_promotion_remembers_what_was_there_before():

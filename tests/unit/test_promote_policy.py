@@ -33,8 +33,13 @@ def test_plan_refuses_first_and_unknown_stages():
 
 
 def decide(**kw):
-    args = dict(policy=ApprovalPolicy(), stage="prod", previous_stage="qa",
-                approved_by="bob", promoter="alice")
+    args = dict(
+        policy=ApprovalPolicy(),
+        stage="prod",
+        previous_stage="qa",
+        approved_by="bob",
+        promoter="alice",
+    )
     args.update(kw)
     return approval_decision(**args)
 
@@ -42,8 +47,10 @@ def decide(**kw):
 def test_approval_needs_an_approver():
     ok, message = decide(approved_by=None, policy=ApprovalPolicy(("lead",)))
     assert not ok
-    assert message == ("promotion to prod, the last stage, needs an approval: "
-                       "add --approved-by USER (one of: lead)")
+    assert message == (
+        "promotion to prod, the last stage, needs an approval: "
+        "add --approved-by USER (one of: lead)"
+    )
 
 
 def test_approval_by_someone_else_passes():
@@ -53,8 +60,10 @@ def test_approval_by_someone_else_passes():
 def test_approver_must_be_listed_when_the_list_is_set():
     ok, message = decide(policy=ApprovalPolicy(("lead-alice", "ops-bob")), approved_by="carol")
     assert not ok
-    assert message == ("carol may not approve promotion to prod; allowed approvers: "
-                       "lead-alice, ops-bob (c.Lockstep.approvers)")
+    assert message == (
+        "carol may not approve promotion to prod; allowed approvers: "
+        "lead-alice, ops-bob (c.Lockstep.approvers)"
+    )
     assert decide(policy=ApprovalPolicy(("carol",)), approved_by="carol")[0]
 
 
@@ -71,12 +80,17 @@ def test_unknown_promoter_does_not_block():
 
 
 def test_lock_decision():
-    ok, message = lock_decision(label="sha256:" + "a" * 64, lock_hashes=["sha256:" + "b" * 64],
-                                lock_path="environments/x/conda-lock.yml")
+    ok, message = lock_decision(
+        label="sha256:" + "a" * 64,
+        lock_hashes=["sha256:" + "b" * 64],
+        lock_path="environments/x/conda-lock.yml",
+    )
     assert not ok and message.startswith("image was built from another lock")
     assert lock_decision(label="h", lock_hashes=["h"], lock_path="l")[0]
-    assert "no org.lockstep.lock-hash label" in lock_decision(label="", lock_hashes=["h"],
-                                                              lock_path="l")[1]
+    assert (
+        "no org.lockstep.lock-hash label"
+        in lock_decision(label="", lock_hashes=["h"], lock_path="l")[1]
+    )
 
 
 def test_verify_decision_lists_the_first_differences():
@@ -95,13 +109,17 @@ def test_gates_run_in_order_and_stop_at_the_first_failure():
         def run(ctx):
             calls.append(name)
             return GateResult(name, status, 0.1, name)
+
         return Gate(name, run)
 
     ctx = GateContext("p", "qa", "prod", True, "sha256:" + "0" * 64, "h/p", "u", None)
     results = run_gates([gate("a", "passed"), gate("b", "failed"), gate("c", "passed")], ctx)
     assert calls == ["a", "b"]
-    assert [(r.name, r.status) for r in results] == [("a", "passed"), ("b", "failed"),
-                                                    ("c", "skipped")]
+    assert [(r.name, r.status) for r in results] == [
+        ("a", "passed"),
+        ("b", "failed"),
+        ("c", "skipped"),
+    ]
 
 
 def test_unreachable_registry_message():

@@ -20,14 +20,26 @@ URL = "https://conda.example/linux-64/"
 
 
 def lock_entry(name, version, build, sha, platform="linux-64", manager="conda"):
-    return {"name": name, "version": version, "manager": manager, "platform": platform,
-            "url": f"{URL}{name}-{version}-{build}.conda", "hash": {"sha256": sha}}
+    return {
+        "name": name,
+        "version": version,
+        "manager": manager,
+        "platform": platform,
+        "url": f"{URL}{name}-{version}-{build}.conda",
+        "hash": {"sha256": sha},
+    }
 
 
 def meta(name, version, build, sha, paths=()):
-    return {"name": name, "version": version, "build": build, "sha256": sha,
-            "fn": f"{name}-{version}-{build}.conda", "url": f"http://mirror/{name}.conda",
-            "paths_data": {"paths_version": 1, "paths": list(paths)}}
+    return {
+        "name": name,
+        "version": version,
+        "build": build,
+        "sha256": sha,
+        "fn": f"{name}-{version}-{build}.conda",
+        "url": f"http://mirror/{name}.conda",
+        "paths_data": {"paths_version": 1, "paths": list(paths)},
+    }
 
 
 def test_build_from_file():
@@ -36,9 +48,11 @@ def test_build_from_file():
 
 
 def test_lock_packages_keep_one_platform_and_conda_only():
-    entries = [lock_entry("numpy", "2.0", "py311_0", "aa"),
-               lock_entry("numpy", "2.0", "py311_0", "bb", platform="osx-arm64"),
-               lock_entry("requests", "2.3", "pypi_0", "", manager="pip")]
+    entries = [
+        lock_entry("numpy", "2.0", "py311_0", "aa"),
+        lock_entry("numpy", "2.0", "py311_0", "bb", platform="osx-arm64"),
+        lock_entry("requests", "2.3", "pypi_0", "", manager="pip"),
+    ]
     packages = packages_from_lock(entries)
     assert list(packages) == ["numpy"]
     assert packages["numpy"].sha256 == "aa"
@@ -53,12 +67,20 @@ def test_identical_sets_have_no_difference_even_from_a_mirror():
 
 
 def test_missing_extra_and_changed_are_named():
-    locked = packages_from_lock([lock_entry("python", "3.11.7", "h_0", "11"),
-                                 lock_entry("numpy", "2.4.6", "py311_0", "22"),
-                                 lock_entry("zlib", "1.3", "h_0", "33")])
-    installed = packages_from_meta([meta("python", "3.11.7", "h_0", "11"),
-                                    meta("numpy", "2.4.5", "py311_0", "99"),
-                                    meta("evil", "1.0", "0", "44")])
+    locked = packages_from_lock(
+        [
+            lock_entry("python", "3.11.7", "h_0", "11"),
+            lock_entry("numpy", "2.4.6", "py311_0", "22"),
+            lock_entry("zlib", "1.3", "h_0", "33"),
+        ]
+    )
+    installed = packages_from_meta(
+        [
+            meta("python", "3.11.7", "h_0", "11"),
+            meta("numpy", "2.4.5", "py311_0", "99"),
+            meta("evil", "1.0", "0", "44"),
+        ]
+    )
     diffs = diff_packages(locked=locked, installed=installed)
     assert [d.describe() for d in diffs] == [
         "extra    evil: evil 1.0 0 is installed but not locked",
@@ -66,23 +88,42 @@ def test_missing_extra_and_changed_are_named():
         "file numpy-2.4.6-py311_0.conda (lock) != numpy-2.4.5-py311_0.conda (image)",
         "missing  zlib: locked zlib 1.3 h_0 is not installed",
     ]
-    assert diffs[0].to_json() == {"package": "evil", "kind": "extra",
-                                  "detail": "evil 1.0 0 is installed but not locked"}
+    assert diffs[0].to_json() == {
+        "package": "evil",
+        "kind": "extra",
+        "detail": "evil 1.0 0 is installed but not locked",
+    }
 
 
 def test_file_differences_name_the_package_and_the_file():
     good, bad = "a" * 64, "b" * 64
-    records = [meta("delta", "1.0", "h_0", "d", paths=[
-        {"_path": "bin/delta", "path_type": "hardlink", "sha256": "x" * 64,
-         "sha256_in_prefix": good},
-        {"_path": "etc/delta/prefix.txt", "path_type": "hardlink", "sha256": good},
-        {"_path": "lib/gone.so", "path_type": "hardlink", "sha256": good},
-        {"_path": "bin/link", "path_type": "softlink", "sha256": good},
-    ])]
+    records = [
+        meta(
+            "delta",
+            "1.0",
+            "h_0",
+            "d",
+            paths=[
+                {
+                    "_path": "bin/delta",
+                    "path_type": "hardlink",
+                    "sha256": "x" * 64,
+                    "sha256_in_prefix": good,
+                },
+                {"_path": "etc/delta/prefix.txt", "path_type": "hardlink", "sha256": good},
+                {"_path": "lib/gone.so", "path_type": "hardlink", "sha256": good},
+                {"_path": "bin/link", "path_type": "softlink", "sha256": good},
+            ],
+        )
+    ]
     files = {"opt/env/bin/delta": good, "opt/env/etc/delta/prefix.txt": bad}
     (diff,) = file_differences(records, files)
-    assert diff == Difference("delta", "file", "etc/delta/prefix.txt has sha256 bbbbbbbbbbbb.., "
-                              "recorded aaaaaaaaaaaa..; lib/gone.so is missing")
+    assert diff == Difference(
+        "delta",
+        "file",
+        "etc/delta/prefix.txt has sha256 bbbbbbbbbbbb.., "
+        "recorded aaaaaaaaaaaa..; lib/gone.so is missing",
+    )
 
 
 def layer(entries):
@@ -103,13 +144,30 @@ def layer(entries):
 def test_layers_apply_in_order_with_whiteouts():
     contents = ImageContents("r", "d", {})
     record = json.dumps(meta("alpha", "1.0", "0", "s")).encode()
-    apply_layer(contents, layer([("opt/env/share/a.txt", b"one"), ("etc/passwd", b"x"),
-                                 ("opt/env/share/old/x", b"x"),
-                                 ("opt/env/conda-meta/alpha-1.0-0.json", record),
-                                 ("opt/env/conda-meta/beta-1.0-0.json", record)]), hash_files=True)
-    apply_layer(contents, layer([("./opt/env/share/a.txt", b"two"),
-                                 ("opt/env/share/.wh.old", b""),
-                                 ("opt/env/conda-meta/.wh.beta-1.0-0.json", b"")]), hash_files=True)
+    apply_layer(
+        contents,
+        layer(
+            [
+                ("opt/env/share/a.txt", b"one"),
+                ("etc/passwd", b"x"),
+                ("opt/env/share/old/x", b"x"),
+                ("opt/env/conda-meta/alpha-1.0-0.json", record),
+                ("opt/env/conda-meta/beta-1.0-0.json", record),
+            ]
+        ),
+        hash_files=True,
+    )
+    apply_layer(
+        contents,
+        layer(
+            [
+                ("./opt/env/share/a.txt", b"two"),
+                ("opt/env/share/.wh.old", b""),
+                ("opt/env/conda-meta/.wh.beta-1.0-0.json", b""),
+            ]
+        ),
+        hash_files=True,
+    )
     assert contents.files == {
         "opt/env/share/a.txt": hashlib.sha256(b"two").hexdigest(),
         "opt/env/conda-meta/alpha-1.0-0.json": hashlib.sha256(record).hexdigest(),
@@ -120,8 +178,14 @@ def test_layers_apply_in_order_with_whiteouts():
 
 def test_opaque_whiteout_empties_the_folder():
     contents = ImageContents("r", "d", {})
-    apply_layer(contents, layer([("opt/env/lib/a", b"a"), ("opt/env/lib/sub/b", b"b"),
-                                 ("opt/env/bin/c", b"c")]), hash_files=True)
-    apply_layer(contents, layer([("opt/env/lib/.wh..wh..opq", b""), ("opt/env/lib/new", b"n")]),
-                hash_files=True)
+    apply_layer(
+        contents,
+        layer([("opt/env/lib/a", b"a"), ("opt/env/lib/sub/b", b"b"), ("opt/env/bin/c", b"c")]),
+        hash_files=True,
+    )
+    apply_layer(
+        contents,
+        layer([("opt/env/lib/.wh..wh..opq", b""), ("opt/env/lib/new", b"n")]),
+        hash_files=True,
+    )
     assert sorted(contents.files) == ["opt/env/bin/c", "opt/env/lib/new"]

@@ -41,7 +41,8 @@ SUBJECT = Subject(name="forecast", version="sha256:" + "0" * 64)
 @functools.cache
 def validator():
     """A Draft 7 validator of the CycloneDX 1.5 schema (with its SPDX and JSF schemas), from
-    the schema files cyclonedx-python-lib ships; its own validator is far slower."""
+    the schema files cyclonedx-python-lib ships (its own validator is far slower). Only the
+    schema tests need it; they skip, saying so, where it is not installed."""
     schema = pytest.importorskip("cyclonedx.schema", reason="cyclonedx-python-lib has the schema")
     import jsonschema
     from referencing import Registry, Resource
@@ -120,6 +121,12 @@ def test_component_has_hashes_download_url_and_license():
     assert graph["lockstep:forecast@" + SUBJECT.version] == sorted(
         [numpy["bom-ref"], python["bom-ref"]])
     assert bom["bomFormat"] == "CycloneDX" and bom["specVersion"] == "1.5"
+
+
+def test_a_built_document_validates_against_the_1_5_schema():
+    bom = build_sbom(packages=[NUMPY, PYTHON], subject=SUBJECT, channels={},
+                     licenses={NUMPY.stem: "BSD-3-Clause", PYTHON.stem: "Python-2.0 AND MIT"},
+                     tool_version="0.1.0", timestamp="2026-01-01T00:00:00Z")
     assert errors(bom) == []
 
 
@@ -152,7 +159,16 @@ def test_every_real_world_lock_gives_a_valid_sbom(lock):
         assert len(bom["components"]) == len(expected)
         assert all(c["hashes"][0]["alg"] == "SHA-256" for c in bom["components"]
                    if c["purl"].startswith("pkg:conda/"))
-        assert errors(bom) == []
+
+
+@pytest.mark.skipif(not REAL_LOCKS, reason="shared/real-world-locks is not beside the repo")
+@pytest.mark.parametrize("lock", REAL_LOCKS, ids=lambda p: p.parent.name)
+def test_every_real_world_sbom_validates_against_the_schema(lock):
+    lockfile = read_lockfile(lock)
+    platform = sorted(lockfile.metadata.platforms)[0]
+    bom = build_sbom(packages=packages_from_lock(lockfile, platform), subject=SUBJECT,
+                     channels={}, licenses={})
+    assert errors(bom) == []
 
 
 def test_an_unlocked_platform_is_named():

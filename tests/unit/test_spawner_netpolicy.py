@@ -1,7 +1,12 @@
 """Project networks and firewall rules, pinned exactly."""
 
-from spawner.netpolicy import (bridge_name, firewall_ruleset, gateway_of, jump_rules,
-                               network_create_kwargs)
+from spawner.netpolicy import (
+    bridge_name,
+    firewall_ruleset,
+    gateway_of,
+    jump_rules,
+    network_create_kwargs,
+)
 
 
 def test_bridge_name_is_deterministic_and_short():
@@ -44,3 +49,35 @@ def test_gateway_of():
     assert gateway_of({"IPAM": {"Config": [{"Subnet": "172.20.0.0/16",
                                             "Gateway": "172.20.0.1"}]}}) == "172.20.0.1"
     assert gateway_of({"IPAM": {"Config": []}}) == ""
+
+
+def test_pull_progress_never_goes_backwards():
+    from spawner.dockerops import pull_fraction, track_pull_event
+
+    events = [
+        {"id": "a", "status": "Pulling fs layer"},
+        {"id": "b", "status": "Pulling fs layer"},
+        {"id": "a", "status": "Downloading", "progressDetail": {"current": 50, "total": 100}},
+        {"id": "b", "status": "Downloading", "progressDetail": {"current": 100, "total": 100}},
+        {"id": "a", "status": "Download complete"},
+        {"id": "a", "status": "Extracting", "progressDetail": {"current": 10, "total": 100}},
+        {"id": "a", "status": "Pull complete"},
+        {"id": "b", "status": "Extracting", "progressDetail": {"current": 100, "total": 100}},
+        {"id": "b", "status": "Pull complete"},
+    ]
+    layers: dict = {}
+    seen = []
+    for event in events:
+        track_pull_event(layers, event)
+        seen.append(pull_fraction(layers)[0])
+    assert seen == sorted(seen) and seen[-1] == 1.0
+    assert pull_fraction(layers)[1] == "downloaded 0 of 0 MB, unpacked 2 of 2 layers"
+
+
+def test_pull_header_events_are_not_layers():
+    from spawner.dockerops import track_pull_event
+
+    layers: dict = {}
+    track_pull_event(layers, {"status": "Pulling from lockstep/iris", "id": "sha256:abc"})
+    track_pull_event(layers, {"status": "Digest: sha256:abc"})
+    assert layers == {}

@@ -8,8 +8,15 @@ import threading
 import pytest
 
 from spawner import cli
-from spawner.sessions import (Session, SessionError, append_event, find_session, read_sessions,
-                              start_event, stop_event)
+from spawner.sessions import (
+    Session,
+    SessionError,
+    append_event,
+    find_session,
+    read_sessions,
+    start_event,
+    stop_event,
+)
 
 
 def session(sid: str, user="alice", project="iris") -> Session:

@@ -58,7 +58,7 @@ def test_a_project_without_service_is_refused_with_the_section_to_add():
 def test_docker_body_is_the_rendered_server_body_plus_service_keys():
     s = spec()
     body = docker_body(s, service=FORECAST.service, index=0)
-    plain = render_container(s, DockerOptions(port=8080))
+    plain = render_container(s, DockerOptions(port=8080, volume_nocopy=True))
     for key in ("Image", "User", "Env", "NetworkingConfig", "Cmd", "WorkingDir"):
         assert body[key] == plain[key]
     host, plain_host = body["HostConfig"], plain["HostConfig"]

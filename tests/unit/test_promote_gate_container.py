@@ -15,14 +15,18 @@ IMAGE = ImageRef("127.0.0.1:5000/lockstep/forecast@sha256:" + "a" * 64)
 PROJECT = parse_project(
     "name: forecast\ndata:\n  - {name: sales, source: sales, target: /data/sales}\n"
     "gpu: {count: 1}\nresources: {cpu: 1, memory: 1G, pids: 512}\n",
-    source="project.yaml")
+    source="project.yaml",
+)
 
 
 def body():
-    return notebook_container(project=PROJECT, image=IMAGE,
-                              data_sources={"sales": "/srv/data/sales"},
-                              notebooks_dir="/srv/notebooks/forecast",
-                              notebooks=["a.ipynb", "b.ipynb"])
+    return notebook_container(
+        project=PROJECT,
+        image=IMAGE,
+        data_sources={"sales": "/srv/data/sales"},
+        notebooks_dir="/srv/notebooks/forecast",
+        notebooks=["a.ipynb", "b.ipynb"],
+    )
 
 
 def test_gate_container_is_hardened_and_offline():
@@ -45,9 +49,13 @@ def test_gate_container_mounts_only_data_notebooks_and_tmpfs():
     mounts = {m["Target"]: m for m in body()["HostConfig"]["Mounts"]}
     assert sorted(mounts) == ["/data/sales", "/home/jovyan", "/notebooks", "/tmp"]
     assert mounts["/data/sales"]["Type"] == "bind" and mounts["/data/sales"]["ReadOnly"] is True
-    assert mounts["/notebooks"] == {"Type": "bind", "Source": "/srv/notebooks/forecast",
-                                    "Target": "/notebooks", "ReadOnly": True,
-                                    "BindOptions": {"Propagation": "rprivate"}}
+    assert mounts["/notebooks"] == {
+        "Type": "bind",
+        "Source": "/srv/notebooks/forecast",
+        "Target": "/notebooks",
+        "ReadOnly": True,
+        "BindOptions": {"Propagation": "rprivate"},
+    }
     assert mounts["/tmp"]["Type"] == mounts["/home/jovyan"]["Type"] == "tmpfs"
 
 

@@ -1,0 +1,230 @@
+"""Benchmark ``lockstep build`` against a ``docker build`` baseline, measured in one run.
+
+    python benchmarks/build.py [--keep]
+
+Scenarios, each for lockstep and for the baseline, against a private registry on
+127.0.0.1:5750 (fresh storage, so "cold" is cold):
+
+* cold: the project's image is nowhere (no registry blobs, no layer/.pyc cache); the
+  conda package cache is warm (downloading packages is not what is measured);
+* no-op: the same lock again;
+* one package changed: the lock gains one package (``pip``), everything else equal;
+  bytes uploaded are printed beside that package's own layer size.
+
+Baseline: the base layer is ``docker import``-ed; a Dockerfile ``COPY``-s the same staged,
+compiled environment into ``/opt/env``; ``docker build`` then ``docker push``.
+
+The project is locked against the offline test channel (``tests/channel``): python 3.11,
+numpy and the jupyter server stack, about 100 packages. Needs dockerd and docker-registry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# this file is named build.py: keep its folder off sys.path, or it shadows PyPA's `build`
+sys.path = [str(ROOT), str(ROOT / "tests")] + [
+    p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent
+]
+
+from traitlets.config import Config  # noqa: E402
+
+from spawner.image import localregistry  # noqa: E402
+from spawner.image.base import DEFINITION, build_base_layer  # noqa: E402
+from spawner.image.build import build_image  # noqa: E402
+from spawner.image.staging import compile_bytecode, default_installer  # noqa: E402
+from spawner.lock.locking import LockInputs, lock_environment  # noqa: E402
+from spawner.settings import Lockstep  # noqa: E402
+
+ADDR = "127.0.0.1:5750"
+BASE_TAG = "lockstep-bench-base:1"
+
+
+def lock(project_dir: Path, deps: list[str], channel: Path, settings: Lockstep) -> Path:
+    project_dir.mkdir(parents=True, exist_ok=True)
+    (project_dir / "project.yaml").write_text(f"name: {project_dir.name}\n")
+    body = "".join(f"  - {d}\n" for d in deps)
+    (project_dir / "environment.yml").write_text(
+        f"name: {project_dir.name}\nchannels:\n  - conda-forge\ndependencies:\n{body}"
+    )
+    lock_environment(
+        project_dir,
+        LockInputs(
+            channel_urls={"conda-forge": channel.as_uri()},
+            platforms=("linux-64",),
+            virtual_packages={k: tuple(v) for k, v in settings.virtual_packages.items()},
+            server_packages=tuple(settings.server_packages),
+        ),
+        progress=None,
+    )
+    return project_dir
+
+
+def timed(func, *args, **kwargs):
+    started = time.perf_counter()
+    result = func(*args, **kwargs)
+    return time.perf_counter() - started, result
+
+
+def sh(*cmd: str, cwd: Path | None = None) -> str:
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    return proc.stdout
+
+
+def baseline(
+    context: Path,
+    settings: Lockstep,
+    project_dir: Path,
+    tag: str,
+    *,
+    no_cache: bool,
+    restage: bool = True,
+):
+    """(Re)stage + compile the same env, docker build (COPY), docker push; (seconds, image)."""
+    started = time.perf_counter()
+    env = context / "env"
+    if restage:
+        if env.exists():
+            shutil.rmtree(env)
+        default_installer(settings)(project_dir / "conda-lock.yml", env)
+        compile_bytecode(env, cache_dir=Path(tempfile.mkdtemp(dir=context)))
+        for junk in [env / "CACHEDIR.TAG", *context.glob("tmp*")]:
+            shutil.rmtree(junk) if junk.is_dir() else junk.unlink(missing_ok=True)
+    (context / "Dockerfile").write_text(
+        f"FROM {BASE_TAG}\nCOPY env /opt/env\nUSER 1000:100\nWORKDIR /home/jovyan\n"
+        "ENV PATH=/opt/env/bin:/usr/local/bin:/usr/bin:/bin HOME=/home/jovyan\n"
+        'CMD ["jupyterhub-singleuser"]\n'
+    )
+    image = f"{ADDR}/bench/baseline:{tag}"
+    sh("docker", "build", *(["--no-cache"] if no_cache else []), "-q", "-t", image, str(context))
+    sh("docker", "push", image)
+    return time.perf_counter() - started, image
+
+
+def layer_sizes(result, *, exclude: set[str]) -> list[tuple[str, int]]:
+    """(history text, compressed size) of the image's layers not in ``exclude``."""
+    from spawner.image.registry import RegistryClient
+
+    host, repo = result.reference.split("@")[0].split("/", 1)
+    with RegistryClient.for_host(host, insecure_registries=["127.0.0.1"]) as client:
+        manifest = json.loads(client.get_manifest(repo, result.digest)[0])
+        config = json.loads(client.get_blob(repo, manifest["config"]["digest"]))
+    history = [h["created_by"] for h in config["history"]]
+    return [
+        (text.split(",")[0][:40], layer["size"])
+        for text, layer in zip(history, manifest["layers"], strict=True)
+        if layer["digest"] not in exclude
+    ]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--keep", action="store_true", help="keep the temp folder and registry")
+    args = parser.parse_args()
+    from channel.build import cached_channel
+
+    work = Path(tempfile.mkdtemp(prefix="lockstep-bench-"))
+    default = Lockstep()
+    cache = Path(default.cache_dir) / f"bench-{work.name}"  # beside pkgs: hardlinks work
+    cache.mkdir(parents=True)
+    (cache / "pkgs").symlink_to(default.cache_path("pkgs"))
+    config = Config()
+    config.Lockstep.registry = f"{ADDR}/bench"
+    config.Lockstep.cache_dir = str(cache)
+    config.Lockstep.data_dir = str(work / "state")
+    settings = Lockstep(config=config)
+    localregistry.start(work / "registry", ADDR)
+    try:
+        channel = cached_channel(jupyter=True)
+        envs = work / "environments"
+        demo = lock(envs / "demo", ["python=3.11", "numpy"], channel, settings)
+        key, base_layer = build_base_layer(DEFINITION, settings.cache_path("base"))
+        steps: list[str] = []
+        t0 = time.perf_counter()
+        t_cold, cold = timed(
+            build_image,
+            demo,
+            settings,
+            progress=lambda m: steps.append(f"  {time.perf_counter() - t0:6.2f}s {m}"),
+        )
+        t_noop, noop = timed(build_image, demo, settings)
+        shutil.copy(demo / "conda-lock.yml", work / "demo.lock")
+        lock(demo, ["python=3.11", "numpy", "pip"], channel, settings)
+        t_one, one = timed(build_image, demo, settings)
+        new_layers = layer_sizes(one, exclude=set(cold.layer_digests))
+
+        # baseline: same base (docker import), same staged env, docker build + push
+        sh("docker", "import", base_layer.path, BASE_TAG)
+        shutil.copy(work / "demo.lock", demo / "conda-lock.yml")
+        context = work / "context"
+        context.mkdir()
+        b_cold, image = baseline(context, settings, demo, "a", no_cache=True)
+        b_noop, _ = baseline(context, settings, demo, "a", no_cache=False, restage=False)
+        lock(demo, ["python=3.11", "numpy", "pip"], channel, settings)
+        b_one, _ = baseline(context, settings, demo, "b", no_cache=False)
+        size = json.loads(sh("docker", "image", "inspect", image))[0]["Size"]
+        top = max(
+            int(n)
+            for n in sh("docker", "history", "-H=false", "--format", "{{.Size}}", image).split()
+        )
+
+        print("lockstep cold build steps:\n" + "\n".join(steps))
+        print(
+            f"project: {cold.layers} layers ({len(cold.layer_digests)} blobs), "
+            f"{cold.size / 1e6:.1f} MB compressed; base layer "
+            f"{base_layer.uncompressed_size / 1e6:.1f} MB unpacked, "
+            f"{base_layer.size / 1e6:.1f} MB gz"
+        )
+        print(f"baseline image (docker build): {size / 1e6:.1f} MB unpacked")
+        print(
+            f"{'':10} {'cold s':>8} {'cold MB up':>11} {'no-op s':>8} {'no-op up':>9} "
+            f"{'1 pkg s':>8} {'1 pkg MB up':>12}"
+        )
+        print(
+            f"{'lockstep':10} {t_cold:8.2f} {cold.bytes_uploaded / 1e6:11.1f} {t_noop:8.2f} "
+            f"{noop.bytes_uploaded:9d} {t_one:8.2f} {one.bytes_uploaded / 1e6:12.2f}"
+        )
+        print(
+            f"{'baseline':10} {b_cold:8.2f} {'(push)':>11} {b_noop:8.2f} {'-':>9} "
+            f"{b_one:8.2f} {'(push)':>12}"
+        )
+        print(
+            "one package changed (pip added): new lockstep layers "
+            + ", ".join(f"{h} = {n / 1e6:.2f} MB" for h, n in new_layers)
+            + f"; uploaded {one.bytes_uploaded / 1e6:.2f} MB (layers + config)"
+        )
+        print(
+            f"baseline: its COPY layer ({top / 1e6:.1f} MB unpacked) is rebuilt and pushed "
+            "whole on any change"
+        )
+    finally:
+        if not args.keep:
+            localregistry.stop(work / "registry", ADDR)
+            shutil.rmtree(work, ignore_errors=True)
+            shutil.rmtree(cache, ignore_errors=True)
+            subprocess.run(
+                [
+                    "docker",
+                    "rmi",
+                    "-f",
+                    BASE_TAG,
+                    f"{ADDR}/bench/baseline:a",
+                    f"{ADDR}/bench/baseline:b",
+                ],
+                capture_output=True,
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

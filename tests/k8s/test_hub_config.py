@@ -1,0 +1,194 @@
+"""The hub config the chart renders: it loads in JupyterHub, picks LockstepKubeSpawner, and
+yields for every example project a strictly valid, hardened pod whose labels the chart's
+NetworkPolicies select."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tomllib
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+from jupyterhub.app import JupyterHub
+from k8s_helpers import (
+    CHART,
+    EXAMPLES,
+    K8S_VERSIONS,
+    PROJECTS,
+    ROOT,
+    by_kind,
+    fake_image,
+    find,
+    helm_template,
+    hub_user,
+    make_spawner,
+)
+
+from spawner.kubespawner import LockstepKubeSpawner
+
+EXAMPLE_IDS = [p.stem for p in EXAMPLES]
+
+
+@pytest.fixture(scope="session")
+def entry_points_installed(tmp_path_factory):
+    """Make the ``jupyterhub.spawners`` entry points of pyproject.toml visible, as
+    ``pip install`` would, when this checkout is not installed (no change to the venv)."""
+    from importlib.metadata import entry_points
+
+    if any(e.name == "lockstep-kube" for e in entry_points(group="jupyterhub.spawners")):
+        yield
+        return
+    table = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]
+    site = tmp_path_factory.mktemp("site")
+    info = site / "lockstep_checkout-0.0.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: lockstep-checkout\n"
+                                   "Version: 0.0.0\n")
+    (info / "entry_points.txt").write_text("".join(
+        f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in eps.items())
+        for group, eps in table.items()))
+    sys.path.append(str(site))
+    yield
+    sys.path.remove(str(site))
+
+
+def hub_files(docs: list[dict], into: Path) -> Path:
+    """Write the hub ConfigMap and the projects ConfigMap as the pod mounts them."""
+    hub = find(docs, "ConfigMap", "-hub")["data"]
+    (into / "etc").mkdir()
+    for name, text in hub.items():
+        (into / "etc" / name).write_text(text)
+    deploy = find(docs, "Deployment", "-hub")
+    volume = next(v for v in deploy["spec"]["template"]["spec"]["volumes"]
+                  if v["name"] == "projects")
+    projects = find(docs, "ConfigMap", "-projects")["data"]
+    for item in volume["configMap"]["items"]:
+        path = into / "environments" / item["path"]
+        path.parent.mkdir(parents=True)
+        path.write_text(projects[item["key"]])
+    return into
+
+
+def load_hub(tmp_path: Path, values: Path, helm: str):
+    docs = helm_template(helm, values)
+    root = hub_files(docs, tmp_path)
+    app = JupyterHub()
+    app.load_config_file("jupyterhub_config.py", path=str(root / "etc"))
+    app.config.Lockstep.environments_dir = str(root / "environments")
+    app.config.Lockstep.data_dir = str(tmp_path / "state")
+    return app, docs
+
+
+async def pod_for(app, project: str) -> dict:
+    spawner = make_spawner(app.config, user=hub_user("admin", admin=True))
+    spawner.user_options = {"project": project, "stage": "prod"}
+    pod = await spawner.get_pod_manifest()
+    return spawner.api.api_client.sanitize_for_serialization(pod)
+
+
+@pytest.mark.parametrize("values", EXAMPLES, ids=EXAMPLE_IDS)
+async def test_hub_config_loads_and_yields_valid_pods(helm3, values, tmp_path,
+                                                       entry_points_installed):
+    app, _ = load_hub(tmp_path, values, helm3)
+    assert app.spawner_class is LockstepKubeSpawner
+    assert app.config.ConfigurableHTTPProxy.should_start is False
+    assert app.config.JupyterHub.hub_connect_url == "http://r-lockstep-hub:8081"
+    site = yaml.safe_load(values.read_text())
+    for name in PROJECTS:
+        pod = await pod_for(app, name)
+        for version in K8S_VERSIONS:
+            kubernetes_validate.validate(pod, version, strict=True)
+        (container,) = pod["spec"]["containers"]
+        assert container["image"] == fake_image(name, "prod").reference
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+        assert pod["spec"]["securityContext"]["runAsUser"] == 1000
+        project = PROJECTS[name]
+        for mount in project.data:
+            vm = next(m for m in container["volumeMounts"] if m["mountPath"] == mount.target)
+            assert vm["readOnly"] is True
+            vol = next(v for v in pod["spec"]["volumes"] if v["name"] == vm["name"])
+            source = vol.get("persistentVolumeClaim") or vol.get("nfs")
+            assert source["readOnly"] is True
+        if project.gpu:
+            assert container["resources"]["limits"]["nvidia.com/gpu"] == str(project.gpu.count)
+        runtimes = site.get("singleuser", {}).get("runtimeClasses", {"gvisor": "gvisor"})
+        if project.isolation != "runc":
+            assert pod["spec"]["runtimeClassName"] == runtimes[project.isolation]
+        else:
+            assert "runtimeClassName" not in pod["spec"]
+
+
+async def test_gpu_example_places_gpu_pods(helm3, tmp_path, entry_points_installed):
+    app, _ = load_hub(tmp_path, CHART / "examples" / "gpu.yaml", helm3)
+    pod = await pod_for(app, "vision")
+    assert pod["spec"]["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    assert {"key": "dedicated", "operator": "Equal", "value": "gpu",
+            "effect": "NoSchedule"} in pod["spec"]["tolerations"]
+    assert pod["spec"]["imagePullSecrets"] == [{"name": "r-lockstep-registry"}]
+    forecast = await pod_for(app, "forecast")
+    sales = next(v for v in forecast["spec"]["volumes"] if v["name"] == "data-sales")
+    assert sales["nfs"] == {"server": "nfs.internal.example.com", "path": "/exports/sales",
+                            "readOnly": True}
+
+
+async def test_gvisor_example_uses_emptydir_homes(helm3, tmp_path, entry_points_installed):
+    app, _ = load_hub(tmp_path, CHART / "examples" / "gvisor.yaml", helm3)
+    pod = await pod_for(app, "sandbox")
+    vols = {v["name"]: v for v in pod["spec"]["volumes"]}
+    assert vols["home"] == {"name": "home", "emptyDir": {}}
+    assert vols["tmp0"]["emptyDir"]["medium"] == "Memory"
+
+
+def _matches(selector: dict, labels: dict) -> bool:
+    ok = all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
+    for expr in selector.get("matchExpressions", []):
+        value = labels.get(expr["key"])
+        ok &= {"In": value in expr.get("values", []),
+               "NotIn": value not in expr.get("values", []),
+               "Exists": expr["key"] in labels,
+               "DoesNotExist": expr["key"] not in labels}[expr["operator"]]
+    return ok
+
+
+@pytest.mark.parametrize("values", EXAMPLES, ids=EXAMPLE_IDS)
+async def test_network_policy_selectors_match_spawned_pods(helm3, values, tmp_path,
+                                                            entry_points_installed):
+    """Fails when the labels NetworkPolicies select on drift from what the spawner sets."""
+    app, docs = load_hub(tmp_path, values, helm3)
+    pods = {name: (await pod_for(app, name))["metadata"]["labels"] for name in PROJECTS}
+    policies = {p["metadata"]["name"]: p for p in by_kind(docs, "NetworkPolicy")}
+    base = policies["r-lockstep-singleuser"]["spec"]["podSelector"]
+    for name, labels in pods.items():
+        assert _matches(base, labels), f"{name}: {labels} not selected by {base}"
+    for policy_name, policy in policies.items():
+        if not policy_name.startswith("r-lockstep-egress-"):
+            continue
+        project = policy_name.removeprefix("r-lockstep-egress-")
+        selected = {n for n, labels in pods.items()
+                    if _matches(policy["spec"]["podSelector"], labels)}
+        assert selected == ({project} & set(pods)), policy_name
+    # peers that name user pods select them too (hub and proxy reach servers)
+    for policy in policies.values():
+        for rule in policy["spec"].get("egress", []) + policy["spec"].get("ingress", []):
+            for peer in rule.get("to", []) + rule.get("from", []):
+                sel = peer.get("podSelector", {}).get("matchLabels", {})
+                if any(k.startswith("org.lockstep.") for k in sel):
+                    assert all(_matches(peer["podSelector"], labels) for labels in pods.values())
+    # and the hub/proxy selectors match the chart's own pods
+    for component in ("hub", "proxy"):
+        labels = find(docs, "Deployment", f"-{component}")["spec"]["template"]["metadata"]["labels"]
+        chosen = [p for p in policies.values()
+                  if p["spec"]["podSelector"].get("matchLabels", {}).get(
+                      "app.kubernetes.io/component") == component]
+        assert chosen and all(_matches(p["spec"]["podSelector"], labels) for p in chosen)
+
+
+def test_values_json_is_what_the_config_reads(helm3):
+    docs = helm_template(helm3, CHART / "examples" / "external-db.yaml")
+    values = json.loads(find(docs, "ConfigMap", "-hub")["data"]["values.json"])
+    assert values["lockstep"]["stageRegistries"] == {"prod": "prod-registry.example.com/lockstep"}
+    assert values["names"] == {"hub": "r-lockstep-hub", "proxyApi": "r-lockstep-proxy-api"}
