@@ -30,7 +30,7 @@ from dockerspawner import DockerSpawner
 from jupyterhub.spawner import SpawnException
 from traitlets import default
 
-from . import access, dockerops, sessions, stages
+from . import access, choice, dockerops, sessions
 from .datamounts import resolve_data_sources
 from .dockertraits import LockstepDockerTraits
 from .errors import LockstepError
@@ -49,7 +49,7 @@ from .project import Project, ProjectError, load_project
 from .render_docker import DockerOptions, render_container, volume_labels
 from .runtimes import engine_runtime
 from .settings import ENV_PREFIX, Lockstep
-from .spawnoptions import OptionsError, Request, options_from_form, parse_user_options, render_form
+from .spawnoptions import OptionsError, options_from_form, render_form
 
 
 class LockstepDockerSpawner(DockerSpawner, LockstepDockerTraits):
@@ -139,72 +139,32 @@ class LockstepDockerSpawner(DockerSpawner, LockstepDockerTraits):
 
     async def choices(self) -> tuple[list[Project], dict[str, dict[str, ImageRef]]]:
         """The projects this user may launch and, for each, the stages that have a digest."""
-        who = access.Requester.from_hub_user(self.user)
-        mine = access.usable_projects(self.load_projects().values(), who)
-        refs = await asyncio.gather(*(
-            asyncio.to_thread(stages.available_stages, self.settings, p.name) for p in mine
-        ), return_exceptions=True)
-        available = {}
-        for project, found in zip(mine, refs, strict=True):
-            if isinstance(found, BaseException):
-                self.log.warning("lockstep: stages of %s: %s", project.name, found)
-                continue
-            available[project.name] = found
-        return mine, available
+        return await choice.launchable(self.load_projects(),
+                                       access.Requester.from_hub_user(self.user),
+                                       choice.settings_source(self.settings), self.log)
 
     async def options_html(self) -> str:
         """The spawn form: usable projects x stages with a digest, plus the GPU box."""
         mine, available = await self.choices()
-        return render_form(mine, access.Requester.from_hub_user(self.user),
-                           {name: list(found) for name, found in available.items()},
+        return render_form(mine, access.Requester.from_hub_user(self.user), available,
                            self.settings.stages)
 
     def _refuse(self, message: str, status: int = 400, reason: str = "options") -> NoReturn:
         raise SpawnException(message, reason=reason, status_code=status)
 
     async def resolve_request(self) -> tuple[Project, str, ImageRef, bool | None]:
-        """(project, stage, image, gpu) for ``user_options``; 400/403/404/409 if refused."""
+        """(project, stage, image, gpu) for ``user_options`` (``spawner.choice``);
+        400/403/404/409 if refused, before anything is created."""
         who = access.Requester.from_hub_user(self.user)
         try:
-            request = parse_user_options(self.user_options or {})
-            projects = self.load_projects()
-            if request.session:
-                session = sessions.find_session(
-                    self.settings.data_path(sessions.FILENAME), request.session)
-                project = access.check_replay(
-                    projects, session_id=session.id, session_user=session.user,
-                    session_project=session.project, who=who)
-                request = Request(project=project.name, stage=session.stage,
-                                  digest=session.digest, gpu=request.gpu, session=session.id)
-            else:
-                name, _ = access.parse_choice(self.user_options)
-                project = access.check_project(projects, name, who)
-            image, stage = await asyncio.to_thread(self._image_for, project.name, request)
+            chosen = await choice.choose(self.user_options, who, self.load_projects(),
+                                         self.settings.stages,
+                                         choice.settings_source(self.settings))
         except (access.LaunchRefused, OptionsError) as exc:
             self._refuse(str(exc), exc.status, "forbidden" if exc.status == 403 else "options")
         except LockstepError as exc:
             self._refuse(str(exc))
-        if request.gpu and project.gpu is None:
-            self._refuse(f"Project {project.name!r} has no GPUs to give; start it with "
-                         '"gpu": false or add a gpu: section to its project.yaml.')
-        return project, stage, image, request.gpu
-
-    def _image_for(self, project: str, request: Request) -> tuple[ImageRef, str]:
-        """The image to run: a pinned digest (from the request or a session) or a stage's."""
-        known = list(self.settings.stages)
-        if request.digest:
-            if request.stage and request.stage not in known and not request.session:
-                raise access.LaunchRefused(
-                    f"Unknown stage {request.stage!r}; stages are {', '.join(known)}.", 400)
-            source = request.stage if request.stage in known else known[0]
-            repo = stages.stage_repository(self.settings, project, source)
-            ref = f"{repo}@{request.digest}"
-            return (ImageRef(ref, stages.lock_hash_of(self.settings, ref)),
-                    request.stage or "pinned")
-        available = stages.available_stages(self.settings, project)
-        stage = access.choose_stage(project, request.stage or None, stages=known,
-                                    available=list(available))
-        return available[stage], stage
+        return chosen.project, chosen.stage, chosen.image, chosen.request.gpu
 
     # ---- engine --------------------------------------------------------------------
     async def engine_info(self) -> dict:

@@ -27,11 +27,11 @@ from jupyterhub.utils import exponential_backoff
 from kubespawner import KubeSpawner
 from traitlets import Dict, Enum, Float, Instance, Unicode, default
 
-from . import access, render_kube, sessions, stages
+from . import access, choice, render_kube, sessions
 from .launch import ImageRef, LaunchSpec, build_launch_spec
 from .project import Project, list_projects
 from .settings import Lockstep
-from .spawnoptions import OptionsError, Request, options_from_form, parse_user_options, render_form
+from .spawnoptions import OptionsError, options_from_form, render_form
 
 STATE_KEYS = ("lockstep_project", "lockstep_stage", "lockstep_image", "lockstep_lock_hash",
               "lockstep_session")
@@ -200,12 +200,10 @@ class LockstepKubeSpawner(KubeSpawner):
 
     async def _lockstep_form(self, spawner: LockstepKubeSpawner) -> str:
         who = access.Requester.from_hub_user(self.user)
-        projects = access.usable_projects((await self.load_projects()).values(), who)
-        found = await asyncio.gather(*(self.stage_images(p) for p in projects),
-                                     return_exceptions=True)
-        ready = {p.name: list(f) for p, f in zip(projects, found, strict=True)
-                 if not isinstance(f, BaseException)}
-        return render_form(projects, who, ready, self.lockstep.stages)
+        source = choice.ImageSource(self.stage_images, self.pinned_image,
+                                    self._source.find_session)
+        mine, ready = await choice.launchable(await self.load_projects(), who, source, self.log)
+        return render_form(mine, who, ready, self.lockstep.stages)
 
     # -- seams: projects and stage pointers (a test may subclass these) ----------------
 
@@ -216,66 +214,44 @@ class LockstepKubeSpawner(KubeSpawner):
 
     async def stage_images(self, project: Project) -> dict[str, ImageRef]:
         """Stage -> image for every stage of ``project`` that has a pointer, in stage order."""
-        found = await asyncio.to_thread(stages.available_stages, self.lockstep, project.name)
-        return dict(found)
+        return dict(await self._source.stage_images(project))
 
     async def pinned_image(self, project: Project, digest: str, stage: str) -> ImageRef:
         """``user_options["digest"]``: that digest in ``stage``'s repository (or the first's)."""
-        source = stage if stage in self.lockstep.stages else self.lockstep.stages[0]
-        ref = f"{stages.stage_repository(self.lockstep, project.name, source)}@{digest}"
-        lock = await asyncio.to_thread(stages.lock_hash_of, self.lockstep, ref)
-        return ImageRef(ref, lock_hash=lock)
+        return await self._source.pinned_image(project, digest, stage)
+
+    @property
+    def _source(self) -> choice.ImageSource:
+        return choice.settings_source(self.lockstep)
 
     # -- the launch ----------------------------------------------------------------------
 
     _spec: LaunchSpec | None = None
     _session: sessions.Session | None = None
 
-    async def _choose(self, who: access.Requester) -> tuple[Project, str, ImageRef, Request]:
-        """What to run for ``user_options`` (same options and rules as the Docker spawner):
-        a recorded session's image, a pinned digest, or a stage pointer."""
-        request = parse_user_options(self.user_options or {})
-        projects = await self.load_projects()
-        if request.session:
-            path = self.lockstep.data_path(sessions.FILENAME)
-            try:
-                old = await asyncio.to_thread(sessions.find_session, path, request.session)
-            except sessions.SessionError as exc:
-                raise access.LaunchRefused(str(exc), status=404) from None
-            project = access.check_replay(projects, session_id=old.id, session_user=old.user,
-                                          session_project=old.project, who=who)
-            return project, old.stage, ImageRef(old.image, lock_hash=old.lock_hash), request
-        name, stage = access.parse_choice(self.user_options)
-        project = access.check_project(projects, name, who)
-        if request.gpu and project.gpu is None:
-            raise OptionsError(f"Project {name!r} has no GPUs to give; start it with "
-                               '"gpu": false or add a gpu: section to its project.yaml.')
-        if request.digest:
-            if stage and stage not in self.lockstep.stages:
-                raise OptionsError(
-                    f"Unknown stage {stage!r}; stages are {', '.join(self.lockstep.stages)}.")
-            image = await self.pinned_image(project, request.digest, stage or "")
-            return project, stage or "pinned", image, request
-        images = await self.stage_images(project)
-        stage = access.choose_stage(name, stage, stages=self.lockstep.stages,
-                                    available=list(images))
-        return project, stage, images[stage], request
+    async def _choose(self, who: access.Requester) -> choice.Choice:
+        """What to run for ``user_options``: ``spawner.choice``, the Docker spawner's rules."""
+        source = choice.ImageSource(self.stage_images, self.pinned_image,
+                                    self._source.find_session)
+        return await choice.choose(self.user_options, who, await self.load_projects(),
+                                   self.lockstep.stages, source)
 
     async def prepare_launch(self) -> LaunchSpec:
         """Check access, resolve what to run to a digest, and build the launch spec."""
         who = access.Requester.from_hub_user(self.user)
         try:
-            project, stage, image, request = await self._choose(who)
+            chosen = await self._choose(who)
         except (access.LaunchRefused, OptionsError) as refusal:
             self.log.warning("lockstep: refused %s for %s: %s", self.user.name,
                              self.user_options, refusal)
             raise refusal_error(refusal) from None
-        self.image = image.reference
+        project = chosen.project
+        self.image = chosen.image.reference
         self._spec = build_launch_spec(
-            project=project, image=image, user=self.user.name, stage=stage,
+            project=project, image=chosen.image, user=self.user.name, stage=chosen.stage,
             data_sources={m.name: self._describe_data(project, m.name) for m in project.data},
             env=self.get_env(), command=tuple(self.cmd or ()) + tuple(self.get_args()),
-            gpu=request.gpu,
+            gpu=chosen.request.gpu,
         )
         return self._spec
 

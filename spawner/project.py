@@ -54,7 +54,8 @@ class DataMount(Strict):
     def _absolute_target(cls, value: str) -> str:
         path = PurePosixPath(value)
         if not path.is_absolute() or ".." in path.parts:
-            raise ValueError(f"must be an absolute path without '..', e.g. /data/{value.strip('/')}")
+            raise ValueError(
+                f"must be an absolute path without '..', e.g. /data/{value.strip('/')}")
         return str(path)
 
 
@@ -120,11 +121,14 @@ class Project(Strict):
     @model_validator(mode="after")
     def _unique_mounts(self) -> Project:
         names = [m.name for m in self.data]
-        targets = [m.target for m in self.data] + ([self.workspace.target] if self.workspace.enabled else [])
+        targets = [m.target for m in self.data]
+        if self.workspace.enabled:
+            targets.append(self.workspace.target)
         for label, values in (("name", names), ("target", targets)):
             dupes = sorted({v for v in values if values.count(v) > 1})
             if dupes:
-                raise ValueError(f"data mounts must have distinct {label}s; repeated: {', '.join(dupes)}")
+                raise ValueError(
+                    f"data mounts must have distinct {label}s; repeated: {', '.join(dupes)}")
         return self
 
     def is_member(self, user: str, groups: set[str] | frozenset[str] = frozenset()) -> bool:
@@ -155,7 +159,8 @@ def parse_project(text: str, *, source: str, folder_name: str | None = None) -> 
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ProjectError(f"{source}: not valid YAML: {exc}. Fix the syntax at the line shown.") from exc
+        raise ProjectError(
+            f"{source}: not valid YAML: {exc}. Fix the syntax at the line shown.") from exc
     if not isinstance(raw, dict):
         raise ProjectError(
             f"{source}: must be a mapping with keys {ALLOWED_KEYS_HINT}; got {type(raw).__name__}."

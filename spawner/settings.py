@@ -270,7 +270,7 @@ class Lockstep(Configurable):
 
 
 def find_config_file(explicit: str | None = None) -> Path | None:
-    """Return the config file to read: the one given, ``$LOCKSTEP_CONFIG``, or ``./lockstep_config.py``."""
+    """The config file to read: the one given, ``$LOCKSTEP_CONFIG`` or ``./lockstep_config.py``."""
     if explicit:
         path = Path(explicit)
         if not path.is_file():

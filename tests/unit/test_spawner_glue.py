@@ -202,14 +202,20 @@ async def test_pinned_digest_and_unknown_digest(site):
 
 
 async def test_session_respawn(site):
+    """A recorded session runs again on the exact image it ran, even after its stage moved."""
     config, digests, tmp = site
     log = tmp / "state" / "sessions.jsonl"
+    ran = f"{config.Lockstep.registry}/iris@{digests['iris-prod']}"
     append_event(log, start_event(Session(
-        id="s1", user="alice", project="iris", stage="dev", digest=digests["iris-dev"],
-        image="x", lock_hash="l1" * 32)))
+        id="s1", user="alice", project="iris", stage="dev", digest=digests["iris-prod"],
+        image=ran, lock_hash="l2" * 32)))
     project, stage, image, _ = await make(config, User("alice"), {"session": "s1"}
                                           ).resolve_request()
-    assert (project.name, stage, image.digest) == ("iris", "dev", digests["iris-dev"])
+    assert (project.name, stage, image.reference) == ("iris", "dev", ran)
+    assert image.lock_hash == "l2" * 32
+    with pytest.raises(SpawnException) as err:
+        await make(config, User("alice"), {"session": "no-such"}).resolve_request()
+    assert err.value.status_code == 404
     with pytest.raises(SpawnException) as err:
         await make(config, User("bob", groups=[Group("iris-team")]), {"session": "s1"}
                    ).resolve_request()
