@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything lockstep needs on a Debian 12 machine, idempotently:
-#   apt packages (Docker engine, registry, debootstrap, gVisor, skopeo, patchelf, chromium),
+#   apt packages (Docker engine, registry, debootstrap, gVisor, skopeo, patchelf, chromium,
+#   Podman for the GPU/CDI engine tests),
 #   a Python venv in .venv with lockstep and its test extras, configurable-http-proxy (npm),
 #   a running dockerd with the gVisor runtime registered.
 # Safe to run again: each step checks first. Set LOCKSTEP_SKIP_APT=1 to skip apt.
@@ -11,7 +12,7 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 APT_PACKAGES=(docker.io docker-registry debootstrap runsc skopeo patchelf binutils libstdc++6 iptables
-              chromium chromium-driver zstd git ca-certificates)
+              chromium chromium-driver zstd git ca-certificates podman)
 CHP_VERSION=5.3.0
 
 missing=()

@@ -44,8 +44,10 @@ class LockstepDockerTraits(HasTraits):
         How GPUs are requested from the engine: one of {', '.join(GPU_MODES)}.
 
         'auto' reads `docker info`: an 'nvidia' runtime means 'nvidia' (DeviceRequests with
-        the nvidia driver); CDI spec dirs mean 'cdi' (Docker 25+); Podman means
-        'cdi-devices'; otherwise GPU projects are refused with what to install.
+        the nvidia driver); CDI spec dirs mean 'cdi' (Docker 25+); otherwise GPU
+        projects are refused with what to install. On Podman 'auto' refuses too: its
+        Docker-compatible API drops GPU requests in Podman 4 (see ``spawner.gpu``); an
+        explicit 'cdi' is trusted on Podman 5+.
 
             c.LockstepDockerSpawner.gpu_mode = "cdi"
         """,

@@ -14,7 +14,9 @@ service changes, on purpose:
   ``Binding.host_ip`` only (loopback by default); replica *i* publishes ``host_port + i``;
 * Kubernetes: a Deployment (rolling, never below the desired replicas), a ClusterIP
   Service and a NetworkPolicy that admits only the service port, from the peers given, and
-  denies all egress; readiness and liveness probes GET the health path.
+  denies all egress; readiness and liveness probes GET the health path. ``helm_values``
+  wraps the same objects as the Helm chart's ``services.<project>`` value, so the chart
+  deploys them without a pod template of its own.
 
 Containers are named ``lockstep-svc-<project>-<i>`` and carry ``org.lockstep.kind=service``
 plus the digest label, so a deployer can tell which digest each replica runs.
@@ -275,3 +277,23 @@ def kube_objects(
         },
     }
     return [deployment, svc, policy]
+
+
+def helm_values(
+    spec: LaunchSpec,
+    *,
+    service: Service,
+    options: render_kube.KubeOptions | None = None,
+    health: HealthOptions = HealthOptions(),
+) -> dict[str, Any]:
+    """The Helm chart's ``services`` value for the service of ``spec``.
+
+    ``{"services": {project: {"stage", "image", "objects"}}}`` where ``objects`` are
+    ``kube_objects`` (no namespace: ``templates/model-services.yaml`` puts them in the
+    release's) and ``image`` is the ``REPO@sha256:...`` the Deployment runs. Values files
+    of several projects merge in Helm (``-f a.yaml -f b.yaml``) since each is keyed by its
+    project.
+    """
+    objects = kube_objects(spec, service=service, options=options, health=health)
+    entry = {"stage": spec.stage, "image": spec.image.reference, "objects": objects}
+    return {"services": {spec.project: entry}}

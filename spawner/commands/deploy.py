@@ -5,13 +5,19 @@ containers ``lockstep-svc-<project>-<i>`` published on ``--bind`` (127.0.0.1) at
 service port (``--port`` to change it; replica *i* gets port + i). Deploying again after
 a promotion or a rollback rolls the service to the stage's new digest, and keeps the old
 one if the new one is not healthy. ``--render k8s`` writes the Deployment, Service and
-NetworkPolicy instead (``-o DIR``, else to stdout) for ``kubectl apply``.
+NetworkPolicy instead (``-o DIR``, else to stdout) for ``kubectl apply``;
+``--render helm-values`` writes the same objects as the chart's ``services.<project>``
+value (``-o FILE``) for ``helm upgrade -f``. Both resolve the stage's digest now; the pod's
+site options come from ``c.LockstepKubeSpawner``, or from chart values files (``-f``,
+read the way the chart's hub reads them) so the service mounts what the release's user
+servers mount.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +29,7 @@ from ..errors import LockstepError
 from ..project import load_project
 from ..render_kube import GpuPlacement, KubeOptions, KubeRenderError
 
+RENDERS = ("k8s", "helm-values")
 KUBE_KEYS = ("data_volumes", "workspace_claim_template", "workspace_storage_class",
              "tmp_medium", "runtime_classes", "image_pull_policy", "cpu_request_fraction",
              "memory_request_fraction")
@@ -49,11 +56,21 @@ def register(subparsers) -> None:
                         help="stop and remove the project's service containers")
     parser.add_argument("--status", action="store_true",
                         help="show the service containers and their digests")
-    parser.add_argument("--render", choices=["k8s"],
-                        help="write Kubernetes objects instead of running on Docker")
-    parser.add_argument("-o", "--output", metavar="DIR",
-                        help="with --render: folder for deployment/service/networkpolicy.yaml")
-    parser.add_argument("--namespace", default="", help="with --render: metadata.namespace")
+    parser.add_argument("--render", choices=RENDERS,
+                        help="write Kubernetes objects (k8s) or the Helm chart's services "
+                        "value (helm-values) instead of running on Docker")
+    parser.add_argument("-o", "--output", metavar="PATH",
+                        help="with --render k8s: folder for deployment/service/"
+                        "networkpolicy.yaml; with --render helm-values: the values file "
+                        "(default: stdout)")
+    parser.add_argument("-f", "--values", metavar="FILE", action="append", default=[],
+                        help="with --render: the chart values files the release uses (as "
+                        "helm -f; repeatable): data volumes, workspace claim, tmp medium, "
+                        "runtime classes and request fractions come from their singleuser "
+                        "section instead of c.LockstepKubeSpawner")
+    parser.add_argument("--namespace", default="",
+                        help="with --render k8s: metadata.namespace (helm-values objects go "
+                        "to the release namespace)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.set_defaults(func=run)
 
@@ -81,16 +98,118 @@ def kube_options(settings) -> KubeOptions:
     return KubeOptions(**values)
 
 
-def render_k8s(args, settings, project, image, stage: str) -> int:
-    service = services.service_of(project)
+def merge_values(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    """``top`` over ``base``, maps merged key by key (as ``helm -f base -f top`` does)."""
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge_values(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def chart_kube_options(values: Mapping[str, Any]) -> KubeOptions:
+    """``KubeOptions`` from the chart's values, mapped as the chart's hub maps them
+    (``helm/lockstep/files/jupyterhub_config.py``); a key left out keeps the default,
+    which is the chart's default too. Pull secrets are not read: the chart adds its own to
+    the service pod."""
+    single = values.get("singleuser") or {}
+    workspace = single.get("workspace") or {}
+    found: dict[str, Any] = {
+        "data_volumes": single.get("dataVolumes"),
+        "workspace_claim_template": workspace.get("claimTemplate"),
+        "workspace_storage_class": workspace.get("storageClassName"),
+        "tmp_medium": single.get("tmpMedium"),
+        "runtime_classes": single.get("runtimeClasses"),
+        "cpu_request_fraction": single.get("cpuRequestFraction"),
+        "memory_request_fraction": single.get("memoryRequestFraction"),
+    }
+    kwargs = {k: v for k, v in found.items() if v is not None}
+    for key in ("data_volumes", "runtime_classes"):
+        if key in kwargs:
+            kwargs[key] = dict(kwargs[key])
+    for key in ("cpu_request_fraction", "memory_request_fraction"):
+        if key in kwargs:
+            kwargs[key] = float(kwargs[key])
+    if single.get("gpuPlacement"):
+        kwargs["gpu_placement"] = {
+            k: GpuPlacement(dict(v.get("nodeSelector") or {}), tuple(v.get("tolerations") or ()))
+            for k, v in single["gpuPlacement"].items()}
+    return KubeOptions(**kwargs)
+
+
+def load_chart_values(paths: list[str]) -> dict[str, Any]:
+    """The chart values files ``paths``, merged in order (a clear error for a bad one)."""
+    merged: dict[str, Any] = {}
+    for path in paths:
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise LockstepError(f"cannot read chart values {path} ({exc}); pass the "
+                                "values files you give to helm -f") from None
+        if not isinstance(data, Mapping):
+            raise LockstepError(f"chart values {path} is not a YAML mapping; pass the "
+                                "values files you give to helm -f")
+        merged = merge_values(merged, data)
+    return merged
+
+
+def _render_options(args, settings) -> KubeOptions:
+    if args.values:
+        return chart_kube_options(load_chart_values(args.values))
+    return kube_options(settings)
+
+
+def _kube_error(exc: KubeRenderError, args) -> LockstepError:
+    if not args.values:
+        return LockstepError(str(exc))
+    return LockstepError(f"{exc}\n(with -f chart values these maps are "
+                         "singleuser.dataVolumes and singleuser.runtimeClasses there)")
+
+
+def _service_spec(project, image, stage: str):
     described = {m.name: "kubernetes" for m in project.data}
-    spec = services.service_launch_spec(project=project, image=image, stage=stage,
+    return services.service_launch_spec(project=project, image=image, stage=stage,
                                         data_sources=described)
+
+
+def helm_values_text(values: Mapping[str, Any]) -> str:
+    """The values file ``--render helm-values`` writes: a comment naming each project's
+    stage and digest and how to use the file, then the YAML (sorted, no anchors)."""
+    lines = [f"# services.{name}: stage {entry['stage']} = {entry['image']}"
+             for name, entry in sorted(values["services"].items())]
+    lines.append("# re-render after each promotion, then: helm upgrade --install RELEASE "
+                 "helm/lockstep -f VALUES -f THIS_FILE")
+    return "\n".join(lines) + "\n" + yaml.dump(dict(values), Dumper=_NoAliases, sort_keys=True)
+
+
+def render_helm_values(args, settings, project, image, stage: str) -> int:
+    spec = _service_spec(project, image, stage)
     try:
-        objects = services.kube_objects(spec, service=service, options=kube_options(settings),
+        values = services.helm_values(spec, service=services.service_of(project),
+                                      options=_render_options(args, settings))
+    except KubeRenderError as exc:
+        raise _kube_error(exc, args) from None
+    text = helm_values_text(values)
+    if not args.output:
+        sys.stdout.write(text)
+        return 0
+    path = Path(args.output)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    print(path)
+    return 0
+
+
+def render_k8s(args, settings, project, image, stage: str) -> int:
+    spec = _service_spec(project, image, stage)
+    try:
+        objects = services.kube_objects(spec, service=services.service_of(project),
+                                        options=_render_options(args, settings),
                                         namespace=args.namespace)
     except KubeRenderError as exc:
-        raise LockstepError(str(exc)) from None
+        raise _kube_error(exc, args) from None
     if not args.output:
         sys.stdout.write(yaml.dump_all(objects, Dumper=_NoAliases, sort_keys=True))
         return 0
@@ -127,9 +246,13 @@ def run(args, settings) -> int:
     project = load_project(settings.project_dir(args.project))
     service = services.service_of(project)
     stage = jobs.check_stage(settings, args.stage or settings.stages[-1])
+    if args.render == "helm-values" and args.namespace:
+        raise LockstepError("--namespace applies to --render k8s; the chart puts services "
+                            "in the release namespace (helm --namespace)")
     if args.render:
-        return render_k8s(args, settings, project, jobs.stage_image(settings, project.name,
-                                                                     stage), stage)
+        render = render_helm_values if args.render == "helm-values" else render_k8s
+        return render(args, settings, project, jobs.stage_image(settings, project.name, stage),
+                      stage)
     client = _client()
     api = client.api
     try:

@@ -21,7 +21,7 @@ PODMAN = {"Components": [{"Name": "Podman Engine", "Version": "4.3.1"}]}
     (WITH_NVIDIA, None, "nvidia"),
     (DOCKER_27_CDI, None, "cdi"),
     ({**DOCKER_27_CDI, **WITH_NVIDIA}, None, "nvidia"),
-    ({"Runtimes": {"crun": {}}}, PODMAN, "cdi-devices"),
+    ({"Runtimes": {"crun": {}}}, PODMAN, "none"),  # see tests/unit/test_gpu.py
 ])
 def test_detect_gpu_mode(info, version, mode):
     assert detect_gpu_mode(info, version) == mode
