@@ -28,6 +28,7 @@ COMMANDS = (
     "rollback",
     "history",
     "verify",
+    "audit",
 )
 
 

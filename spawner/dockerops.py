@@ -62,7 +62,8 @@ def lockstep_bridges(client: docker.APIClient) -> list[str]:
 def volume_init_body(image: str, volume: str, target: str, labels: dict) -> dict:
     """A one-shot container that hands a new volume's root to uid 1000 (pure).
 
-    Root inside it, but only CHOWN/FOWNER, no network, read-only root, fixed command.
+    Root inside it, but only CHOWN/FOWNER, no network, read-only root, fixed command, and
+    small memory/CPU/pids limits (it lives about a second, and ``lockstep audit`` may see it).
     """
     code = (f"import os; os.chown({target!r}, {UID}, {GID}); "
             f"os.chmod({target!r}, 0o2775)")
@@ -77,6 +78,9 @@ def volume_init_body(image: str, volume: str, target: str, labels: dict) -> dict
             "SecurityOpt": ["no-new-privileges:true"],
             "ReadonlyRootfs": True,
             "NetworkMode": "none",
+            "Memory": 256 * 2**20,
+            "NanoCpus": 500_000_000,
+            "PidsLimit": 32,
             "Mounts": [{"Type": "volume", "Source": volume, "Target": target,
                         "ReadOnly": False, "VolumeOptions": {"NoCopy": False}}],
         },

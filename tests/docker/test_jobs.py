@@ -142,7 +142,7 @@ def test_unknown_stage_and_empty_stage_are_explained(site, capfd, docker_client)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_an_interrupted_job_leaves_no_container(site, docker_client, signum):
+def test_an_interrupted_job_leaves_no_container(site, docker_client, signum, capfd):
     proc = subprocess.Popen(
         [sys.executable, "-m", "spawner.cli", "--config", site.config_file(), "run", site.name,
          "--stage", "prod", "--", "python", "-c",
@@ -151,6 +151,9 @@ def test_an_interrupted_job_leaves_no_container(site, docker_client, signum):
     try:
         assert proc.stdout.readline().strip() == "started"
         assert len(site.containers(docker_client, **{"org.lockstep.kind": "job"})) == 1
+        assert site.lockstep("audit", "--json", "--project", site.name) == 0  # CIS section 5
+        report = json.loads(capfd.readouterr().out)
+        assert [c["kind"] for c in report["containers"]] == ["job"] and report["failed"] == 0
         proc.send_signal(signum)
         _, err = proc.communicate(timeout=60)
     finally:

@@ -87,6 +87,16 @@ def test_deploy_serves_health_and_predictions_from_prods_digest(site, docker_cli
     assert "action=unchanged" in capfd.readouterr().out
 
 
+def test_the_running_service_passes_the_cis_audit(site, capfd):
+    assert site.lockstep("audit", "--json", "--project", site.name) == 0
+    report = json.loads(capfd.readouterr().out)
+    assert [(c["name"], c["kind"]) for c in report["containers"]] == [
+        (f"lockstep-svc-{site.name}-0", "service")]
+    found = {r["check"]: r["status"] for r in report["results"]}
+    assert found.pop("restart-policy") == "exception"  # unless-stopped: see spawner.audit
+    assert set(found.values()) <= {"pass", "n/a"} and report["failed"] == 0
+
+
 def test_deploy_rolls_to_a_new_prod_digest_and_back_on_rollback(site, docker_client, capfd):
     name = f"lockstep-svc-{site.name}-0"
     v2 = site.push_variant("v2")
