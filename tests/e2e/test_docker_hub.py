@@ -11,7 +11,9 @@ import sys
 
 import httpx
 import pytest
-from hubtools import REPO_ROOT, TOKEN, run_code
+from hubtools import REPO_ROOT, RUN_ID, TOKEN, run_code
+
+from spawner.audit import CHECKS
 
 pytestmark = pytest.mark.e2e
 
@@ -188,3 +190,31 @@ def test_report_spawn_times(hub):
     print("\nspawn times (REST POST -> ready):")
     for label, seconds in SPAWN_TIMES.items():
         print(f"  {label}: {seconds:.2f}s")
+
+
+def test_every_lockstep_container_passes_the_cis_audit(hub, docker_api):
+    """Last: `lockstep audit` over this hub's containers (CIS Docker Benchmark section 5)."""
+    # alice's and carol's servers still run; bring back bob's and the gVisor one (stopped
+    # by the tests above) so the audit sees at least 3 servers, one of them under runsc
+    response, _ = hub.spawn("bob", {"project": "e2e-alpha", "stage": "dev"})
+    assert response.status_code in (201, 202), response.text
+    gvisor = "runsc" in (docker_api.info().get("Runtimes") or {})
+    if gvisor:
+        response, _ = hub.spawn("alice", {"project": "e2e-sandbox", "stage": "dev"}, name="sb")
+        assert response.status_code in (201, 202), response.text
+    cli = [sys.executable, "-m", "spawner.cli", "--config",
+           str(hub.root / "jupyterhub_config.py"), "audit", "--json",
+           "--label", f"org.lockstep-e2e.run={RUN_ID}"]  # this hub's containers only
+    done = subprocess.run(cli, capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
+    report = json.loads(done.stdout)
+    runtimes = {c["name"]: c["runtime"] for c in report["containers"]}
+    assert {"lockstep-alice", "lockstep-bob", "lockstep-carol"} <= set(runtimes), runtimes
+    assert len(runtimes) >= 3
+    if gvisor:
+        assert runtimes["lockstep-alice--sb"] == "runsc"
+    allowed = {"pass"} if report["host"]["apparmor"] else {"pass", "n/a"}
+    not_passed = [r for r in report["results"] if r["status"] != "pass"]
+    assert all(r["status"] in allowed and r["check"] == "apparmor" for r in not_passed), \
+        not_passed
+    assert len(report["results"]) == len(CHECKS) * len(runtimes)
+    assert report["failed"] == 0 and done.returncode == 0, done.stderr
