@@ -21,8 +21,10 @@ What it sets, and why:
   the spawner's persisted state re-adopts them;
 * ``jupyterhub-idle-culler`` as a Hub-managed service with the least scopes it needs,
   culling servers idle for ``idle_timeout`` seconds;
-* optional users, groups, admins and a fixed API token (tests, demos), with
-  ``DummyAuthenticator`` when ``password`` is given.
+* optional users, groups, admins and a fixed API token (tests, demos); with ``password``,
+  JupyterHub's ``SharedPasswordAuthenticator``: the listed users (``allowed_users``) log in
+  with ``password`` (8+ characters), admins with ``admin_password`` (32+, a different one;
+  without it admins cannot log in through the form).
 
 It only writes into ``c``; nothing here touches the engine or the filesystem.
 """
@@ -33,6 +35,8 @@ import sys
 from collections.abc import Mapping, Sequence
 
 CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
+USER_PASSWORD_MIN = 8  # SharedPasswordAuthenticator's minimum lengths (JupyterHub 6)
+ADMIN_PASSWORD_MIN = 32
 TEST_SCOPES = ["admin:users", "admin:servers", "access:servers", "read:users", "admin:groups",
                "list:services", "read:services",
                "tokens", "list:users", "read:servers"]
@@ -55,6 +59,7 @@ def configure(
     users: Mapping[str, Sequence[str]] | None = None,
     admins: Sequence[str] = (),
     password: str = "",
+    admin_password: str = "",
     api_token: str = "",
     state_dir: str = "",
 ) -> None:
@@ -103,5 +108,23 @@ def configure(
     if admins:
         c.Authenticator.admin_users = set(admins)
     if password:
-        c.JupyterHub.authenticator_class = "dummy"
-        c.DummyAuthenticator.password = password
+        check_passwords(password, admin_password)
+        c.JupyterHub.authenticator_class = "shared-password"
+        c.SharedPasswordAuthenticator.user_password = password
+        if admin_password:
+            c.SharedPasswordAuthenticator.admin_password = admin_password
+
+
+def check_passwords(password: str, admin_password: str = "") -> None:
+    """Refuse what ``SharedPasswordAuthenticator`` would refuse, naming the fix, before the
+    Hub starts (it would fail later with a traitlets error)."""
+    if len(password) < USER_PASSWORD_MIN:
+        raise ValueError(f"the hub password has {len(password)} characters; the shared-password "
+                         f"authenticator needs at least {USER_PASSWORD_MIN}, e.g. "
+                         "python3 -c 'import secrets; print(secrets.token_urlsafe(12))'")
+    if admin_password and len(admin_password) < ADMIN_PASSWORD_MIN:
+        raise ValueError(f"the hub admin password has {len(admin_password)} characters; it needs "
+                         f"at least {ADMIN_PASSWORD_MIN}, e.g. "
+                         "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'")
+    if admin_password == password:
+        raise ValueError("the hub admin password must differ from the users' password")

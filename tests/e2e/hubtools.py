@@ -18,7 +18,8 @@ import httpx
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "e2e-" + uuid.uuid4().hex
 RUN_ID = uuid.uuid4().hex[:8]
-PASSWORD = "e2e-password"
+PASSWORD = "e2e-password"  # SharedPasswordAuthenticator: users 8+ characters
+ADMIN_PASSWORD = "e2e-admin-password-" + uuid.uuid4().hex  # admins: 32+, not PASSWORD
 GROUPS = {"alpha-team": ["bob"], "everyone": ["alice", "bob", "carol"]}
 
 
@@ -44,7 +45,8 @@ from spawner.hubconfig import configure
 configure(c, environments_dir={str(root / 'environments')!r},
           data_roots=[{str(root / 'data')!r}], data_dir={str(state)!r},
           registry={registry + '/lockstep'!r}, users={GROUPS!r}, admins=["admin"],
-          password={PASSWORD!r}, api_token={TOKEN!r}, state_dir={str(state)!r},
+          password={PASSWORD!r}, admin_password={ADMIN_PASSWORD!r},
+          api_token={TOKEN!r}, state_dir={str(state)!r},
           public_port={self.public_port}, hub_port={self.hub_port},
           proxy_api_port={self.api_port}, idle_timeout=3600)
 c.LockstepDockerSpawner.extra_labels = {{"org.lockstep-e2e.run": {RUN_ID!r}}}
