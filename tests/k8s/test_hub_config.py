@@ -192,3 +192,35 @@ def test_values_json_is_what_the_config_reads(helm3):
     values = json.loads(find(docs, "ConfigMap", "-hub")["data"]["values.json"])
     assert values["lockstep"]["stageRegistries"] == {"prod": "prod-registry.example.com/lockstep"}
     assert values["names"] == {"hub": "r-lockstep-hub", "proxyApi": "r-lockstep-proxy-api"}
+
+
+@pytest.mark.parametrize("values", EXAMPLES, ids=EXAMPLE_IDS)
+async def test_login_is_never_open(helm3, values, tmp_path, monkeypatch):
+    """Every example logs in with JupyterHub's shared-password authenticator, its passwords
+    generated into the chart's Secret and handed to the hub through the environment; a
+    wrong password and an unlisted user are refused."""
+    import base64
+
+    from jupyterhub.authenticators.shared import SharedPasswordAuthenticator
+
+    docs = helm_template(helm3, values)
+    secret = find(docs, "Secret", "-secret")["data"]
+    user_pw = base64.b64decode(secret["user-password"]).decode()
+    admin_pw = base64.b64decode(secret["admin-password"]).decode()
+    assert len(user_pw) >= 8 and len(admin_pw) >= 32 and user_pw != admin_pw
+    env = find(docs, "Deployment", "-hub")["spec"]["template"]["spec"]["containers"][0]["env"]
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"]["key"] for e in env
+            if "secretKeyRef" in e.get("valueFrom", {})}
+    assert refs["LOCKSTEP_USER_PASSWORD"] == "user-password"
+    assert refs["LOCKSTEP_ADMIN_PASSWORD"] == "admin-password"
+    monkeypatch.setenv("LOCKSTEP_USER_PASSWORD", user_pw)
+    monkeypatch.setenv("LOCKSTEP_ADMIN_PASSWORD", admin_pw)
+    app, _ = load_hub(tmp_path, values, helm3)
+    assert app.config.JupyterHub.authenticator_class == "shared-password"
+    auth = SharedPasswordAuthenticator(config=app.config)
+    assert await auth.get_authenticated_user(None, {"username": "alice", "password": user_pw})
+    admin = await auth.get_authenticated_user(None, {"username": "admin", "password": admin_pw})
+    assert admin and admin["admin"] is True
+    assert not await auth.get_authenticated_user(None, {"username": "alice", "password": "x" * 9})
+    assert not await auth.get_authenticated_user(None, {"username": "mallory",
+                                                        "password": user_pw})

@@ -57,6 +57,12 @@ k.memory_request_fraction = float(single["memoryRequestFraction"])
 k.image_pull_secrets = [s["name"] for s in values.get("imagePullSecrets") or []]
 k.delete_stopped_pods = True
 
+# -- login: JupyterHub's shared-password authenticator unless hub.config names another;
+# its passwords are generated once into <release>-lockstep-secret (never an open hub)
+c.JupyterHub.authenticator_class = "shared-password"
+c.SharedPasswordAuthenticator.user_password = os.environ.get("LOCKSTEP_USER_PASSWORD", "")
+c.SharedPasswordAuthenticator.admin_password = os.environ.get("LOCKSTEP_ADMIN_PASSWORD", "")
+
 # -- anything else: hub.config (c.<Class>.<trait> = value), then hub.extraConfig -----
 for cls_name, traits in (values["hub"].get("config") or {}).items():
     for trait, value in (traits or {}).items():
