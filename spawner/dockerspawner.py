@@ -5,8 +5,10 @@ use the project (403 otherwise, before anything is created), resolves the stage 
 (``stages``), checks the engine can honour GPU and isolation requests (``gpu``,
 ``runtimes``), resolves data sources (``datamounts``), builds the engine-neutral
 ``LaunchSpec`` (``launch``), renders it (``render_docker``) and hands the body to the engine.
-It pulls by digest with progress on the spawn page, waits until the server answers so the
-Hub's own back-off wait returns at once, and records the session (``sessions``).
+It pulls by digest with progress on the spawn page, boots at most ``start_slots`` servers
+at once (booting is CPU-bound: a queue gets most users in sooner than a crowd), waits until
+the server answers so the Hub's own back-off wait returns at once, and records the session
+(``sessions``).
 
 State persisted in the Hub database (``get_state``): the container's name and id plus
 project, stage, digest, lock hash, network and session id, so a restarted Hub re-adopts
@@ -20,6 +22,7 @@ the traits below (``c.LockstepDockerSpawner.*``).
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -49,7 +52,7 @@ from .project import Project, ProjectError, load_project
 from .render_docker import DockerOptions, render_container, volume_labels
 from .runtimes import engine_runtime
 from .settings import ENV_PREFIX, Lockstep
-from .spawnoptions import OptionsError, options_from_form, render_form
+from .spawnoptions import OptionsError, check_user_options, options_from_form, render_form
 
 
 class LockstepDockerSpawner(DockerSpawner, LockstepDockerTraits):
@@ -74,8 +77,16 @@ class LockstepDockerSpawner(DockerSpawner, LockstepDockerTraits):
     def _lockstep_object_name(self):
         return self._object_name_default()
 
+    @default("prefix")
+    def _lockstep_prefix(self):
+        return "lockstep"
+
+    @default("apply_user_options")
+    def _lockstep_apply_user_options(self):
+        return check_user_options
+
     def _object_name_default(self):
-        name = f"lockstep-{safe_slug(self.user.name)}"
+        name = f"{self.prefix}-{safe_slug(self.user.name)}"
         return f"{name}--{safe_slug(self.name)}" if self.name else name
 
     @default("options_form")
@@ -89,6 +100,7 @@ class LockstepDockerSpawner(DockerSpawner, LockstepDockerTraits):
     _workers: ThreadPoolExecutor | None = None
     _info_cache: tuple[float, dict] = (0.0, {})
     _firewall_lock: asyncio.Lock | None = None
+    _start_gate: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
 
     @property
     def executor(self):
@@ -150,7 +162,9 @@ class LockstepDockerSpawner(DockerSpawner, LockstepDockerTraits):
                            self.settings.stages)
 
     def _refuse(self, message: str, status: int = 400, reason: str = "options") -> NoReturn:
-        raise SpawnException(message, reason=reason, status_code=status)
+        error = SpawnException(message, reason=reason, status_code=status)
+        error.jupyterhub_message = message  # the spawn page shows the message, no repr
+        raise error
 
     async def resolve_request(self) -> tuple[Project, str, ImageRef, bool | None]:
         """(project, stage, image, gpu) for ``user_options`` (``spawner.choice``);
@@ -241,20 +255,52 @@ class LockstepDockerSpawner(DockerSpawner, LockstepDockerTraits):
             port=self.port, gpu_mode=gpu_mode, runtime=runtime,
             extra_labels=self._labels(session_id),
             volume_nocopy=self.volume_ownership == "chown"))
-        self._emit("Creating container", 80)
-        began = time.monotonic()
-        created = await self.docker("create_container_from_config", body, self.object_name)
-        self.object_id = created["Id"]
-        await self.docker("start", self.object_id)
-        ip = await self._container_ip(network)
-        self._lockstep = {"project": project.name, "stage": stage, "image": image.reference,
-                          "digest": image.digest, "lock_hash": image.lock_hash,
-                          "network": network, "session": session_id,
-                          "object_name": self.object_name}
-        self._record_start(session_id)
-        await self._wait_ready(ip)
-        self._emit(f"Server up {time.monotonic() - began:.1f}s after creating its container", 95)
-        return ip, self.port
+        state = {"project": project.name, "stage": stage, "image": image.reference,
+                 "digest": image.digest, "lock_hash": image.lock_hash, "network": network,
+                 "session": session_id, "object_name": self.object_name}
+        return await self._boot(body, state), self.port
+
+    async def _boot(self, body: dict, state: dict) -> str:
+        """Create and start the container in a start slot, record the session (``state``
+        becomes the persisted state), wait until the server answers; its IP."""
+        slot = await self._start_slot()
+        try:
+            self._emit("Creating container", 80)
+            began = time.monotonic()
+            created = await self.docker("create_container_from_config", body, self.object_name)
+            self.object_id = created["Id"]
+            await self.docker("start", self.object_id)
+            ip = await self._container_ip(state["network"])
+            self._lockstep = state
+            self._record_start(state["session"])
+            answered = await self._wait_ready(ip, slot)
+        finally:
+            slot.release()
+        took = time.monotonic() - began
+        if answered:
+            self._emit(f"Server up {took:.1f}s after creating its container", 95)
+        elif answered is None:
+            self._emit("Container started", 95)
+        else:
+            self._emit(f"Server not answering {took:.1f}s after creating its container; "
+                       f"waiting up to {self.http_timeout:g}s more", 90)
+        return ip
+
+    async def _start_slot(self) -> _Slot:
+        """One of ``start_slots``, waited for (with a line on the spawn page) if all are taken."""
+        slots = self.start_slots
+        if slots == 0:
+            slots = int((await self.engine_info()).get("NCPU") or 0) or os.cpu_count() or 1
+        if slots < 0:
+            return _Slot(None)
+        cls, loop = LockstepDockerSpawner, asyncio.get_running_loop()
+        if cls._start_gate is None or cls._start_gate[0] is not loop:
+            cls._start_gate = (loop, asyncio.Semaphore(slots))
+        gate = cls._start_gate[1]
+        if gate.locked():
+            self._emit("Waiting for a start slot: other servers are booting", 78)
+        await gate.acquire()
+        return _Slot(gate)
 
     async def _prepare_network(self, project: Project, options: LaunchOptions) -> str:
         name = network_name(project.name, options)
@@ -304,26 +350,31 @@ class LockstepDockerSpawner(DockerSpawner, LockstepDockerTraits):
         info = await self.docker("inspect_container", self.object_id)
         return info["NetworkSettings"]["Networks"][network]["IPAddress"]
 
-    async def _wait_ready(self, ip: str) -> None:
-        """Poll the server until it answers (or exits, or ``ready_timeout`` passes)."""
+    async def _wait_ready(self, ip: str, slot: _Slot | None = None) -> bool | None:
+        """Poll the server until it answers (True), exits (refused) or ``ready_timeout``
+        passes (False; None when that is 0). ``slot`` is freed after ``start_slot_grace``."""
         if self.ready_timeout <= 0:
-            return
+            return None
         url = f"http://{ip}:{self.port}{self.server.base_url if self.server else '/'}api"
-        deadline = time.monotonic() + self.ready_timeout
+        began = time.monotonic()
+        deadline = began + self.ready_timeout
         checks = 0
         async with httpx.AsyncClient(timeout=1.0) as client:
             while time.monotonic() < deadline:
                 try:
                     if (await client.get(url)).status_code < 500:
-                        return
+                        return True
                 except httpx.HTTPError:
                     pass
+                if slot is not None and time.monotonic() - began > self.start_slot_grace:
+                    slot.release()
                 checks += 1
                 if checks % 20 == 0 and await self.poll() is not None:
                     logs = await asyncio.to_thread(dockerops.container_logs, self.client,
                                                    self.object_id)
                     self._refuse(f"the server exited while starting:\n{logs}", 500, "exited")
                 await asyncio.sleep(0.05)
+        return False
 
     # ---- provenance ----------------------------------------------------------------
     def _session(self, session_id: str) -> sessions.Session:
@@ -348,6 +399,18 @@ class LockstepDockerSpawner(DockerSpawner, LockstepDockerTraits):
             sessions.append_event(self.settings.data_path(sessions.FILENAME), {
                 "event": "stop", "id": recorded["session"], "user": self.user.name,
                 "stop": sessions.now_iso()})
+
+
+class _Slot:
+    """A held start slot; ``release`` frees it once, however often it is called."""
+
+    def __init__(self, gate: asyncio.Semaphore | None):
+        self._gate = gate
+
+    def release(self) -> None:
+        if self._gate is not None:
+            self._gate, gate = None, self._gate
+            gate.release()
 
 
 def _gpu_request(gpu) -> GpuRequest:

@@ -31,7 +31,7 @@ from . import access, choice, render_kube, sessions
 from .launch import ImageRef, LaunchSpec, build_launch_spec
 from .project import Project, list_projects
 from .settings import Lockstep
-from .spawnoptions import OptionsError, options_from_form, render_form
+from .spawnoptions import OptionsError, check_user_options, options_from_form, render_form
 
 STATE_KEYS = ("lockstep_project", "lockstep_stage", "lockstep_image", "lockstep_lock_hash",
               "lockstep_session")
@@ -197,6 +197,10 @@ class LockstepKubeSpawner(KubeSpawner):
     @default("options_from_form")
     def _options_from_form_default(self):
         return options_from_form
+
+    @default("apply_user_options")
+    def _apply_user_options_default(self):
+        return check_user_options
 
     async def _lockstep_form(self, spawner: LockstepKubeSpawner) -> str:
         who = access.Requester.from_hub_user(self.user)

@@ -23,12 +23,17 @@ The Hub binds ``0.0.0.0:<hub port>`` (or the host address the admin picks) and e
 server is told to call it at its own bridge's gateway (``Spawner.hub_connect_url``), so the
 hub is reachable from every project network and from nothing else the firewall guards.
 
+Several hubs on one host (a demo beside a test hub, say) share the chains: each sync keeps
+the host ports already allowed and adds its own, so one hub never locks out another's
+servers. ``remove_firewall`` clears them all.
+
 The builders are pure; ``ensure_network`` and ``sync_firewall`` do the I/O.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import subprocess
 from collections.abc import Iterable, Sequence
 
@@ -101,13 +106,23 @@ def _iptables(args: list[str], *, stdin: str | None = None, binary: str = "iptab
                           input=stdin, capture_output=True, text=True, timeout=30)
 
 
+def allowed_ports(rules: str) -> set[int]:
+    """The host ports ``iptables -S LOCKSTEP-INPUT`` output accepts (pure)."""
+    pattern = re.compile(rf"^-A {INPUT_CHAIN} -p tcp -m tcp --dport (\d+) -j ACCEPT$")
+    return {int(m.group(1)) for line in rules.splitlines() if (m := pattern.match(line.strip()))}
+
+
 def sync_firewall(*, bridges: Iterable[str], host_ports: Sequence[int]) -> None:
-    """Write lockstep's chains and make sure INPUT / DOCKER-USER jump to them."""
+    """Write lockstep's chains (keeping ports other hubs allowed) and make sure INPUT /
+    DOCKER-USER jump to them."""
     fix = ("the hub needs root or CAP_NET_ADMIN and iptables; or, if the host firewall is "
            "managed elsewhere, set c.LockstepDockerSpawner.firewall = False")
     try:
+        current = _iptables(["-S", INPUT_CHAIN])
+        ports = set(host_ports) | (allowed_ports(current.stdout) if current.returncode == 0
+                                   else set())
         done = _iptables(["--noflush", "-w", "5"], binary="iptables-restore",
-                         stdin=firewall_ruleset(bridges=bridges, host_ports=host_ports))
+                         stdin=firewall_ruleset(bridges=bridges, host_ports=sorted(ports)))
         if done.returncode != 0:
             raise FirewallError(f"iptables-restore failed: {done.stderr.strip()}; {fix}")
         for rule in jump_rules():

@@ -76,6 +76,17 @@ def parse_user_options(options: Mapping) -> Request:
     return Request(gpu=_bool(options.get("gpu"), "gpu"), **text)
 
 
+def check_user_options(spawner, user_options: Mapping) -> None:
+    """JupyterHub's ``Spawner.apply_user_options`` hook: a malformed request is a 400 with
+    its reason when the Hub receives it, before ``start``; access is checked in ``start``."""
+    from tornado.web import HTTPError
+
+    try:
+        parse_user_options(user_options or {})
+    except OptionsError as exc:
+        raise HTTPError(exc.status, str(exc)) from None
+
+
 def options_from_form(formdata: Mapping[str, list[str]]) -> dict:
     """Form fields -> ``user_options``: ``access.parse_options`` plus the GPU box.
 

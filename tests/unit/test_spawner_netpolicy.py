@@ -1,6 +1,7 @@
 """Project networks and firewall rules, pinned exactly."""
 
 from spawner.netpolicy import (
+    allowed_ports,
     bridge_name,
     firewall_ruleset,
     gateway_of,
@@ -81,3 +82,17 @@ def test_pull_header_events_are_not_layers():
     track_pull_event(layers, {"status": "Pulling from lockstep/iris", "id": "sha256:abc"})
     track_pull_event(layers, {"status": "Digest: sha256:abc"})
     assert layers == {}
+
+
+def test_allowed_ports_read_back_what_another_hub_wrote():
+    """``iptables -S LOCKSTEP-INPUT`` as printed here (iptables 1.8, nf_tables): a second
+    hub keeps the first one's port rather than locking its servers out."""
+    printed = ("-N LOCKSTEP-INPUT\n"
+               "-A LOCKSTEP-INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n"
+               "-A LOCKSTEP-INPUT -p tcp -m tcp --dport 35735 -j ACCEPT\n"
+               "-A LOCKSTEP-INPUT -p tcp -m tcp --dport 8081 -j ACCEPT\n"
+               "-A LOCKSTEP-INPUT -p udp -m udp --dport 53 -j ACCEPT\n"
+               "-A LOCKSTEP-INPUT -j DROP\n")
+    assert allowed_ports(printed) == {35735, 8081}
+    assert allowed_ports(firewall_ruleset(bridges=[], host_ports=[9000, 8081])) == {8081, 9000}
+    assert allowed_ports("") == set()
