@@ -45,38 +45,21 @@ def _lock_path(args, settings, labels: dict) -> Path:
 
 
 def run(args, settings) -> int:
-    from ..promote.gates import lock_decision
-    from ..verify import (
-        diff_packages,
-        file_differences,
-        lock_hashes,
-        locked_packages,
-        packages_from_meta,
-        read_image,
-    )
+    from ..imagecheck import check_image
 
-    contents = read_image(settings, args.image, hash_files=not args.no_files)
-    lock = _lock_path(args, settings, contents.labels)
-    locked = locked_packages(lock, platform=args.platform)
-    installed = packages_from_meta(contents.records)
-    differences = diff_packages(locked=locked, installed=installed)
-    if not args.no_files:
-        differences += file_differences(contents.records, contents.files)
-    same_lock, lock_note = lock_decision(
-        label=contents.labels.get("org.lockstep.lock-hash", ""),
-        lock_hashes=lock_hashes(lock),
-        lock_path=str(lock),
-    )
+    found = check_image(settings, args.image, lambda labels: _lock_path(args, settings, labels),
+                        platform=args.platform, files=not args.no_files)
+    differences, lock = found.differences, found.lock
     if args.json:
         print(
             json.dumps(
                 {
-                    "image": contents.reference,
+                    "image": found.reference,
                     "lock": str(lock),
-                    "packages": len(locked),
-                    "installed": len(installed),
-                    "lock_hash_matches": same_lock,
-                    "lock_note": lock_note,
+                    "packages": found.packages,
+                    "installed": found.installed,
+                    "lock_hash_matches": found.same_lock,
+                    "lock_note": found.lock_note,
                     "differences": [d.to_json() for d in differences],
                     "ok": not differences,
                 },
@@ -84,12 +67,12 @@ def run(args, settings) -> int:
             )
         )
     elif differences:
-        print(f"{contents.reference} differs from {lock} ({len(differences)} difference(s)):")
+        print(f"{found.reference} differs from {lock} ({len(differences)} difference(s)):")
         for difference in differences:
             print(f"  {difference.describe()}")
     else:
         files = "" if args.no_files else ", every recorded file unchanged"
-        print(f"ok: {contents.reference} holds exactly the {len(locked)} packages of {lock}{files}")
-    if not args.json and not same_lock:
-        print(f"note: {lock_note}")
+        print(f"ok: {found.reference} holds exactly the {found.packages} packages of {lock}{files}")
+    if not args.json and not found.same_lock:
+        print(f"note: {found.lock_note}")
     return 1 if differences else 0

@@ -12,8 +12,8 @@ which are recorded as skipped:
 * ``notebooks``: every ``notebooks/<project>/*.ipynb`` runs headless in the image
   (``spawner.promote.notebooks``).
 
-The decisions (``approval_decision``, ``lock_decision``, ``verify_decision``) are pure;
-the gate functions around them read the registry, the lock and the engine. A gate never
+The decisions (``approval_decision``, ``verify_decision``, and ``imagecheck.lock_decision``)
+are pure; the gate functions around them read the registry, the lock and the engine. A gate never
 raises for a "no": it returns a failed ``GateResult`` whose message says why and the fix.
 """
 
@@ -92,22 +92,6 @@ def approval_decision(
     return True, f"approved by {approved_by}{by}"
 
 
-def lock_decision(*, label: str, lock_hashes: Sequence[str], lock_path: str) -> tuple[bool, str]:
-    """(matches, message): is the image's lock-hash label the hash of the lock on disk?"""
-    if not label:
-        return False, (
-            "image has no org.lockstep.lock-hash label, so its lock is unknown; "
-            "rebuild it with `lockstep build`"
-        )
-    if label not in lock_hashes:
-        return False, (
-            f"image was built from another lock (lock-hash {label[:16]}..), not "
-            f"{lock_path} ({', '.join(h[:16] + '..' for h in lock_hashes) or 'no hash'}); "
-            "build the current lock with `lockstep build` and promote that image"
-        )
-    return True, f"lock-hash {label[:16]}.. matches {lock_path}"
-
-
 def verify_decision(differences: Sequence[Difference], *, packages: int) -> tuple[bool, str]:
     if not differences:
         return True, f"{packages} installed packages equal the lock"
@@ -152,28 +136,13 @@ def approval_gate(policy: ApprovalPolicy) -> Gate:
 
 def verify_gate(settings, lock_path: Path) -> Gate:
     """The verify gate: lock-hash label, then packages and files, read from the registry."""
-    from ..verify import (
-        diff_packages,
-        file_differences,
-        lock_hashes,
-        locked_packages,
-        packages_from_meta,
-        read_image,
-    )
+    from ..imagecheck import check_image
 
     def check(ctx: GateContext) -> tuple[bool, str]:
-        contents = read_image(settings, ctx.reference, hash_files=True)
-        ok, message = lock_decision(
-            label=contents.labels.get("org.lockstep.lock-hash", ""),
-            lock_hashes=lock_hashes(lock_path),
-            lock_path=str(lock_path),
-        )
-        if not ok:
-            return ok, message
-        locked = locked_packages(lock_path)
-        differences = diff_packages(locked=locked, installed=packages_from_meta(contents.records))
-        differences += file_differences(contents.records, contents.files)
-        return verify_decision(differences, packages=len(locked))
+        found = check_image(settings, ctx.reference, lock_path)
+        if not found.same_lock:
+            return False, found.lock_note
+        return verify_decision(found.differences, packages=found.packages)
 
     return Gate("verify", lambda ctx: timed("verify", lambda: check(ctx)))
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import LockstepError
-from ..image.registry import RegistryClient
+from ..image.registry import RegistryClient, RegistryError
 
 
 class PointerError(LockstepError):
@@ -120,6 +120,19 @@ def read_pointer(endpoint: Endpoint, stage: str) -> str | None:
     return endpoint.client.head_manifest(endpoint.repository, stage)
 
 
+def _read_back(endpoint: Endpoint, stage: str, *, tries: int = 3) -> str | None:
+    """The stage tag after a write, retried: a write the registry acknowledged is not
+    undone by one failed read."""
+    for attempt in range(tries):
+        try:
+            return read_pointer(endpoint, stage)
+        except RegistryError:
+            if attempt == tries - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    return None
+
+
 def copy_blobs(source: Endpoint, target: Endpoint, manifest: dict, *, workers: int = 4) -> int:
     """Make the manifest's config and layers present in ``target``; returns bytes uploaded.
 
@@ -178,9 +191,15 @@ def move_pointer(
         moved = copy_blobs(source, target, json.loads(data)) + len(data)
         target.client.put_manifest(target.repository, digest, data, media_type)
         copied = True
-    target.client.put_manifest(target.repository, stage, data, media_type)
+    try:
+        target.client.put_manifest(target.repository, stage, data, media_type)
+    except RegistryError:
+        # the registry may have applied the write before its answer was lost (a reset
+        # connection under load): ask it, so the trail never says "failed" for a move
+        if _read_back(target, stage) != digest:
+            raise
     moved += len(data)
-    after = read_pointer(target, stage)
+    after = _read_back(target, stage)
     if after != digest:
         raise PointerError(
             f"{target.name}:{stage} holds {after or 'nothing'} after it was set to {digest}; "

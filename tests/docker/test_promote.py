@@ -249,15 +249,13 @@ def test_concurrent_promotions_never_lose_or_tear_the_pointer(site):
         w.join()
     stop.set()
     flipper.join()
-    moved = [
-        r
-        for r in AuditTrail(site.settings.data_path("audit.jsonl")).read()
-        if r.outcome == "promoted"
-    ]
+    trail = AuditTrail(site.settings.data_path("audit.jsonl")).read()
+    moved = [r for r in trail if r.outcome == "promoted"]
+    failed = [r.message for r in trail if r.outcome == "failed"]
     assert len(results) == 24 and moved
     # the chain of moves is unbroken: each move started from what the last one left
     for before, after in zip(moved, moved[1:], strict=False):
-        assert after.previous_digest == before.digest
+        assert after.previous_digest == before.digest, failed
     assert site.pointer("qa") == moved[-1].digest
 
 

@@ -2,6 +2,7 @@
 
 import pytest
 
+from spawner.imagecheck import lock_decision
 from spawner.promote.audit import GateResult
 from spawner.promote.core import PromotionError, plan, unreachable_message
 from spawner.promote.gates import (
@@ -9,7 +10,6 @@ from spawner.promote.gates import (
     Gate,
     GateContext,
     approval_decision,
-    lock_decision,
     run_gates,
     verify_decision,
 )
