@@ -87,6 +87,21 @@ def helm_template(helm: str, values: Path, *extra: str, release: str = "r",
     return [d for d in yaml.safe_load_all(proc.stdout) if d]
 
 
+def validate_strictly(docs, versions=K8S_VERSIONS) -> None:
+    """``kubernetes-validate --strict`` on every document for every version; a failure
+    names the object, the version and what is wrong."""
+    import kubernetes_validate
+
+    for doc in docs:
+        for version in versions:
+            try:
+                kubernetes_validate.validate(doc, version, strict=True)
+            except kubernetes_validate.ValidationError as exc:
+                name = (doc.get("metadata") or {}).get("name", "?")
+                pytest.fail(f"{doc['kind']}/{name} on {version}: {exc.message} "
+                            f"at {list(exc.path)}")
+
+
 def by_kind(docs: list[dict], kind: str) -> list[dict]:
     return [d for d in docs if d["kind"] == kind]
 

@@ -9,17 +9,16 @@ import json
 import subprocess
 import sys
 
-import kubernetes_validate
 import pytest
 import yaml
 from k8s_helpers import (
     CHART,
     EXAMPLES,
-    K8S_VERSIONS,
     ROOT,
     by_kind,
     find,
     helm_template,
+    validate_strictly,
 )
 
 METADATA_IP = ipaddress.ip_address("169.254.169.254")
@@ -42,12 +41,7 @@ def test_every_document_validates_strictly(helm, values):
     docs = helm_template(helm, values)
     assert {"Deployment", "Service", "ServiceAccount", "Role", "RoleBinding", "Secret",
             "ConfigMap", "NetworkPolicy"} <= {d["kind"] for d in docs}
-    for doc in docs:
-        for version in K8S_VERSIONS:
-            try:
-                kubernetes_validate.validate(doc, version, strict=True)
-            except kubernetes_validate.ValidationError as exc:
-                pytest.fail(f"{doc['kind']}/{doc['metadata']['name']} on {version}: {exc.message}")
+    validate_strictly(docs)
 
 
 def test_missing_hub_digest_is_refused_with_the_fix(helm3, tmp_path):

@@ -14,19 +14,18 @@ import sys
 import uuid
 from pathlib import Path
 
-import kubernetes_validate
 import pytest
 import yaml
 from k8s_helpers import (
     CHART,
     EXAMPLES,
-    K8S_VERSIONS,
     PROJECTS,
     ROOT,
     by_kind,
     fake_image,
     find,
     helm_template,
+    validate_strictly,
 )
 from test_hub_config import _matches, load_hub
 
@@ -112,12 +111,7 @@ def test_every_document_validates_strictly(helm, tmp_path):
     svc = write(tmp_path, forecast_values(fake_image("forecast", "prod")))
     docs = helm_template(helm, DEFAULT, "-f", str(svc))
     assert len(service_docs(docs)) == 3
-    for doc in docs:
-        for version in K8S_VERSIONS:
-            try:
-                kubernetes_validate.validate(doc, version, strict=True)
-            except kubernetes_validate.ValidationError as exc:
-                pytest.fail(f"{doc['kind']}/{doc['metadata']['name']} on {version}: {exc.message}")
+    validate_strictly(docs)
 
 
 def test_lint_strict_with_services(helm, tmp_path):
