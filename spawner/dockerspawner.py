@@ -151,7 +151,7 @@ class LockstepDockerSpawner(DockerSpawner, LockstepDockerTraits):
 
     async def choices(self) -> tuple[list[Project], dict[str, dict[str, ImageRef]]]:
         """The projects this user may launch and, for each, the stages that have a digest."""
-        return await choice.launchable(self.load_projects(),
+        return await choice.launchable(await asyncio.to_thread(self.load_projects),
                                        access.Requester.from_hub_user(self.user),
                                        choice.settings_source(self.settings), self.log)
 
@@ -171,7 +171,8 @@ class LockstepDockerSpawner(DockerSpawner, LockstepDockerTraits):
         400/403/404/409 if refused, before anything is created."""
         who = access.Requester.from_hub_user(self.user)
         try:
-            chosen = await choice.choose(self.user_options, who, self.load_projects(),
+            chosen = await choice.choose(self.user_options, who,
+                                         await asyncio.to_thread(self.load_projects),
                                          self.settings.stages,
                                          choice.settings_source(self.settings))
         except (access.LaunchRefused, OptionsError) as exc:
@@ -272,7 +273,7 @@ class LockstepDockerSpawner(DockerSpawner, LockstepDockerTraits):
             await self.docker("start", self.object_id)
             ip = await self._container_ip(state["network"])
             self._lockstep = state
-            self._record_start(state["session"])
+            await self._record_start(state["session"])
             answered = await self._wait_ready(ip, slot)
         finally:
             slot.release()
@@ -384,10 +385,10 @@ class LockstepDockerSpawner(DockerSpawner, LockstepDockerTraits):
             digest=lk["digest"], image=lk["image"], lock_hash=lk["lock_hash"],
             server_name=self.name or "", container_id=self.object_id, start=sessions.now_iso())
 
-    def _record_start(self, session_id: str) -> None:
+    async def _record_start(self, session_id: str) -> None:
         self._lockstep["started"] = sessions.now_iso()
-        sessions.append_event(self.settings.data_path(sessions.FILENAME),
-                              sessions.start_event(self._session(session_id)))
+        await asyncio.to_thread(sessions.append_event, self.settings.data_path(sessions.FILENAME),
+                                sessions.start_event(self._session(session_id)))
 
     async def stop(self, now=False):
         recorded = dict(self._lockstep)
@@ -396,9 +397,10 @@ class LockstepDockerSpawner(DockerSpawner, LockstepDockerTraits):
         else:
             await super().stop(now=now)
         if recorded.get("session"):
-            sessions.append_event(self.settings.data_path(sessions.FILENAME), {
-                "event": "stop", "id": recorded["session"], "user": self.user.name,
-                "stop": sessions.now_iso()})
+            await asyncio.to_thread(sessions.append_event,
+                                    self.settings.data_path(sessions.FILENAME), {
+                                        "event": "stop", "id": recorded["session"],
+                                        "user": self.user.name, "stop": sessions.now_iso()})
 
 
 class _Slot:
