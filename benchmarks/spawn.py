@@ -10,7 +10,7 @@ kept in ``~/.cache/lockstep/bench-registry`` so a rerun pushes nothing), the off
 channel (``tests/channel/build.py --cached --jupyter``), a project ``bench-spawn`` locked
 (python=3.11 plus the server packages) and built by ``lockstep``'s own ``lock_environment``
 and ``build_image``. Two real JupyterHubs (``tests/e2e/hubtools.Hub``: CHP, REST API) run
-side by side: one with ``spawner.hubconfig.configure`` (lockstep), one with the same
+side by side: one with ``spawner.docker.hubconfig.configure`` (lockstep), one with the same
 settings but ``DockerSpawner`` on the default bridge, the image by digest and
 ``/opt/env/bin/jupyterhub-singleuser``.
 
@@ -30,7 +30,7 @@ from other work on the machine falls on all three alike, after one untimed warm-
   CPU time per round is printed too.
 
 Another lockstep Hub on the same machine (a test run, the demo) rewrites the host-wide
-firewall with its own Hub port (``spawner.netpolicy``); the bench therefore admits its
+firewall with its own Hub port (``spawner.docker.firewall``); the bench therefore admits its
 project bridge to its Hub's port with one rule of its own, removed at the end.
 
 Targets: lockstep p50 <= 1.15x floor, <= 0.6x stock DockerSpawner; concurrent: all ready
@@ -132,7 +132,7 @@ def stock_hub(root: Path, registry: str, image: str, gateway: str, users: list[s
     hub = Hub(root, registry)
     state = root / "state"
     (root / "jupyterhub_config.py").write_text(f"""
-from spawner.hubconfig import configure
+from spawner.docker.hubconfig import configure
 configure(c, environments_dir={str(root / 'environments')!r}, data_roots=[],
           data_dir={str(state)!r}, users={{"bench": {users!r}}}, admins=["admin"],
           password={PASSWORD!r}, api_token={TOKEN!r}, state_dir={str(state)!r},
@@ -324,7 +324,7 @@ def admit_hub(port: int) -> list[str]:
     jupyterhub-singleuser, which calls its Hub before it serves, stalls. Re-inserted first
     in INPUT before each lockstep spawn (untimed); removed at the end.
     """
-    from spawner.netpolicy import bridge_name
+    from spawner.docker.firewall import bridge_name
 
     rule = ["INPUT", "-i", bridge_name(PROJECT), "-p", "tcp", "-m", "tcp", "--dport",
             str(port), "-j", "ACCEPT"]
@@ -442,7 +442,7 @@ class Bench:
 
 
 def cleanup(docker_api) -> None:
-    from spawner import dockerops
+    from spawner.docker import engine as dockerops
 
     for container in docker_api.containers(all=True, filters={"label": f"{LABEL}={RUN}"}):
         dockerops.remove_container(docker_api, container["Id"])

@@ -12,7 +12,7 @@ then open http://127.0.0.1:8000 and log in as alice, bob or carol with that pass
 ``admin`` logs in with ``$LOCKSTEP_DEMO_ADMIN_PASSWORD`` (32+ characters, another one);
 without it admins cannot log in. There is no default password.
 
-Everything is assembled by ``spawner.hubconfig.configure``; its docstring explains each
+Everything is assembled by ``spawner.docker.hubconfig.configure``; its docstring explains each
 choice (hub on 0.0.0.0:8081 reached by containers at their bridge gateway, firewall,
 servers surviving hub restarts, idle culler). The hub runs as root because the spawner
 writes iptables rules; set ``c.LockstepDockerSpawner.firewall = False`` to run it
@@ -29,7 +29,7 @@ import os
 import sys
 from pathlib import Path
 
-from spawner.hubconfig import configure
+from spawner.docker.hubconfig import configure
 
 c = get_config()  # noqa: F821 - provided by JupyterHub
 repo = Path(__file__).resolve().parents[1]

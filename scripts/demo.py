@@ -76,7 +76,7 @@ def render_lockstep_config(*, repo: Path, data_dir: str, registry: str, channel_
 def access_table(*, groups: dict[str, list[str]], users: set[str], admins: set[str],
                  projects) -> list[tuple[str, list[str], bool]]:
     """``(user, projects they may launch, admin)`` per hub user, sorted, admins last."""
-    from spawner.access import Requester, usable_projects
+    from spawner.launch.access import Requester, usable_projects
 
     rows = []
     for user in sorted(users | admins):
@@ -189,8 +189,8 @@ def _tail(path: Path, lines: int = 25) -> str:
 
 def project_stages(project: str) -> list[str]:
     """Stages of ``project`` holding an image, in order (the spawn form preselects the last)."""
+    from spawner.launch.stages import available_stages
     from spawner.settings import load_settings  # $LOCKSTEP_CONFIG: the demo's config
-    from spawner.stages import available_stages
 
     return list(available_stages(load_settings(), project))
 
@@ -363,7 +363,7 @@ def check(args) -> int:
 def stop(args) -> int:
     import docker
 
-    from spawner import dockerops
+    from spawner.docker import engine as dockerops
 
     id_file = Path(args.state) / "demo-id"
     if not id_file.is_file():

@@ -11,8 +11,8 @@ import argparse
 import importlib
 import sys
 
-from .errors import LockstepError
-from .settings import load_settings
+from spawner.errors import LockstepError
+from spawner.settings import load_settings
 
 COMMANDS = (
     "lock",

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .errors import LockstepError
+from spawner.errors import LockstepError
 
 FILENAME = "sessions.jsonl"
 FIELDS = ("id", "user", "project", "stage", "digest", "image", "lock_hash", "server_name",

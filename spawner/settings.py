@@ -16,7 +16,7 @@ from pathlib import Path
 from traitlets import Bool, Dict, Integer, List, TraitError, Unicode, default, validate
 from traitlets.config import Config, Configurable, PyFileConfigLoader
 
-from .errors import LockstepError
+from spawner.errors import LockstepError
 
 ENV_PREFIX = "/opt/env"
 """The one prefix every project environment has inside its image (shared layers need it)."""

@@ -1,3 +1,4 @@
-"""Suite-wide fixtures: the offline conda channels (built once, cached by their inputs)."""
+"""Suite-wide fixtures, as plugins: the offline conda channels (built once, cached by their
+inputs) and the real Docker engine and registry (``tests/support/engine.py``)."""
 
-from channel.fixtures import jupyter_channel, tiny_channel  # noqa: F401
+pytest_plugins = ["tests.channel.fixtures", "tests.support.engine"]

@@ -3,7 +3,7 @@
 Lists the containers labelled ``org.lockstep.managed`` (running ones; ``--all`` adds
 stopped and created ones; ``--project`` / ``--label`` narrow the list), inspects each,
 asks ``docker info`` whether the host has AppArmor and seccomp, and runs the pure checks
-of ``spawner.audit`` over them. Prints one row per container x check, or with ``--json``
+of ``spawner.docker.cis`` over them. Prints one row per container x check, or with ``--json``
 one object ``{"host", "containers", "results", "failed"}``.
 
 Exit status: 0 when no check failed (``n/a`` and documented ``exception`` rows do not
@@ -17,8 +17,8 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from .. import audit
-from ..errors import LockstepError
+from spawner.docker import cis as audit
+from spawner.errors import LockstepError
 
 MANAGED_LABEL = "org.lockstep.managed"
 COLUMNS = ("container", "cis", "check", "status", "detail")

@@ -11,8 +11,8 @@ import os
 import sys
 from pathlib import Path
 
-from ..errors import LockstepError
-from ..image.build import build_image
+from spawner.errors import LockstepError
+from spawner.image.build import build_image
 
 
 def register(subparsers) -> None:

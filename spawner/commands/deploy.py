@@ -23,11 +23,13 @@ from typing import Any
 
 import yaml
 
-from .. import deployer, jobs, services
-from ..datamounts import resolve_data_sources
-from ..errors import LockstepError
-from ..project import load_project
-from ..render_kube import GpuPlacement, KubeOptions, KubeRenderError
+from spawner.docker import jobs
+from spawner.errors import LockstepError
+from spawner.kube.render import GpuPlacement, KubeOptions, KubeRenderError
+from spawner.launch.datamounts import resolve_data_sources
+from spawner.project import load_project
+from spawner.services import deployer
+from spawner.services import spec as services
 
 RENDERS = ("k8s", "helm-values")
 KUBE_KEYS = ("data_volumes", "workspace_claim_template", "workspace_storage_class",

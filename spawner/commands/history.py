@@ -39,7 +39,7 @@ def row(record) -> tuple[str, ...]:
 
 
 def run(args, settings) -> int:
-    from ..promote.core import trail_of
+    from spawner.promote.core import trail_of
 
     records = trail_of(settings).read(args.project)
     if args.stage:

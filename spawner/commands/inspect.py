@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..lock.report import build_report, report_json, report_text
+from spawner.lock.report import build_report, report_json, report_text
 
 
 def register(subparsers) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
 
-from ..errors import LockstepError
-from ..lock.install import install_lock
+from spawner.errors import LockstepError
+from spawner.lock.install import install_lock
 
 
 def register(subparsers) -> None:

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import LockstepError
-from ..lock.locking import LockInputs, check_lock, lock_environment
+from spawner.errors import LockstepError
+from spawner.lock.locking import LockInputs, check_lock, lock_environment
 
 
 def register(subparsers) -> None:

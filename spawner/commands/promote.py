@@ -54,7 +54,7 @@ def print_record(record, as_json: bool) -> int:
 
 
 def run(args, settings) -> int:
-    from ..promote import promote
+    from spawner.promote import promote
 
     progress = None if args.json else (lambda message: print(message, file=sys.stderr))
     record = promote(

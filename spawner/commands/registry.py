@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from ..image import localregistry
+from spawner.image import localregistry
 
 
 def register(subparsers) -> None:

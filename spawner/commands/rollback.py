@@ -22,8 +22,8 @@ def register(subparsers) -> None:
 
 
 def run(args, settings) -> int:
-    from ..promote import rollback
-    from .promote import print_record
+    from spawner.commands.promote import print_record
+    from spawner.promote import rollback
 
     progress = None if args.json else (lambda message: print(message, file=sys.stderr))
     record = rollback(settings, args.project, args.stage, user=args.user, progress=progress)

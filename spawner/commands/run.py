@@ -14,11 +14,11 @@ import getpass
 import signal
 import sys
 
-from .. import jobs
-from ..datamounts import resolve_data_sources
-from ..errors import LockstepError
-from ..project import load_project
-from ..sessions import (
+from spawner.docker import jobs
+from spawner.errors import LockstepError
+from spawner.launch.datamounts import resolve_data_sources
+from spawner.project import load_project
+from spawner.sessions import (
     FILENAME,
     Session,
     append_event,

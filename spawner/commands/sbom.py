@@ -8,7 +8,7 @@ image's own ``/opt/env/conda-meta``.
 
 Licenses come from each package's metadata (``info/about.json``, else ``info/index.json``)
 in the package cache (``<cache>/pkgs``), from the archive itself for ``file://`` channels,
-and, for an image, from its ``conda-meta`` records. ``spawner.sbom`` builds the document.
+and, for an image, from its ``conda-meta`` records. ``spawner.sbom.cyclonedx`` builds the document.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from .. import sbom
-from ..errors import LockstepError
-from ..launch import DIGEST_REF_RE
-from ..settings import ENV_PREFIX
+from spawner.errors import LockstepError
+from spawner.launch.spec import DIGEST_REF_RE
+from spawner.sbom import cyclonedx as sbom
+from spawner.settings import ENV_PREFIX
 
 
 def register(subparsers) -> None:
@@ -101,7 +101,7 @@ def image_conda_meta(reference: str) -> list[dict]:
     """The ``conda-meta/*.json`` records of an image (pulled if missing; never started)."""
     import docker
 
-    from .. import dockerops
+    from spawner.docker import engine as dockerops
 
     client = docker.from_env(timeout=120)
     try:
@@ -145,7 +145,7 @@ def packages_from_meta(records: list[dict], platform: str) -> list[sbom.LockedPa
 
 def find_lock(settings, lock_hash: str) -> Path | None:
     """The ``conda-lock.yml`` under ``environments_dir`` whose hash is ``lock_hash``."""
-    from ..image.build import lock_hash as hash_of
+    from spawner.image.build import lock_hash as hash_of
 
     if not lock_hash:
         return None
@@ -156,7 +156,7 @@ def find_lock(settings, lock_hash: str) -> Path | None:
 
 
 def _from_lock(path: Path, platform: str) -> list[sbom.LockedPackage]:
-    from ..lock.condalock import read_lockfile
+    from spawner.lock.condalock import read_lockfile
 
     try:
         return sbom.packages_from_lock(read_lockfile(path), platform)
@@ -165,7 +165,7 @@ def _from_lock(path: Path, platform: str) -> list[sbom.LockedPackage]:
 
 
 def _image_target(settings, reference: str, platform: str):
-    from ..stages import lock_hash_of
+    from spawner.launch.stages import lock_hash_of
 
     lock_hash = lock_hash_of(settings, reference)
     lock = find_lock(settings, lock_hash)
@@ -191,7 +191,7 @@ def _meta_licenses(records: list[dict]) -> dict[str, str]:
 def run(args, settings) -> int:
     target = args.target
     if args.stage:
-        from ..jobs import stage_image
+        from spawner.docker.jobs import stage_image
 
         target = stage_image(settings, target, args.stage).reference
     path = Path(target)
@@ -243,6 +243,6 @@ def _tool_version() -> str:
 
 
 def _hash(path: Path) -> str:
-    from ..image.build import lock_hash
+    from spawner.image.build import lock_hash
 
     return lock_hash(path)

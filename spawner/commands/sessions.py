@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ..sessions import FILENAME, read_sessions
+from spawner.sessions import FILENAME, read_sessions
 
 COLUMNS = ("id", "user", "project", "stage", "lock_hash", "digest", "start", "stop")
 

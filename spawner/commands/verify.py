@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..errors import LockstepError
+from spawner.errors import LockstepError
 
 
 def register(subparsers) -> None:
@@ -45,7 +45,7 @@ def _lock_path(args, settings, labels: dict) -> Path:
 
 
 def run(args, settings) -> int:
-    from ..imagecheck import check_image
+    from spawner.verify.check import check_image
 
     found = check_image(settings, args.image, lambda labels: _lock_path(args, settings, labels),
                         platform=args.platform, files=not args.no_files)

@@ -18,10 +18,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import LockstepError
-from . import debs, oci
-from .registry import RegistryClient
-from .tarlayer import BlobCache, Entry, LayerBlob, with_parents
+from spawner.errors import LockstepError
+from spawner.image import debs, oci
+from spawner.image.registry import RegistryClient
+from spawner.image.tarlayer import BlobCache, Entry, LayerBlob, with_parents
 
 FORMAT = "lockstep-base-1"
 DEFINITION = Path(__file__).resolve().parents[2] / "images" / "base"

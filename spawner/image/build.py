@@ -24,15 +24,21 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..errors import LockstepError
-from ..project import load_project
-from . import oci
-from .base import BaseImage, ensure_base, external_base
-from .envlayout import Layout, layout_prefix
-from .grouping import LayerGroup, group_packages
-from .registry import RegistryClient
-from .staging import Installer, check_server, compile_bytecode, default_installer, new_staging_dir
-from .tarlayer import GZIP_LEVEL, BlobCache, Entry, LayerBlob, with_parents
+from spawner.errors import LockstepError
+from spawner.image import oci
+from spawner.image.base import BaseImage, ensure_base, external_base
+from spawner.image.envlayout import Layout, layout_prefix
+from spawner.image.grouping import LayerGroup, group_packages
+from spawner.image.registry import RegistryClient
+from spawner.image.staging import (
+    Installer,
+    check_server,
+    compile_bytecode,
+    default_installer,
+    new_staging_dir,
+)
+from spawner.image.tarlayer import GZIP_LEVEL, BlobCache, Entry, LayerBlob, with_parents
+from spawner.project import load_project
 
 FORMAT = "lockstep-image-1"
 RECORD = "build-record.json"
@@ -64,7 +70,7 @@ class BuildResult:
 def lock_hash(lockfile: Path) -> str:
     """The lock's content hash (the lock module's when it offers one)."""
     try:
-        from ..lock import lock_hash as from_lock  # type: ignore[attr-defined]
+        from spawner.lock import lock_hash as from_lock  # type: ignore[attr-defined]
     except ImportError:
         return "sha256:" + hashlib.sha256(Path(lockfile).read_bytes()).hexdigest()
     return from_lock(lockfile)

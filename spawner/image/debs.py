@@ -20,8 +20,8 @@ from pathlib import Path, PurePosixPath
 
 import httpx
 
-from ..errors import LockstepError
-from .tarlayer import Entry
+from spawner.errors import LockstepError
+from spawner.image.tarlayer import Entry
 
 MERGED_DIRS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 

@@ -17,9 +17,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..settings import ENV_PREFIX
-from .grouping import PackageInfo
-from .tarlayer import Entry, entry_for_path
+from spawner.image.grouping import PackageInfo
+from spawner.image.tarlayer import Entry, entry_for_path
+from spawner.settings import ENV_PREFIX
 
 LAYER_ROOT = ENV_PREFIX.lstrip("/")
 DROPPED = frozenset({"CACHEDIR.TAG"})

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from ..errors import LockstepError
+from spawner.errors import LockstepError
 
 BINARY = "/usr/bin/docker-registry"
 DEFAULT_ADDR = "127.0.0.1:5000"

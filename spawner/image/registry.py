@@ -22,8 +22,8 @@ from pathlib import Path
 
 import httpx
 
-from ..errors import LockstepError
-from .oci import MANIFEST_TYPES, sha256_digest
+from spawner.errors import LockstepError
+from spawner.image.oci import MANIFEST_TYPES, sha256_digest
 
 TIMEOUT = httpx.Timeout(30.0, read=300.0)
 CHUNK = 1 << 20

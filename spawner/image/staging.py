@@ -20,8 +20,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import LockstepError
-from ..settings import ENV_PREFIX
+from spawner.errors import LockstepError
+from spawner.settings import ENV_PREFIX
 
 PYCOMPILE = Path(__file__).with_name("pycompile.py")
 
@@ -33,7 +33,7 @@ def default_installer(settings, progress: Callable[[str], None] | None = None) -
     """An installer calling the lock module's ``install_lock`` with the site's settings."""
 
     def install(lockfile: Path, staging: Path) -> None:
-        from ..lock.install import install_lock  # lazy: image modules import without it
+        from spawner.lock.install import install_lock  # lazy: image modules import without it
 
         install_lock(
             lockfile,

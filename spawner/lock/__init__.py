@@ -12,10 +12,10 @@ Importing this package is cheap: conda-lock is imported when first used, rattler
 (it runs in ``python -m spawner.lock.worker``).
 """
 
-from .freshness import Freshness
-from .install import InstallResult, install_lock
-from .locking import LockInputs, LockResult, check_lock, lock_environment
-from .report import LockReport, build_report
+from spawner.lock.freshness import Freshness
+from spawner.lock.install import InstallResult, install_lock
+from spawner.lock.locking import LockInputs, LockResult, check_lock, lock_environment
+from spawner.lock.report import LockReport, build_report
 
 __all__ = [
     "Freshness",

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from ..errors import LockstepError
+from spawner.errors import LockstepError
 
 CHUNK = 1 << 20
 RETRIES = 3

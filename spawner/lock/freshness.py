@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
-from . import condalock
+from spawner.lock import condalock
 
 CONVENTIONAL_SOURCES = (
     "environment.yml",

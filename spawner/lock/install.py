@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import LockstepError
-from . import condalock
-from .fetch import Archive, fetch_archives
-from .runner import WorkerError, run_worker
+from spawner.errors import LockstepError
+from spawner.lock import condalock
+from spawner.lock.fetch import Archive, fetch_archives
+from spawner.lock.runner import WorkerError, run_worker
 
 INSTALLED_CATEGORIES = frozenset({"main", "dev"})
 """What ``conda-lock install`` installs by default; lockstep locks only have ``main``."""

@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import condalock
-from .freshness import Freshness, conda_lock_verdict
-from .runner import WorkerError, run_worker
-from .spec import (
+from spawner.lock import condalock
+from spawner.lock.freshness import Freshness, conda_lock_verdict
+from spawner.lock.runner import WorkerError, run_worker
+from spawner.lock.spec import (
     ResolvedChannel,
     SpecError,
     parse_channel_url_args,

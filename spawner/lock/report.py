@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from . import condalock
-from .freshness import Freshness, spec_freshness
+from spawner.lock import condalock
+from spawner.lock.freshness import Freshness, spec_freshness
 
 ANACONDA = "https://conda.anaconda.org/"
 

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import LockstepError
+from spawner.errors import LockstepError
 
 WORKER = Path(__file__).resolve().with_name("worker.py")
 """Run as a script (same code as ``python -m spawner.lock.worker``): it imports nothing

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import yaml
 
-from ..errors import LockstepError
+from spawner.errors import LockstepError
 
 PLATFORMS = ("linux-64", "linux-aarch64", "linux-ppc64le", "osx-64", "osx-arm64", "win-64")
 """Platforms conda-lock's selector table knows, so the only ones a spec may name."""

@@ -23,13 +23,20 @@ from dataclasses import dataclass, replace
 
 import httpx
 
-from ..errors import LockstepError
-from ..image.registry import RegistryClient, RegistryError
-from ..project import load_project
-from ..stages import split_repository, stage_repository
-from .audit import AuditRecord, AuditTrail, GateResult, rollback_target, utc_now
-from .gates import ApprovalPolicy, Gate, GateContext, approval_gate, run_gates, verify_gate
-from .pointers import Endpoint, PointerError, StageLock, move_pointer, read_pointer
+from spawner.errors import LockstepError
+from spawner.image.registry import RegistryClient, RegistryError
+from spawner.launch.stages import split_repository, stage_repository
+from spawner.project import load_project
+from spawner.promote.gates import (
+    ApprovalPolicy,
+    Gate,
+    GateContext,
+    approval_gate,
+    run_gates,
+    verify_gate,
+)
+from spawner.promote.pointers import Endpoint, PointerError, StageLock, move_pointer, read_pointer
+from spawner.promote.trail import AuditRecord, AuditTrail, GateResult, rollback_target, utc_now
 
 NO_CHANGE = "no stage was changed"
 Progress = Callable[[str], None]
@@ -103,7 +110,7 @@ class _Session:
 
 
 def default_gates(settings, project: str, *, last: bool, lock_path=None) -> list[Gate]:
-    from .notebooks import notebooks_gate
+    from spawner.promote.notebooks import notebooks_gate
 
     proj = load_project(settings.project_dir(project))
     gates = []

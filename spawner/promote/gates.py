@@ -24,9 +24,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import LockstepError
-from ..verify import Difference
-from .audit import AuditRecord, GateResult, promoter_of
+from spawner.errors import LockstepError
+from spawner.promote.trail import AuditRecord, GateResult, promoter_of
+from spawner.verify.diff import Difference
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,7 @@ def approval_gate(policy: ApprovalPolicy) -> Gate:
 
 def verify_gate(settings, lock_path: Path) -> Gate:
     """The verify gate: lock-hash label, then packages and files, read from the registry."""
-    from ..imagecheck import check_image
+    from spawner.verify.check import check_image
 
     def check(ctx: GateContext) -> tuple[bool, str]:
         found = check_image(settings, ctx.reference, lock_path)

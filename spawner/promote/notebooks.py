@@ -23,10 +23,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import LockstepError
-from ..launch import HOME, ImageRef, LaunchOptions, Mount, build_launch_spec
-from ..project import Project
-from ..render_docker import DockerOptions, render_container
+from spawner.docker.render import DockerOptions, render_container
+from spawner.errors import LockstepError
+from spawner.launch.spec import HOME, ImageRef, LaunchOptions, Mount, build_launch_spec
+from spawner.project import Project
 
 MOUNT_POINT = "/notebooks"
 MARKER = "LOCKSTEP-NOTEBOOK-RESULT "
@@ -210,8 +210,8 @@ def list_notebooks(notebooks_dir: Path) -> list[str]:
 
 def notebooks_gate(settings, project: Project):
     """The gate: every notebook of ``project`` must run in the image being promoted."""
-    from ..datamounts import resolve_data_sources
-    from .gates import Gate, GateContext, timed
+    from spawner.launch.datamounts import resolve_data_sources
+    from spawner.promote.gates import Gate, GateContext, timed
 
     def check(ctx: GateContext) -> tuple[bool, str]:
         folder = Path(settings.notebooks_dir).expanduser().resolve() / project.name
@@ -243,7 +243,7 @@ def notebooks_gate(settings, project: Project):
 def _runtime(project: Project) -> str:
     import docker
 
-    from ..runtimes import engine_runtime
+    from spawner.docker.runtimes import engine_runtime
 
     if project.isolation == "runc":
         return ""

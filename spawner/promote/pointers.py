@@ -1,7 +1,7 @@
 """Stage pointers, write side: move a stage tag to a digest, compare-and-swap.
 
 A stage pointer is the tag named after the stage in the stage's repository
-(``spawner.stages.stage_repository``). Moving it never rebuilds anything:
+(``spawner.launch.stages.stage_repository``). Moving it never rebuilds anything:
 
 * same repository: GET the manifest by digest, PUT the same bytes under the tag (same
   bytes, same digest);
@@ -30,8 +30,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import LockstepError
-from ..image.registry import RegistryClient, RegistryError
+from spawner.errors import LockstepError
+from spawner.image.registry import RegistryClient, RegistryError
 
 
 class PointerError(LockstepError):

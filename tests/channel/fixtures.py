@@ -1,9 +1,6 @@
 """Session-scoped pytest fixtures for the offline conda channel.
 
-``tests/conftest.py`` imports them (pytest puts ``tests/`` on ``sys.path`` for a
-rootdir conftest, so the package is importable as ``channel``)::
-
-    from channel.fixtures import jupyter_channel, tiny_channel  # noqa: F401
+``tests/conftest.py`` loads them as a plugin (``pytest_plugins``).
 
 Both return the channel folder (use ``path.as_uri()`` as the channel URL). The build is
 cached under ``~/.cache/lockstep/channels/`` keyed by its inputs, so only the first run

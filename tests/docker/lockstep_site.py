@@ -19,9 +19,9 @@ from traitlets.config import Config
 from spawner import cli
 from spawner.image import oci
 from spawner.image.registry import RegistryClient, copy_image
+from spawner.launch.stages import resolve_stage
 from spawner.promote import promote, rollback
 from spawner.settings import Lockstep
-from spawner.stages import resolve_stage
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT_LABEL = "org.lockstep.project"

@@ -7,7 +7,7 @@ container, whether the node and the variable arrived. The module starts its own 
 ``podman system service`` on its own socket and stops it at the end.
 
 Observed with Podman 4.3.1 (Debian 12) and asserted below, so that a Podman that behaves
-differently fails here and ``spawner.gpu`` gets revisited:
+differently fails here and ``spawner.docker.gpu`` gets revisited:
 
 =========================================  =============================================
 request                                    result
@@ -48,11 +48,11 @@ import pytest
 from jupyterhub.spawner import SpawnException
 from traitlets.config import Config
 
-from spawner.dockerspawner import LockstepDockerSpawner
-from spawner.gpu import cdi_names
-from spawner.launch import GpuRequest, ImageRef, build_launch_spec
+from spawner.docker.gpu import cdi_names
+from spawner.docker.render import DockerOptions, render_container
+from spawner.docker.spawner import LockstepDockerSpawner
+from spawner.launch.spec import GpuRequest, ImageRef, build_launch_spec
 from spawner.project import parse_project
-from spawner.render_docker import DockerOptions, render_container
 
 docker = pytest.importorskip("docker")
 httpx = pytest.importorskip("httpx")
@@ -272,7 +272,7 @@ def test_compat_api_drops_device_requests(podman, mode):
     info, seen = run_compat(podman.client, body, mode)
     assert seen == ABSENT, (
         f"Podman {podman.version} now honours DeviceRequests in mode {mode!r} ({seen}): "
-        "let spawner.gpu trust this Podman and flip this test")
+        "let spawner.docker.gpu trust this Podman and flip this test")
     assert not info["HostConfig"].get("DeviceRequests")  # dropped, not even recorded
 
 

@@ -12,10 +12,8 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from lockstep_site import REPO, ForecastSite, notebook_code  # noqa: E402
-
 from spawner.sessions import FILENAME, read_events, read_sessions  # noqa: E402
+from tests.docker.lockstep_site import REPO, ForecastSite, notebook_code
 
 pytestmark = [pytest.mark.docker, pytest.mark.registry]
 

@@ -8,7 +8,6 @@ finds no notebooks for these projects (the notebook runs are in test_promote_not
 from __future__ import annotations
 
 import shutil
-import sys
 import threading
 from pathlib import Path
 
@@ -19,12 +18,10 @@ from spawner.cli import main
 from spawner.image import localregistry
 from spawner.image.build import lock_hash
 from spawner.image.registry import RegistryClient
+from spawner.launch.stages import resolve_stage
 from spawner.promote import AuditTrail, promote, rollback
 from spawner.settings import Lockstep
-from spawner.stages import resolve_stage
-
-sys.path.insert(0, str(Path(__file__).parent))
-from synthetic_image import PACKAGES, Pkg, env_files, push_image, write_lock  # noqa: E402
+from tests.docker.synthetic_image import PACKAGES, Pkg, env_files, push_image, write_lock
 
 pytestmark = pytest.mark.registry
 ADDRS = ("127.0.0.1:5741", "127.0.0.1:5742")

@@ -16,9 +16,9 @@ import pytest
 from traitlets.config import Config
 
 from spawner.image.registry import RegistryClient, copy_image
+from spawner.launch.stages import resolve_stage
 from spawner.promote import promote
 from spawner.settings import Lockstep
-from spawner.stages import resolve_stage
 
 pytestmark = [pytest.mark.docker, pytest.mark.registry]
 REPO = Path(__file__).resolve().parents[2]

@@ -4,15 +4,12 @@ image's own conda-meta when no lock matches; licenses from the packages' metadat
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from lockstep_site import ForecastSite  # noqa: E402
-
 from spawner.lock.condalock import read_lockfile  # noqa: E402
+from tests.docker.lockstep_site import ForecastSite
 
 pytestmark = [pytest.mark.docker, pytest.mark.registry]
 

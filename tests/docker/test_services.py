@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import socket
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -14,8 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-sys.path.insert(0, str(Path(__file__).parent))
-from lockstep_site import REPO, ForecastSite, free_port, notebook_code  # noqa: E402
+from tests.docker.lockstep_site import REPO, ForecastSite, free_port, notebook_code
 
 pytestmark = [pytest.mark.docker, pytest.mark.registry]
 SVC = {"org.lockstep.kind": "service"}
@@ -93,7 +91,7 @@ def test_the_running_service_passes_the_cis_audit(site, capfd):
     assert [(c["name"], c["kind"]) for c in report["containers"]] == [
         (f"lockstep-svc-{site.name}-0", "service")]
     found = {r["check"]: r["status"] for r in report["results"]}
-    assert found.pop("restart-policy") == "exception"  # unless-stopped: see spawner.audit
+    assert found.pop("restart-policy") == "exception"  # unless-stopped: see spawner.docker.cis
     assert set(found.values()) <= {"pass", "n/a"} and report["failed"] == 0
 
 

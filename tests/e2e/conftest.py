@@ -23,34 +23,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from hubtools import RUN_ID, Hub  # noqa: E402
-
-
-def _docker_fixtures():
-    """helper "image"'s fixtures (tests/docker/conftest.py), loaded under a private name:
-    a plain import would collide with the ``docker`` package."""
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[1] / "docker" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("lockstep_docker_fixtures", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_fixtures = _docker_fixtures()
-registry = _fixtures.registry
-environments_dir = _fixtures.environments_dir
-lockstep_settings = _fixtures.lockstep_settings
-locked_project = _fixtures.locked_project  # uses jupyter_channel from tests/conftest.py
-built_image = _fixtures.built_image
+from tests.e2e.hubtools import RUN_ID, Hub
 
 PROJECTS = {
     "e2e-alpha": ("members: {users: [alice], groups: [alpha-team]}\n"
@@ -134,7 +111,7 @@ def site(tmp_path_factory, e2e_image):
 
 
 def cleanup_docker(docker_api) -> None:
-    from spawner import dockerops
+    from spawner.docker import engine as dockerops
 
     for container in docker_api.containers(all=True,
                                            filters={"label": f"org.lockstep-e2e.run={RUN_ID}"}):

@@ -30,7 +30,7 @@ def free_port() -> int:
 
 
 class Hub:
-    """A JupyterHub subprocess on free ports, configured by ``spawner.hubconfig``."""
+    """A JupyterHub subprocess on free ports, configured by ``spawner.docker.hubconfig``."""
 
     def __init__(self, root: Path, registry: str):
         self.root = root
@@ -41,7 +41,7 @@ class Hub:
         state = root / "state"
         state.mkdir(exist_ok=True)
         config = f"""
-from spawner.hubconfig import configure
+from spawner.docker.hubconfig import configure
 configure(c, environments_dir={str(root / 'environments')!r},
           data_roots=[{str(root / 'data')!r}], data_dir={str(state)!r},
           registry={registry + '/lockstep'!r}, users={GROUPS!r}, admins=["admin"],

@@ -22,8 +22,9 @@ import time
 from pathlib import Path
 
 import pytest
-from hubtools import REPO_ROOT, free_port
 from traitlets.config import PyFileConfigLoader
+
+from tests.e2e.hubtools import REPO_ROOT, free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -11,9 +11,9 @@ import sys
 
 import httpx
 import pytest
-from hubtools import REPO_ROOT, RUN_ID, TOKEN, run_code
 
-from spawner.audit import CHECKS
+from spawner.docker.cis import CHECKS
+from tests.e2e.hubtools import REPO_ROOT, RUN_ID, TOKEN, run_code
 
 pytestmark = pytest.mark.e2e
 

@@ -24,10 +24,11 @@ import time
 from pathlib import Path
 
 import httpx
-import hubtools
 import pytest
 import yaml
-from hubtools import GROUPS, PASSWORD, REPO_ROOT, RUN_ID, TOKEN
+
+from tests.e2e import hubtools
+from tests.e2e.hubtools import GROUPS, PASSWORD, REPO_ROOT, RUN_ID, TOKEN
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -121,7 +122,7 @@ def hub_settings(hub):
 
 def stage_digests(settings, project: str) -> dict[str, str]:
     """stage -> digest for each configured stage whose pointer tag is in the registry."""
-    from spawner.stages import split_repository, stage_repository
+    from spawner.launch.stages import split_repository, stage_repository
 
     found = {}
     for stage in settings.stages:

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from k8s_helpers import HELM_MAJORS, get_helm
 from kubernetes_asyncio.config import kube_config
+
+from tests.k8s.k8s_helpers import HELM_MAJORS, get_helm
 
 
 @pytest.fixture(scope="session")

@@ -17,8 +17,8 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from spawner.kubespawner import LockstepKubeSpawner
-from spawner.launch import ImageRef
+from spawner.kube.spawner import LockstepKubeSpawner
+from spawner.launch.spec import ImageRef
 from spawner.project import list_projects
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,7 +11,8 @@ import sys
 
 import pytest
 import yaml
-from k8s_helpers import (
+
+from tests.k8s.k8s_helpers import (
     CHART,
     EXAMPLES,
     ROOT,

@@ -10,13 +10,20 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
 import yaml
-from k8s_helpers import (
+
+from spawner import cli
+from spawner.commands.deploy import chart_kube_options, helm_values_text, kube_options
+from spawner.kube.render import KubeOptions, pod_labels
+from spawner.launch.spec import ImageRef, build_launch_spec
+from spawner.services import spec as services
+from spawner.settings import Lockstep, load_settings
+from tests.k8s.hubload import load_hub, matches_selector
+from tests.k8s.k8s_helpers import (
     CHART,
     EXAMPLES,
     PROJECTS,
@@ -27,13 +34,6 @@ from k8s_helpers import (
     helm_template,
     validate_strictly,
 )
-from test_hub_config import _matches, load_hub
-
-from spawner import cli, services
-from spawner.commands.deploy import chart_kube_options, helm_values_text, kube_options
-from spawner.launch import ImageRef, build_launch_spec
-from spawner.render_kube import KubeOptions, pod_labels
-from spawner.settings import Lockstep, load_settings
 
 DEFAULT = CHART / "examples" / "default.yaml"
 SITE = yaml.safe_load(DEFAULT.read_text())
@@ -207,11 +207,11 @@ def test_service_labels_agree_with_the_charts_network_policies(helm3, tmp_path):
     # the service's own policy and Service select its pods and no user server
     for selector in (mine["NetworkPolicy"]["spec"]["podSelector"],
                      {"matchLabels": mine["Service"]["spec"]["selector"]}):
-        assert _matches(selector, pod)
-        assert not any(_matches(selector, labels) for labels in users.values())
+        assert matches_selector(selector, pod)
+        assert not any(matches_selector(selector, labels) for labels in users.values())
     charts = {p["metadata"]["name"]: p for p in by_kind(docs, "NetworkPolicy")
               if p["metadata"]["name"] != NAME}
-    selecting = {n for n, p in charts.items() if _matches(p["spec"]["podSelector"], pod)}
+    selecting = {n for n, p in charts.items() if matches_selector(p["spec"]["podSelector"], pod)}
     # of the chart's, only the project's egress selects it: not the user-server policy (no
     # hub API for a service), not the hub's or the proxy's
     assert selecting == {"r-lockstep-egress-forecast"}
@@ -228,7 +228,7 @@ def test_service_labels_agree_with_the_charts_network_policies(helm3, tmp_path):
     for policy in charts.values():
         for rule in policy["spec"].get("egress", []) + policy["spec"].get("ingress", []):
             for peer in rule.get("to", []) + rule.get("from", []):
-                if "podSelector" in peer and _matches(peer["podSelector"], pod):
+                if "podSelector" in peer and matches_selector(peer["podSelector"], pod):
                     assert port not in _ports(rule), policy["metadata"]["name"]
 
 
@@ -266,11 +266,9 @@ def registry(tmp_path_factory) -> str:
 @pytest.mark.registry
 def test_cli_renders_the_stage_pointer_and_rerenders_after_a_promotion(registry, helm3,
                                                                         tmp_path, capfd):
-    sys.path.insert(0, str(ROOT / "tests" / "docker"))
-    from synthetic_image import env_files, push_image
-
     from spawner.image.registry import RegistryClient
     from spawner.promote import promote
+    from tests.docker.synthetic_image import env_files, push_image
 
     namespace = f"t{uuid.uuid4().hex[:10]}"
     config = tmp_path / "lockstep_config.py"

@@ -9,11 +9,11 @@ import os
 from pathlib import Path
 
 import pytest
-from k8s_helpers import PROJECTS, fake_image
 
-from spawner.launch import build_launch_spec, parse_bytes
-from spawner.render_docker import DockerOptions, render_container
-from spawner.render_kube import KubeOptions, label_safe, render_pod
+from spawner.docker.render import DockerOptions, render_container
+from spawner.kube.render import KubeOptions, label_safe, render_pod
+from spawner.launch.spec import build_launch_spec, parse_bytes
+from tests.k8s.k8s_helpers import PROJECTS, fake_image
 
 DOCKER = DockerOptions(gpu_mode="nvidia")  # the NVIDIA Container Toolkit hook
 GOLDEN = Path(__file__).parent / "golden" / "agreement-forecast.json"

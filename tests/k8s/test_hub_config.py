@@ -7,13 +7,14 @@ from __future__ import annotations
 import json
 import sys
 import tomllib
-from pathlib import Path
 
 import kubernetes_validate
 import pytest
 import yaml
-from jupyterhub.app import JupyterHub
-from k8s_helpers import (
+
+from spawner.kube.spawner import LockstepKubeSpawner
+from tests.k8s.hubload import load_hub, matches_selector
+from tests.k8s.k8s_helpers import (
     CHART,
     EXAMPLES,
     K8S_VERSIONS,
@@ -26,8 +27,6 @@ from k8s_helpers import (
     hub_user,
     make_spawner,
 )
-
-from spawner.kubespawner import LockstepKubeSpawner
 
 EXAMPLE_IDS = [p.stem for p in EXAMPLES]
 
@@ -53,33 +52,6 @@ def entry_points_installed(tmp_path_factory):
     sys.path.append(str(site))
     yield
     sys.path.remove(str(site))
-
-
-def hub_files(docs: list[dict], into: Path) -> Path:
-    """Write the hub ConfigMap and the projects ConfigMap as the pod mounts them."""
-    hub = find(docs, "ConfigMap", "-hub")["data"]
-    (into / "etc").mkdir()
-    for name, text in hub.items():
-        (into / "etc" / name).write_text(text)
-    deploy = find(docs, "Deployment", "-hub")
-    volume = next(v for v in deploy["spec"]["template"]["spec"]["volumes"]
-                  if v["name"] == "projects")
-    projects = find(docs, "ConfigMap", "-projects")["data"]
-    for item in volume["configMap"]["items"]:
-        path = into / "environments" / item["path"]
-        path.parent.mkdir(parents=True)
-        path.write_text(projects[item["key"]])
-    return into
-
-
-def load_hub(tmp_path: Path, values: Path, helm: str):
-    docs = helm_template(helm, values)
-    root = hub_files(docs, tmp_path)
-    app = JupyterHub()
-    app.load_config_file("jupyterhub_config.py", path=str(root / "etc"))
-    app.config.Lockstep.environments_dir = str(root / "environments")
-    app.config.Lockstep.data_dir = str(tmp_path / "state")
-    return app, docs
 
 
 async def pod_for(app, project: str) -> dict:
@@ -143,17 +115,6 @@ async def test_gvisor_example_uses_emptydir_homes(helm3, tmp_path, entry_points_
     assert vols["tmp0"]["emptyDir"]["medium"] == "Memory"
 
 
-def _matches(selector: dict, labels: dict) -> bool:
-    ok = all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
-    for expr in selector.get("matchExpressions", []):
-        value = labels.get(expr["key"])
-        ok &= {"In": value in expr.get("values", []),
-               "NotIn": value not in expr.get("values", []),
-               "Exists": expr["key"] in labels,
-               "DoesNotExist": expr["key"] not in labels}[expr["operator"]]
-    return ok
-
-
 @pytest.mark.parametrize("values", EXAMPLES, ids=EXAMPLE_IDS)
 async def test_network_policy_selectors_match_spawned_pods(helm3, values, tmp_path,
                                                             entry_points_installed):
@@ -163,13 +124,13 @@ async def test_network_policy_selectors_match_spawned_pods(helm3, values, tmp_pa
     policies = {p["metadata"]["name"]: p for p in by_kind(docs, "NetworkPolicy")}
     base = policies["r-lockstep-singleuser"]["spec"]["podSelector"]
     for name, labels in pods.items():
-        assert _matches(base, labels), f"{name}: {labels} not selected by {base}"
+        assert matches_selector(base, labels), f"{name}: {labels} not selected by {base}"
     for policy_name, policy in policies.items():
         if not policy_name.startswith("r-lockstep-egress-"):
             continue
         project = policy_name.removeprefix("r-lockstep-egress-")
         selected = {n for n, labels in pods.items()
-                    if _matches(policy["spec"]["podSelector"], labels)}
+                    if matches_selector(policy["spec"]["podSelector"], labels)}
         assert selected == ({project} & set(pods)), policy_name
     # peers that name user pods select them too (hub and proxy reach servers)
     for policy in policies.values():
@@ -177,14 +138,15 @@ async def test_network_policy_selectors_match_spawned_pods(helm3, values, tmp_pa
             for peer in rule.get("to", []) + rule.get("from", []):
                 sel = peer.get("podSelector", {}).get("matchLabels", {})
                 if any(k.startswith("org.lockstep.") for k in sel):
-                    assert all(_matches(peer["podSelector"], labels) for labels in pods.values())
+                    assert all(matches_selector(peer["podSelector"], labels)
+                               for labels in pods.values())
     # and the hub/proxy selectors match the chart's own pods
     for component in ("hub", "proxy"):
         labels = find(docs, "Deployment", f"-{component}")["spec"]["template"]["metadata"]["labels"]
         chosen = [p for p in policies.values()
                   if p["spec"]["podSelector"].get("matchLabels", {}).get(
                       "app.kubernetes.io/component") == component]
-        assert chosen and all(_matches(p["spec"]["podSelector"], labels) for p in chosen)
+        assert chosen and all(matches_selector(p["spec"]["podSelector"], labels) for p in chosen)
 
 
 def test_values_json_is_what_the_config_reads(helm3):

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from k8s_helpers import CHART, PROJECTS, fake_image, get_helm
 
-from spawner.launch import build_launch_spec
-from spawner.render_kube import KubeOptions, render_pod
+from spawner.kube.render import KubeOptions, render_pod
+from spawner.launch.spec import build_launch_spec
+from tests.k8s.k8s_helpers import CHART, PROJECTS, fake_image, get_helm
 
 pytestmark = pytest.mark.k8s
 

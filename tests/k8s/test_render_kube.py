@@ -13,10 +13,8 @@ from pathlib import Path
 
 import kubernetes_validate
 import pytest
-from k8s_helpers import K8S_VERSIONS, LABEL_VALUE_RE, PROJECTS, fake_image
 
-from spawner.launch import Hardening, LaunchOptions, build_launch_spec
-from spawner.render_kube import (
+from spawner.kube.render import (
     GpuPlacement,
     KubeOptions,
     KubeRenderError,
@@ -24,6 +22,8 @@ from spawner.render_kube import (
     render_claims,
     render_pod,
 )
+from spawner.launch.spec import Hardening, LaunchOptions, build_launch_spec
+from tests.k8s.k8s_helpers import K8S_VERSIONS, LABEL_VALUE_RE, PROJECTS, fake_image
 
 GOLDEN = Path(__file__).parent / "golden"
 OPTIONS = KubeOptions(

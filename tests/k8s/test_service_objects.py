@@ -7,12 +7,12 @@ from __future__ import annotations
 import kubernetes_validate
 import pytest
 import yaml
-from k8s_helpers import K8S_VERSIONS, LABEL_VALUE_RE, PROJECTS, fake_image
 
 from spawner.commands.deploy import _NoAliases, kube_options
-from spawner.render_kube import KubeOptions
-from spawner.services import kube_objects, service_launch_spec
+from spawner.kube.render import KubeOptions
+from spawner.services.spec import kube_objects, service_launch_spec
 from spawner.settings import Lockstep
+from tests.k8s.k8s_helpers import K8S_VERSIONS, LABEL_VALUE_RE, PROJECTS, fake_image
 
 SERVED = sorted(name for name, p in PROJECTS.items() if p.service is not None)
 OPTIONS = KubeOptions(data_volumes={"sales": {"pvc": "sales-data"}},

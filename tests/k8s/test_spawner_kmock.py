@@ -14,13 +14,13 @@ from contextlib import suppress
 
 import kmock
 import pytest
-from k8s_helpers import FakeStagesSpawner, fake_image, hub_user, make_spawner
 from kubespawner import KubeSpawner
 from tornado import web
 from traitlets.config import Config
 
 from spawner import sessions
-from spawner.kubespawner import LockstepKubeSpawner
+from spawner.kube.spawner import LockstepKubeSpawner
+from tests.k8s.k8s_helpers import FakeStagesSpawner, fake_image, hub_user, make_spawner
 
 NS = "lockstep"
 POD_IP = "10.1.2.3"

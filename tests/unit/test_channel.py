@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 import zstandard
-from channel import rattler_run
-from channel.build import index_channel
-from channel.conda_pkg import PLACEHOLDER, conda_bytes, write_conda
-from channel.tiny import tiny_specs
-from channel.wheel_convert import (
+
+from tests.channel import rattler_run
+from tests.channel.build import index_channel
+from tests.channel.conda_pkg import PLACEHOLDER, conda_bytes, write_conda
+from tests.channel.tiny import tiny_specs
+from tests.channel.wheel_convert import (
     SITE,
     WheelMeta,
     conda_name,
@@ -24,7 +25,7 @@ from channel.wheel_convert import (
     read_meta,
     target_path,
 )
-from channel.wheels import LOCK_FILE, parse_lock
+from tests.channel.wheels import LOCK_FILE, parse_lock
 
 
 def members(archive: bytes) -> dict[str, dict[str, bytes]]:

@@ -18,7 +18,7 @@ app.kubernetes.io/instance: {{ .root.Release.Name }}
 app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
-{{/* Labels every lockstep user pod carries (spawner.launch.spec_labels; label-safe). */}}
+{{/* Labels every lockstep user pod carries (spawner.launch.spec.spec_labels; label-safe). */}}
 {{- define "lockstep.userPodSelector" -}}
 org.lockstep.managed: "true"
 {{- end -}}

@@ -1,0 +1,1 @@
+"""The Docker backend: the one engine module, rendering, GPU, runtimes, firewall, CIS, spawner."""

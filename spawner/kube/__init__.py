@@ -1,0 +1,1 @@
+"""The Kubernetes backend: pod rendering and the KubeSpawner subclass."""

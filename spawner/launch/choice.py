@@ -1,0 +1,122 @@
+"""What a spawn runs: ``user_options`` + who asks -> project, stage and image, or a refusal.
+
+One rule set for both spawners (Docker and Kubernetes), so a request means the same thing
+and is refused the same way on either::
+
+    {"project": "iris"}                           newest stage that has an image
+    {"project": "iris", "stage": "qa"}            that stage's digest
+    {"project": "iris", "digest": "sha256:..."}   a pinned digest (in the stage's repository)
+    {"session": "4f1c2a9b0e7d"}                   the exact image a recorded session ran
+
+The spawner supplies the I/O as three awaitables (``ImageSource``): the stage pointers of a
+project, a pinned digest's reference, and a recorded session. This module decides; it reads
+nothing itself. Refusals are ``access.LaunchRefused`` (403/404/409) or
+``spawnoptions.OptionsError`` (400), each with the fix in its message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from spawner.launch import access
+from spawner.launch.options import OptionsError, Request, parse_user_options
+from spawner.launch.spec import ImageRef
+from spawner.project import Project
+
+
+@dataclass(frozen=True)
+class ImageSource:
+    """The I/O a choice needs, provided by the spawner (registry and session log)."""
+
+    stage_images: Callable[[Project], Awaitable[Mapping[str, ImageRef]]]
+    """Stage -> image for every stage of a project that has a pointer."""
+    pinned_image: Callable[[Project, str, str], Awaitable[ImageRef]]
+    """(project, digest, stage) -> that digest in the stage's repository."""
+    find_session: Callable[[str], Awaitable]
+    """Session id -> the recorded ``sessions.Session`` (raises ``LaunchRefused`` 404)."""
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A spawn request resolved to what will run."""
+
+    project: Project
+    stage: str
+    image: ImageRef
+    request: Request
+
+
+async def choose(user_options: Mapping | None, who: access.Requester,
+                 projects: Mapping[str, Project], stages: Sequence[str],
+                 source: ImageSource) -> Choice:
+    """Resolve ``user_options`` for ``who``; refuse before anything is started."""
+    request = parse_user_options(user_options or {})
+    if request.session:
+        old = await source.find_session(request.session)
+        project = access.check_replay(projects, session_id=old.id, session_user=old.user,
+                                      session_project=old.project, who=who)
+        image, stage = ImageRef(old.image, lock_hash=old.lock_hash), old.stage
+    else:
+        name, wanted = access.parse_choice(user_options)
+        project = access.check_project(projects, name, who)
+        if request.digest:
+            if wanted and wanted not in stages:
+                raise OptionsError(f"Unknown stage {wanted!r}; stages are {', '.join(stages)}.")
+            image = await source.pinned_image(project, request.digest, wanted or "")
+            stage = wanted or "pinned"
+        else:
+            images = await source.stage_images(project)
+            stage = access.choose_stage(project.name, wanted, stages=stages,
+                                        available=list(images))
+            image = images[stage]
+    if request.gpu and project.gpu is None:
+        raise OptionsError(f"Project {project.name!r} has no GPUs to give; start it with "
+                           '"gpu": false or add a gpu: section to its project.yaml.')
+    return Choice(project, stage, image, request)
+
+
+async def launchable(projects: Mapping[str, Project], who: access.Requester,
+                     source: ImageSource, log=None,
+                     ) -> tuple[list[Project], dict[str, dict[str, ImageRef]]]:
+    """The projects ``who`` may launch, and for each its stages that hold an image.
+
+    A project whose registry cannot be read is left out of the second part (logged)."""
+    import asyncio
+
+    mine = access.usable_projects(projects.values(), who)
+    found = await asyncio.gather(*(source.stage_images(p) for p in mine), return_exceptions=True)
+    ready = {}
+    for project, images in zip(mine, found, strict=True):
+        if isinstance(images, BaseException):
+            if log is not None:
+                log.warning("lockstep: stages of %s: %s", project.name, images)
+            continue
+        ready[project.name] = dict(images)
+    return mine, ready
+
+
+def settings_source(settings) -> ImageSource:
+    """The usual ``ImageSource``: stage pointers in the site's registries (``stages``) and
+    the session log in its data dir (``sessions``), each read in a worker thread."""
+    import asyncio
+
+    from spawner import sessions
+    from spawner.launch import stages
+
+    async def stage_images(project: Project) -> Mapping[str, ImageRef]:
+        return await asyncio.to_thread(stages.available_stages, settings, project.name)
+
+    async def pinned_image(project: Project, digest: str, stage: str) -> ImageRef:
+        source = stage if stage in settings.stages else settings.stages[0]
+        ref = f"{stages.stage_repository(settings, project.name, source)}@{digest}"
+        return ImageRef(ref, await asyncio.to_thread(stages.lock_hash_of, settings, ref))
+
+    async def find_session(session_id: str):
+        path = settings.data_path(sessions.FILENAME)
+        try:
+            return await asyncio.to_thread(sessions.find_session, path, session_id)
+        except sessions.SessionError as exc:
+            raise access.LaunchRefused(str(exc), status=404) from None
+
+    return ImageSource(stage_images, pinned_image, find_session)

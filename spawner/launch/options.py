@@ -1,0 +1,112 @@
+"""Docker-spawner extras on top of ``spawner.launch.access``: digests, sessions and GPUs, pure.
+
+Membership, stage choice and the project/stage select are ``spawner.launch.access`` (shared with
+the Kubernetes spawner, so the two cannot drift). This module adds what the Docker spawner
+also accepts in ``user_options``::
+
+    {"project": "iris", "stage": "dev", "gpu": false}
+    {"project": "iris", "digest": "sha256:..."}
+    {"session": "4f1c2a9b0e7d"}
+
+``parse_user_options`` checks their shape (``OptionsError``, status 400); the form gets a
+"start without GPUs" box when a project the user may launch has GPUs. No I/O here.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from spawner.errors import LockstepError
+from spawner.launch import access
+from spawner.project import Project
+
+DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+KNOWN_KEYS = {"project", "stage", "digest", "gpu", "session"}
+
+
+class OptionsError(LockstepError):
+    """A spawn request that is malformed (400)."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Request:
+    """A parsed spawn request."""
+
+    project: str = ""
+    stage: str = ""
+    digest: str = ""
+    gpu: bool | None = None
+    session: str = ""
+
+
+def _bool(value, key: str) -> bool | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "on", "1", "yes", "false", "0", "no"):
+        return value.lower() in ("true", "on", "1", "yes")
+    raise OptionsError(f"user_options[{key!r}] must be true or false, got {value!r}")
+
+
+def parse_user_options(options: Mapping) -> Request:
+    """Check the shape of ``user_options`` (from the form or the REST API)."""
+    unknown = sorted(set(options) - KNOWN_KEYS)
+    if unknown:
+        raise OptionsError(
+            f"unknown user_options {', '.join(unknown)}; allowed: {', '.join(sorted(KNOWN_KEYS))}"
+        )
+    text = {}
+    for key in ("project", "stage", "digest", "session"):
+        value = options.get(key) or ""
+        if not isinstance(value, str):
+            raise OptionsError(f"user_options[{key!r}] must be a string, got {value!r}")
+        text[key] = value.strip()
+    if text["digest"] and not DIGEST_RE.match(text["digest"]):
+        raise OptionsError(
+            f"user_options['digest'] = {text['digest']!r} is not a digest; use sha256:<64 hex>"
+        )
+    return Request(gpu=_bool(options.get("gpu"), "gpu"), **text)
+
+
+def check_user_options(spawner, user_options: Mapping) -> None:
+    """JupyterHub's ``Spawner.apply_user_options`` hook: a malformed request is a 400 with
+    its reason when the Hub receives it, before ``start``; access is checked in ``start``."""
+    from tornado.web import HTTPError
+
+    try:
+        parse_user_options(user_options or {})
+    except OptionsError as exc:
+        raise HTTPError(exc.status, str(exc)) from None
+
+
+def options_from_form(formdata: Mapping[str, list[str]]) -> dict:
+    """Form fields -> ``user_options``: ``access.parse_options`` plus the GPU box.
+
+    GPUs follow the project unless the user ticks "Start without GPUs"."""
+    options: dict = dict(access.parse_options(formdata))
+    if (formdata.get("no_gpu") or [""])[0] in ("on", "true", "1"):
+        options["gpu"] = False
+    return options
+
+
+def render_form(projects: Iterable[Project], who: access.Requester,
+                available: Mapping[str, Sequence[str]], stages: Sequence[str]) -> str:
+    """``access.render_form`` plus a "start without GPUs" box when it applies."""
+    projects = list(projects)
+    form = access.render_form(projects, who, available, stages)
+    gpu_projects = [p.name for p in access.usable_projects(projects, who)
+                    if p.gpu is not None and available.get(p.name)]
+    if not gpu_projects:
+        return form
+    return form + (
+        '\n<div class="checkbox"><label><input type="checkbox" name="no_gpu"> Start without '
+        f"GPUs (projects with GPUs: {html.escape(', '.join(gpu_projects))})</label></div>"
+    )

@@ -1,0 +1,182 @@
+"""The audit trail: one JSON line per promotion or rollback attempt, append-only.
+
+Guarantees: every attempt, passed or refused, is one ``AuditRecord`` appended to
+``<data_dir>/audit.jsonl`` under an exclusive ``flock`` and flushed with ``fsync`` before
+the lock is released, so concurrent writers never interleave or lose a line; existing
+lines are never rewritten. Records serialise with sorted keys and UTC ISO-8601 times.
+The queries (``promoter_of``, ``pointer_stack``, ``rollback_target``) are pure functions
+of a list of records. Nothing here talks to a registry.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from spawner.errors import LockstepError
+
+FORMAT_VERSION = 1
+Action = Literal["promote", "rollback"]
+Outcome = Literal["promoted", "unchanged", "refused", "failed", "rolled-back"]
+MOVED = ("promoted", "rolled-back")
+"""Outcomes after which the stage pointer points at the record's digest."""
+
+
+class AuditError(LockstepError):
+    """The audit trail cannot be read or written."""
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """One gate's verdict: passed, failed or skipped, how long it took, and why."""
+
+    name: str
+    status: Literal["passed", "failed", "skipped"]
+    seconds: float = 0.0
+    message: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One promotion or rollback attempt, as it is written to the trail."""
+
+    time: str
+    action: Action
+    project: str
+    user: str
+    to_stage: str
+    outcome: Outcome
+    digest: str | None
+    from_stage: str | None = None
+    previous_digest: str | None = None
+    approved_by: str | None = None
+    gates: tuple[GateResult, ...] = ()
+    message: str = ""
+    seconds: float = 0.0
+    bytes_moved: int = 0
+    version: int = field(default=FORMAT_VERSION)
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["gates"] = [asdict(g) for g in self.gates]
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, line: str) -> AuditRecord:
+        data = json.loads(line)
+        data["gates"] = tuple(GateResult(**g) for g in data.get("gates") or ())
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def utc_now() -> str:
+    """The current time, UTC, ISO 8601 with milliseconds (``2026-01-01T12:00:00.123Z``)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class AuditTrail:
+    """The JSONL file at ``path``; a ``<path>.lock`` file serialises writers."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def append(self, record: AuditRecord) -> None:
+        line = record.to_json() + "\n"
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise AuditError(
+                f"cannot write the audit trail {self.path}: {exc}; check c.Lockstep.data_dir"
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.write(fd, line.encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def read(self, project: str | None = None) -> list[AuditRecord]:
+        """Every record (of ``project``), oldest first. A torn last line is skipped."""
+        if not self.path.exists():
+            return []
+        try:
+            with self.path.open("rb") as handle:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_SH)
+                lines = handle.read().decode().splitlines()
+        except OSError as exc:
+            raise AuditError(f"cannot read the audit trail {self.path}: {exc}") from None
+        records = []
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                record = AuditRecord.from_json(line)
+            except (ValueError, TypeError) as exc:
+                if number == len(lines):
+                    continue
+                raise AuditError(
+                    f"{self.path}, line {number}: not an audit record ({exc}); "
+                    "the trail is append-only: restore it from backup"
+                ) from None
+            if project is None or record.project == project:
+                records.append(record)
+        return records
+
+
+def promoter_of(
+    records: Sequence[AuditRecord], *, project: str, stage: str, digest: str
+) -> str | None:
+    """Who last promoted ``digest`` to ``stage`` of ``project`` (None if nobody did)."""
+    for record in reversed(records):
+        if (record.project, record.to_stage, record.digest) == (project, stage, digest) and (
+            record.action == "promote" and record.outcome in ("promoted", "unchanged")
+        ):
+            return record.user
+    return None
+
+
+def pointer_stack(records: Iterable[AuditRecord], *, project: str, stage: str) -> list[str]:
+    """The digests ``stage`` pointed at, oldest first, as promotions pushed and rollbacks popped."""
+    stack: list[str] = []
+    for record in records:
+        if record.project != project or record.to_stage != stage or record.outcome not in MOVED:
+            continue
+        if record.action == "rollback":
+            while stack and stack[-1] != record.digest:
+                stack.pop()
+            if not stack and record.digest:
+                stack.append(record.digest)
+            continue
+        if not stack and record.previous_digest:
+            stack.append(record.previous_digest)
+        if record.digest and (not stack or stack[-1] != record.digest):
+            stack.append(record.digest)
+    return stack
+
+
+def rollback_target(
+    records: Sequence[AuditRecord], *, project: str, stage: str, current: str | None
+) -> tuple[str | None, str]:
+    """(digest to point ``stage`` back at, or None; the reason when None)."""
+    stack = pointer_stack(records, project=project, stage=stage)
+    if not stack:
+        return None, f"the audit trail records no promotion of {project} to {stage}"
+    if current != stack[-1]:
+        return None, (
+            f"{stage} points at {current or 'nothing'}, but the audit trail's last move put "
+            f"{stack[-1]} there; someone moved the tag outside lockstep: promote explicitly"
+        )
+    if len(stack) < 2:
+        return None, f"the audit trail records no digest {stage} pointed at before {current}"
+    return stack[-2], ""

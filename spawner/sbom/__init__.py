@@ -1,0 +1,1 @@
+"""Software bills of materials from a lock."""

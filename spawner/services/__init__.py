@@ -1,0 +1,1 @@
+"""Model services: the pure spec and objects, and the Docker deployer."""
