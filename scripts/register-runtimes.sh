@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Register secure-container runtimes with dockerd through /etc/docker/daemon.json:
-# gVisor's runsc always (when installed), kata when kata-runtime is installed.
+# gVisor's runsc always (when installed), kata when kata-runtime is installed, and
+# lockstep-runc-alias: runc under another name, so the tests can show that a site's
+# c.LockstepDockerSpawner.runtime_names reach servers, jobs, services and gates alike
+# (tests/docker/test_site_runtime.py).
 # A running dockerd is told with SIGHUP (no restart, running containers untouched).
 set -euo pipefail
 conf=/etc/docker/daemon.json
@@ -18,6 +21,8 @@ if shutil.which("runsc"):
     want["runsc"] = {"path": shutil.which("runsc"), "runtimeArgs": ["--network=host"]}
 if shutil.which("kata-runtime"):
     want["kata-runtime"] = {"path": shutil.which("kata-runtime")}
+if shutil.which("runc"):
+    want["lockstep-runc-alias"] = {"path": shutil.which("runc")}
 changed = any(runtimes.get(k) != v for k, v in want.items())
 runtimes.update(want)
 if changed:

@@ -2,7 +2,8 @@
 # Set up everything lockstep needs on a Debian 12 machine, idempotently:
 #   apt packages (Docker engine, registry, debootstrap, gVisor, skopeo, patchelf, chromium,
 #   Podman for the GPU/CDI engine tests),
-#   a Python venv in .venv with lockstep and its test extras, configurable-http-proxy (npm),
+#   a Python venv in .venv with lockstep, all its extras and the test tools, pinned by
+#   constraints.txt, configurable-http-proxy (npm),
 #   a running dockerd with the gVisor runtime registered.
 # Safe to run again: each step checks first. Set LOCKSTEP_SKIP_APT=1 to skip apt.
 set -euo pipefail
@@ -30,10 +31,15 @@ if [ ! -x .venv/bin/python ]; then
   log "creating .venv"
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c "import spawner, rattler, conda_lock, jupyterhub, kmock" 2>/dev/null \
-   || [ pyproject.toml -nt .venv/.lockstep-installed ]; then
-  log "pip install -e .[test]"
-  .venv/bin/pip install -q --disable-pip-version-check -e ".[test]"
+# Exact versions come from constraints.txt (pyproject.toml has only compatible ranges).
+# Re-install when either file is newer than the marker, or when an import is missing.
+if ! .venv/bin/python -c "import spawner, rattler, conda_lock, docker, kubespawner, kmock, uv" \
+       2>/dev/null \
+   || [ pyproject.toml -nt .venv/.lockstep-installed ] \
+   || [ constraints.txt -nt .venv/.lockstep-installed ]; then
+  log "pip install -c constraints.txt -e .[docker,kube,build,test]"
+  .venv/bin/pip install -q --disable-pip-version-check -c constraints.txt \
+    -e ".[docker,kube,build,test]"
   touch .venv/.lockstep-installed
 fi
 

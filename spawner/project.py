@@ -1,7 +1,9 @@
 """The project model: ``environments/<project>/project.yaml``, strictly validated.
 
 Guarantees: a ``Project`` is immutable and valid (DNS-safe name equal to its folder,
-read-only data mounts, known runtime, sane resources); an invalid file raises
+read-only data mounts whose targets never cover or sit inside ``/opt/env``, system
+folders, ``/home``, the workspace or each other; a workspace at ``/workspace`` or below;
+known runtime, sane resources); an invalid file raises
 ``ProjectError`` naming the file, the key, what is allowed and the fix. Parsing is pure:
 ``parse_project`` takes text, ``load_project`` is the only function that reads a file.
 """
@@ -41,30 +43,122 @@ class Members(Strict):
     groups: tuple[str, ...] = ()
 
 
+SYSTEM_PATHS = (
+    "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/root",
+    "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var",
+)
+"""Container folders no mount may cover or sit inside."""
+ENV_PREFIX = "/opt/env"
+HOME = "/home/jovyan"
+WORKSPACE_ROOT = "/workspace"
+
+
+def _normal(value: str, example: str) -> PurePosixPath:
+    path = PurePosixPath(value)
+    parts = value.split("/")[1:]
+    if not value.startswith("/") or "\0" in value or any(p in ("", ".", "..") for p in parts):
+        raise ValueError(
+            f"must be a plain absolute path (no '.', '..', '//' or trailing '/'), e.g. {example}"
+        )
+    return path
+
+
+def overlaps(a: PurePosixPath, b: PurePosixPath) -> bool:
+    """True when one path is the other or lies inside it."""
+    return a == b or a in b.parents or b in a.parents
+
+
+def _protected(path: PurePosixPath) -> str | None:
+    for guarded, what in (
+        *((PurePosixPath(p), "a system folder") for p in SYSTEM_PATHS),
+        (PurePosixPath(ENV_PREFIX), "the image's environment"),
+        (PurePosixPath(HOME), "the home folder"),
+        (PurePosixPath("/home"), "the home folders"),
+        (PurePosixPath("/opt"), "reserved for the image's environment"),
+    ):
+        if path == guarded or guarded in path.parents or (
+            path in guarded.parents and what != "a system folder"
+        ):
+            return f"{guarded} ({what})"
+    return None
+
+
 class DataMount(Strict):
-    """Shared data, always mounted read-only at ``target``."""
+    """Shared data, always mounted read-only at ``target``.
+
+    The host side is either ``source`` (a path under the site's data roots, confined to
+    ``<root>/<project>`` when the site grants nothing else) or ``dataset`` (a data set the
+    site names in ``c.Lockstep.datasets``). ``target`` must be a plain absolute path that
+    neither covers nor sits inside ``/opt/env``, a system folder, ``/home`` or the
+    workspace; the launch also requires it below ``c.Lockstep.data_target_prefixes``
+    (``/data`` by default).
+    """
 
     name: str = Field(pattern=NAME_RE.pattern)
-    source: str
+    source: str = ""
+    dataset: str = ""
     target: str
     description: str = ""
 
+    @field_validator("source")
+    @classmethod
+    def _plain_source(cls, value: str) -> str:
+        parts = value.split("/")
+        if "\0" in value or any(p in (".", "..") for p in parts) or value.strip("/") == "":
+            if value:
+                raise ValueError(
+                    "must name a folder inside a data root without '.' or '..' segments, "
+                    "e.g. source: forecast/sales (under <data root>/<project>/)"
+                )
+        return value
+
     @field_validator("target")
     @classmethod
-    def _absolute_target(cls, value: str) -> str:
-        path = PurePosixPath(value)
-        if not path.is_absolute() or ".." in path.parts:
+    def _safe_target(cls, value: str) -> str:
+        example = f"/data/{value.strip('/').rsplit('/', 1)[-1] or 'sales'}"
+        path = _normal(value, example)
+        if len(path.parts) < 3:
+            raise ValueError(f"must be a folder below a top-level folder, e.g. target: {example}")
+        if guard := _protected(path):
             raise ValueError(
-                f"must be an absolute path without '..', e.g. /data/{value.strip('/')}")
+                f"may not cover or sit inside {guard}: data is mounted under /data, "
+                f"e.g. target: {example}"
+            )
         return str(path)
+
+    @model_validator(mode="after")
+    def _one_origin(self) -> DataMount:
+        if bool(self.source) == bool(self.dataset):
+            raise ValueError(
+                f"data mount {self.name!r} needs exactly one of 'source' (a folder under "
+                "<data root>/<project>/) or 'dataset' (a name from c.Lockstep.datasets)"
+            )
+        return self
 
 
 class Workspace(Strict):
-    """Read-write storage shared by the project's members, persistent across servers."""
+    """Read-write storage shared by the project's members, persistent across servers.
+
+    ``target`` is ``/workspace`` or a folder below it (never the home folder, the
+    environment or a system folder).
+    """
 
     enabled: bool = True
-    target: str = "/workspace"
+    target: str = WORKSPACE_ROOT
     size: str = Field("10Gi", pattern=MEMORY_RE.pattern)
+
+    @field_validator("target")
+    @classmethod
+    def _under_workspace(cls, value: str) -> str:
+        path = _normal(value, WORKSPACE_ROOT)
+        root = PurePosixPath(WORKSPACE_ROOT)
+        if path != root and root not in path.parents:
+            raise ValueError(
+                f"must be {WORKSPACE_ROOT} or a folder below it (the workspace may not cover "
+                f"the environment, the home folder or system folders), e.g. target: "
+                f"{WORKSPACE_ROOT}"
+            )
+        return str(path)
 
 
 class Gpu(Strict):
@@ -129,6 +223,14 @@ class Project(Strict):
             if dupes:
                 raise ValueError(
                     f"data mounts must have distinct {label}s; repeated: {', '.join(dupes)}")
+        for i, a in enumerate(targets):
+            for b in targets[i + 1 :]:
+                if overlaps(PurePosixPath(a), PurePosixPath(b)):
+                    raise ValueError(
+                        f"mount targets {a} and {b} lie one inside the other (data mounts and "
+                        "the workspace must not nest); give each its own folder, e.g. "
+                        "/data/NAME"
+                    )
         return self
 
     def is_member(self, user: str, groups: set[str] | frozenset[str] = frozenset()) -> bool:

@@ -1,26 +1,25 @@
 """Provenance log of notebook sessions: who ran which project, stage, digest and lock, when.
 
-Each start and each stop appends one JSON line to ``settings.data_path("sessions.jsonl")``
-under an exclusive ``flock`` and ``O_APPEND``; the file is never rewritten, so the log is
-an audit trail. A session's record is the fold of its events by ``id``
+Each start and each stop appends one JSON line to ``settings.data_path("sessions.jsonl")``,
+a ``spawner.journal`` (append-only, file-locked, fsync'd); the file is never rewritten, so
+the log is an audit trail. A session's record is the fold of its events by ``id``
 (``read_sessions``). A recorded session's digest can be spawned again
 (``user_options={"session": id}``), which is how "run what I ran in March" works.
 
-Guarantees: appends are atomic with respect to each other (one ``write`` of one line
-under the lock); readers skip a torn last line instead of failing. The record builders
-are pure; only ``append_event`` and ``read_sessions`` touch the file.
+Guarantees: appends are atomic with respect to each other and on disk when
+``append_event`` returns; readers skip a torn last line, and any damaged line, instead of
+failing (a spawn must not fail on the log). The record builders are pure; only
+``append_event`` and ``read_events`` touch the file, through the journal.
 """
 
 from __future__ import annotations
 
-import fcntl
-import json
-import os
 import secrets
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from spawner import journal
 from spawner.errors import LockstepError
 
 FILENAME = "sessions.jsonl"
@@ -70,18 +69,8 @@ def stop_event(session: Session, when: str) -> dict:
 
 
 def append_event(path: Path, event: dict) -> None:
-    """Append one JSON line under an exclusive lock; never rewrites the file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    line = (json.dumps(event, sort_keys=True, separators=(",", ":")) + "\n").encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            os.write(fd, line)
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+    """Append one JSON line to the journal at ``path``; never rewrites the file."""
+    journal.append(path, event, mode=0o640)
 
 
 def fold_events(events: list[dict]) -> list[Session]:
@@ -100,17 +89,8 @@ def fold_events(events: list[dict]) -> list[Session]:
 
 
 def read_events(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    events = []
-    with open(path, encoding="utf-8") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_SH)
-        for line in fh:
-            try:
-                events.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a torn last line from a crash mid-write
-    return events
+    """Every event of the log, oldest first; torn and damaged lines are skipped."""
+    return [entry.data for entry in journal.read(path, skip_corrupt=True)]
 
 
 def read_sessions(

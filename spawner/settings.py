@@ -11,9 +11,10 @@ loading settings never writes anything. It must not hold project logic.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
-from traitlets import Bool, Dict, Integer, List, TraitError, Unicode, default, validate
+from traitlets import Bool, Dict, Float, Integer, List, TraitError, Unicode, default, validate
 from traitlets.config import Config, Configurable, PyFileConfigLoader
 
 from spawner.errors import LockstepError
@@ -22,6 +23,16 @@ ENV_PREFIX = "/opt/env"
 """The one prefix every project environment has inside its image (shared layers need it)."""
 
 DEFAULT_STAGES = ["dev", "qa", "prod"]
+
+
+def unknown_stage(stage: str, stages: Sequence[str]) -> str:
+    """The one message for a stage name the site does not have: what, the choices, the fix.
+
+    Every caller (spawn form, ``lockstep run``, ``promote``, ``rollback``) raises its own
+    error type with this text, so the wording cannot drift. Pure.
+    """
+    return (f"unknown stage {stage!r}; this site's stages are {', '.join(stages)} "
+            "(c.Lockstep.stages)")
 
 
 class Lockstep(Configurable):
@@ -172,6 +183,41 @@ class Lockstep(Configurable):
         """,
     ).tag(config=True)
 
+    registry_timeout = Float(
+        3.0,
+        help="""
+        Seconds the hub waits for the registry to connect and to answer one stage pointer
+        read (tag and manifest HEAD/GET, image config). A read that times out is retried once
+        after a short back-off; then the spawn goes on with the last digest the hub read for
+        that stage (when it has one and the image is on the host) or fails naming the
+        registry. Builds, promotions and pulls keep their own, longer timeouts.
+
+            c.Lockstep.registry_timeout = 10.0
+        """,
+    ).tag(config=True)
+
+    stage_pointer_ttl = Float(
+        5.0,
+        help="""
+        Seconds the hub reuses a stage pointer it read (one registry read serves every spawn
+        and form in that time; 0 reads on every spawn). A promotion reaches new spawns at
+        most this long after it was made.
+
+            c.Lockstep.stage_pointer_ttl = 2.0
+        """,
+    ).tag(config=True)
+
+    remember_stage_pointers = Bool(
+        True,
+        help="""
+        Keep the last digest read for each stage in ``<data_dir>/stage-pointers.json`` too,
+        so a hub restarted while the registry is down can still start images on the host.
+        The hub always keeps them in memory.
+
+            c.Lockstep.remember_stage_pointers = False
+        """,
+    ).tag(config=True)
+
     base_image = Unicode(
         "",
         help="""
@@ -246,6 +292,114 @@ class Lockstep(Configurable):
             c.Lockstep.data_roots = ["/srv/data", "/mnt/shared"]
         """,
     ).tag(config=True)
+
+    data_target_prefixes = List(
+        Unicode(),
+        ["/data"],
+        help="""
+        Container folders that project data mounts may be mounted under.
+
+        A ``target`` in ``project.yaml`` must lie strictly below one of these; it may never
+        cover or sit inside ``/opt/env``, a system folder, the home folder or the workspace
+        (those rules hold whatever is listed here).
+
+            c.Lockstep.data_target_prefixes = ["/data", "/mnt/reference"]
+        """,
+    ).tag(config=True)
+
+    datasets = Dict(
+        {},
+        help="""
+        Data sets the site offers by name, and which projects or hub groups may mount each.
+
+        Each value is ``{"source": HOST_PATH, "projects": [...], "groups": [...]}``; a
+        relative ``source`` is taken from the first of ``data_roots``. A project mounts one
+        with ``dataset: NAME`` instead of ``source:`` in ``project.yaml``; it is refused
+        unless the project is listed, or the user starting the server is in a listed group.
+        Without a grant here a project may only mount sources under
+        ``<data root>/<project>/`` (a link placed there by the data's curator is a grant).
+
+            c.Lockstep.datasets = {
+                "sales": {"source": "/srv/data/sales", "projects": ["forecast"],
+                          "groups": ["analysts"]},
+            }
+        """,
+    ).tag(config=True)
+
+    @validate("datasets")
+    def _validate_datasets(self, proposal):
+        value = dict(proposal["value"])
+        example = "{'source': '/srv/data/sales', 'projects': ['forecast'], 'groups': []}"
+        for name, entry in value.items():
+            keys = set(entry) if isinstance(entry, dict) else None
+            if keys is None or "source" not in keys or keys - {"source", "projects", "groups"}:
+                raise TraitError(
+                    f"c.Lockstep.datasets[{name!r}] = {entry!r} must be a mapping with 'source' "
+                    f"and optional 'projects' and 'groups' lists, e.g. {example}"
+                )
+            for key in ("projects", "groups"):
+                if not isinstance(entry.get(key, []), (list, tuple)):
+                    raise TraitError(
+                        f"c.Lockstep.datasets[{name!r}][{key!r}] must be a list, e.g. {example}"
+                    )
+        return value
+
+    allowed_channels = List(
+        Unicode(),
+        [],
+        help="""
+        Channel URLs, besides the values of ``channel_urls``, that specs and locks may use.
+
+        ``lockstep lock`` refuses a spec naming a channel URL that is neither here nor a
+        value of ``channel_urls``, and ``lockstep build`` refuses a lock with a package from
+        such a channel, before anything is fetched. ``file://`` channels work only when
+        listed (here or in ``channel_urls``); ``http://`` ones only for hosts in
+        ``insecure_channel_hosts``. The default (empty) allows exactly the site's
+        ``channel_urls`` (conda-forge's canonical URL unless you change it).
+
+            c.Lockstep.allowed_channels = ["https://conda.anaconda.org/bioconda",
+                                           "file:///srv/channels/internal"]
+        """,
+    ).tag(config=True)
+
+    insecure_channel_hosts = List(
+        Unicode(),
+        [],
+        help="""
+        Hosts (``HOST`` or ``HOST:PORT``) whose channels may be read over plain ``http://``.
+
+        Empty by default: every ``http://`` channel is refused. Archives are still checked
+        against the lock's sha256, but repodata read over HTTP can be altered in transit.
+
+            c.Lockstep.insecure_channel_hosts = ["mirror.lab.internal:8080"]
+        """,
+    ).tag(config=True)
+
+    build_sandbox = Unicode(
+        "bwrap",
+        help="""
+        How ``lockstep build`` runs package code (the environment's own python compiling
+        bytecode): ``"bwrap"`` (bubblewrap: no network, empty environment, private user
+        namespace, read-only environment, only a fresh output folder writable) or
+        ``"none"``.
+
+        ``"none"`` is UNSAFE: a package in a lock then runs code on the build host as the
+        builder, with its files and credentials. Use it only where bubblewrap cannot run
+        and every channel is fully trusted.
+
+            c.Lockstep.build_sandbox = "none"  # unsafe: runs package code unsandboxed
+        """,
+    ).tag(config=True)
+
+    @validate("build_sandbox")
+    def _validate_build_sandbox(self, proposal):
+        value = proposal["value"]
+        if value not in ("bwrap", "none"):
+            raise TraitError(
+                f"c.Lockstep.build_sandbox = {value!r}; allowed: 'bwrap' (default) or 'none' "
+                "(unsafe), e.g. c.Lockstep.build_sandbox = 'bwrap'"
+            )
+        return value
 
     layer_limit = Integer(
         100,

@@ -18,9 +18,10 @@ from dataclasses import asdict
 from typing import Any
 
 from spawner.docker import cis as audit
+from spawner.docker import engine
 from spawner.errors import LockstepError
+from spawner.labels import MANAGED, PROJECT, selector
 
-MANAGED_LABEL = "org.lockstep.managed"
 COLUMNS = ("container", "cis", "check", "status", "detail")
 
 
@@ -49,9 +50,9 @@ def register(subparsers) -> None:
 
 def label_filters(args) -> list[str]:
     """The engine's ``label`` filter: managed, plus ``--project`` and each ``--label``."""
-    labels = [MANAGED_LABEL]
+    labels = [MANAGED]
     if args.project:
-        labels.append(f"org.lockstep.project={args.project}")
+        labels.append(selector(PROJECT, args.project))
     for label in args.label:
         if not label or label.startswith("="):
             raise LockstepError(f"--label {label!r} names no label; write KEY or KEY=VALUE, "
@@ -63,25 +64,16 @@ def label_filters(args) -> list[str]:
 def inspect_containers(labels: list[str], *, include_stopped: bool) -> tuple[list[dict],
                                                                                audit.HostFacts]:
     """``docker inspect`` of each matching container, and the host's facts."""
-    import docker
-
+    api = engine.connect(timeout=60)
     try:
-        client = docker.from_env(timeout=60)
-        client.ping()
-    except Exception as exc:  # any failure here means "no engine to ask"
-        raise LockstepError(f"no Docker engine reachable ({exc}); start dockerd or set "
-                            "DOCKER_HOST") from None
-    api = client.api
-    try:
-        host = audit.host_facts(api.info())
+        host = audit.host_facts(engine.info(api))
         infos = []
-        for listed in api.containers(all=include_stopped, filters={"label": labels}):
-            try:
-                infos.append(api.inspect_container(listed["Id"]))
-            except docker.errors.NotFound:  # removed since it was listed
-                continue
+        for listed in engine.containers(api, labels=labels, stopped=include_stopped):
+            info = engine.inspect_container(api, listed["Id"])
+            if info is not None:  # else removed since it was listed
+                infos.append(info)
     finally:
-        client.close()
+        api.close()
     return infos, host
 
 
@@ -90,7 +82,7 @@ def container_row(info: dict[str, Any]) -> dict[str, str]:
     return {
         "name": str(info.get("Name") or "").lstrip("/"),
         "id": str(info.get("Id", ""))[:12],
-        "project": labels.get("org.lockstep.project", ""),
+        "project": labels.get(PROJECT, ""),
         "kind": audit.container_kind(labels),
         "runtime": str((info.get("HostConfig") or {}).get("Runtime") or ""),
         "state": str((info.get("State") or {}).get("Status") or ""),

@@ -2,7 +2,9 @@
 
 On Docker the service runs from the digest the stage points at now (never a tag), as
 containers ``lockstep-svc-<project>-<i>`` published on ``--bind`` (127.0.0.1) at the
-service port (``--port`` to change it; replica *i* gets port + i). Deploying again after
+service port (``--port`` to change it; replica *i* gets port + i), on an engine prepared
+as the hub prepares it (``c.LockstepDockerSpawner`` runtime names, internal network,
+firewall: ``spawner.docker.site``). Deploying again after
 a promotion or a rollback rolls the service to the stage's new digest, and keeps the old
 one if the new one is not healthy. ``--render k8s`` writes the Deployment, Service and
 NetworkPolicy instead (``-o DIR``, else to stdout) for ``kubectl apply``;
@@ -23,10 +25,12 @@ from typing import Any
 
 import yaml
 
-from spawner.docker import jobs
+from spawner.docker import engine, jobs
+from spawner.docker.prepare import prepare
+from spawner.docker.site import load_docker_site
 from spawner.errors import LockstepError
 from spawner.kube.render import GpuPlacement, KubeOptions, KubeRenderError
-from spawner.launch.datamounts import resolve_data_sources
+from spawner.launch.datamounts import site_data_sources
 from spawner.project import load_project
 from spawner.services import deployer
 from spawner.services import spec as services
@@ -224,18 +228,6 @@ def render_k8s(args, settings, project, image, stage: str) -> int:
     return 0
 
 
-def _client():
-    import docker
-
-    try:
-        client = docker.from_env(timeout=120)
-        client.ping()
-    except Exception as exc:
-        raise LockstepError(f"no Docker engine reachable ({exc}); start dockerd or set "
-                            "DOCKER_HOST") from None
-    return client
-
-
 def _print(rows: list[dict], as_json: bool) -> None:
     if as_json:
         print(json.dumps(rows, sort_keys=True))
@@ -255,8 +247,7 @@ def run(args, settings) -> int:
         render = render_helm_values if args.render == "helm-values" else render_k8s
         return render(args, settings, project, jobs.stage_image(settings, project.name, stage),
                       stage)
-    client = _client()
-    api = client.api
+    api = engine.connect(timeout=120)
     try:
         if args.remove:
             for name in deployer.remove(api, project.name):
@@ -270,18 +261,19 @@ def run(args, settings) -> int:
         image = jobs.stage_image(settings, project.name, stage)
         spec = services.service_launch_spec(
             project=project, image=image, stage=stage,
-            data_sources=resolve_data_sources(project, settings.data_roots))
-        runtime, _gpu = jobs.prepare_engine(api, spec, project=project, report=_say)
+            data_sources=site_data_sources(project, settings))
+        ready = prepare(api, spec, project=project, site=load_docker_site(settings),
+                        chown=True, report=lambda message, _fraction: _say(message))
 
         def body_for(index: int, publish: bool) -> dict:
             return services.docker_body(spec, service=service, index=index, binding=binding,
-                                        publish=publish, runtime=runtime)
+                                        publish=publish, runtime=ready.runtime)
 
         result = deployer.deploy(api, project=project.name, digest=image.digest,
                                  service=service, binding=binding, body_for=body_for,
                                  timeout_s=args.timeout, report=_say)
     finally:
-        client.close()
+        api.close()
     rows = [{"name": r.name, "action": r.action, "digest": r.digest,
              "url": f"http://{binding.host_ip}:{r.host_port}{service.health}",
              "previous": r.previous, "candidate_healthy_s": round(r.candidate_healthy_s, 2),

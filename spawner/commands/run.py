@@ -2,9 +2,11 @@
 
 The command runs in the image the stage points at (by digest), or a pinned ``--digest``,
 or the exact image of a recorded session (``--session ID``), with the project's data
-read-only and its workspace, hardened exactly as a notebook server. Its output streams
-through; ``lockstep run`` exits with the command's exit code. The run is recorded in the
-session log (``kind: job``), and its container is removed however the run ends.
+read-only and its workspace, hardened exactly as a notebook server, on an engine prepared
+as the hub prepares it (``c.LockstepDockerSpawner`` runtime names, GPU mode, internal
+network, firewall: ``spawner.docker.site``). Its output streams through; ``lockstep run``
+exits with the command's exit code. The run is recorded in the session log
+(``kind: job``), and its container is removed however the run ends.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ import getpass
 import signal
 import sys
 
-from spawner.docker import jobs
+from spawner.docker import engine, jobs
+from spawner.docker.prepare import prepare
+from spawner.docker.site import load_docker_site
 from spawner.errors import LockstepError
-from spawner.launch.datamounts import resolve_data_sources
+from spawner.launch.datamounts import site_data_sources
 from spawner.project import load_project
 from spawner.sessions import (
     FILENAME,
@@ -100,27 +104,30 @@ def _progress(message: str) -> None:
     print(f"lockstep run: {message}", file=sys.stderr, flush=True)
 
 
-def run(args, settings) -> int:
-    import docker
+def _connect():
+    """A control client (bounded calls) and a stream client (no read timeout)."""
+    control = engine.connect(timeout=120)
+    try:
+        return control, engine.connect(timeout=None)
+    except BaseException:
+        control.close()
+        raise
 
+
+def run(args, settings) -> int:
     args, command = parse_rest(args)
     if args.session and (args.stage or args.digest):
         raise LockstepError("--session already fixes the image; drop --stage/--digest")
     target = jobs.resolve_target(settings, project=args.project, stage=args.stage,
                                  digest=args.digest, session=args.session)
     project = load_project(settings.project_dir(target.project))
+    site = load_docker_site(settings)
     user = args.user or getpass.getuser()
     spec = jobs.job_spec(
         project=project, image=target.image, user=user, stage=target.stage,
-        data_sources=resolve_data_sources(project, settings.data_roots), command=command,
+        data_sources=site_data_sources(project, settings), command=command,
     )
-    try:
-        client = docker.from_env(timeout=120)
-        stream_client = docker.from_env(timeout=None)
-        client.ping()
-    except Exception as exc:
-        raise LockstepError(f"no Docker engine reachable ({exc}); start dockerd or set "
-                            "DOCKER_HOST") from None
+    api, stream_api = _connect()
     session_id = new_session_id()
     name = jobs.container_name(project.name, session_id)
     session = Session(id=session_id, user=user, project=project.name, stage=target.stage,
@@ -140,12 +147,12 @@ def run(args, settings) -> int:
     previous = signal.signal(signal.SIGTERM, _terminate)
     code = jobs.NOT_STARTED
     try:
-        runtime, gpu_mode = jobs.prepare_engine(client.api, spec, project=project,
-                                                report=_progress)
-        body = jobs.job_body(spec, project=project, session_id=session_id, runtime=runtime,
-                             gpu_mode=gpu_mode)
-        code = jobs.run_container(client, body, name=name, on_started=on_started,
-                                  stream_client=stream_client)
+        ready = prepare(api, spec, project=project, site=site, chown=True,
+                        report=lambda message, _fraction: _progress(message))
+        body = jobs.job_body(spec, project=project, session_id=session_id,
+                             runtime=ready.runtime, gpu_mode=ready.gpu_mode)
+        code = jobs.run_container(api, body, name=name, on_started=on_started,
+                                  stream_api=stream_api)
     except KeyboardInterrupt:
         code = 130
         _progress(f"interrupted; container {name} removed")
@@ -154,8 +161,8 @@ def run(args, settings) -> int:
         if started:
             append_event(log, {**stop_event(started[0], now_iso()), "kind": "job",
                                "exit_code": code})
-        client.close()
-        stream_client.close()
+        api.close()
+        stream_api.close()
     if code != 0:
         hint = EXIT_HINTS.get(code, "")
         _progress(f"session {session_id}: the command {' '.join(command)!r} exited with code "

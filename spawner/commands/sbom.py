@@ -23,7 +23,9 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from spawner.errors import LockstepError
+from spawner.labels import MANAGED, ROLE
 from spawner.launch.spec import DIGEST_REF_RE
+from spawner.lock.package import LockedPackage
 from spawner.sbom import cyclonedx as sbom
 from spawner.settings import ENV_PREFIX
 
@@ -69,7 +71,7 @@ def _archive_license(path: Path) -> str:
     return found.get("info/about.json") or found.get("info/index.json") or ""
 
 
-def cached_licenses(packages: Iterable[sbom.LockedPackage], pkgs_dir: Path) -> dict[str, str]:
+def cached_licenses(packages: Iterable[LockedPackage], pkgs_dir: Path) -> dict[str, str]:
     """License per package stem, from the extracted cache, the cached archive, or a
     ``file://`` channel archive (the first that has one)."""
     found = {}
@@ -98,29 +100,24 @@ def cached_licenses(packages: Iterable[sbom.LockedPackage], pkgs_dir: Path) -> d
 
 
 def image_conda_meta(reference: str) -> list[dict]:
-    """The ``conda-meta/*.json`` records of an image (pulled if missing; never started)."""
-    import docker
+    """The ``conda-meta/*.json`` records of an image (pulled if missing; never started, so
+    it needs no runtime, network or firewall)."""
+    from spawner.docker import engine
+    from spawner.docker.oneshot import one_shot
 
-    from spawner.docker import engine as dockerops
-
-    client = docker.from_env(timeout=120)
+    body = {"Image": reference, "Cmd": ["true"],
+            "Labels": {MANAGED: "true", ROLE: "sbom"}}
     try:
-        api = client.api
-        if not dockerops.has_image(api, reference):
-            dockerops.pull(api, reference, lambda *_: None)
-        created = api.create_container(reference, command=["true"],
-                                       labels={"org.lockstep.managed": "true",
-                                               "org.lockstep.role": "sbom"})
+        api = engine.connect(timeout=120)
         try:
-            stream, _ = api.get_archive(created["Id"], f"{ENV_PREFIX}/conda-meta")
-            data = b"".join(stream)
+            engine.ensure_image(api, reference, lambda *_: None)
+            with one_shot(api, body) as container:
+                data = engine.read_archive(api, container, f"{ENV_PREFIX}/conda-meta")
         finally:
-            api.remove_container(created["Id"], force=True)
-    except docker.errors.DockerException as exc:
+            api.close()
+    except engine.EngineError as exc:
         raise LockstepError(f"cannot read {ENV_PREFIX}/conda-meta from {reference}: {exc}") \
             from None
-    finally:
-        client.close()
     records = []
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         for member in tar.getmembers():
@@ -129,16 +126,8 @@ def image_conda_meta(reference: str) -> list[dict]:
     return records
 
 
-def packages_from_meta(records: list[dict], platform: str) -> list[sbom.LockedPackage]:
-    return [
-        sbom.LockedPackage(
-            name=r["name"], version=str(r["version"]), manager="conda", platform=platform,
-            url=r.get("url") or "", sha256=r.get("sha256") or "", md5=r.get("md5") or "",
-            dependencies=tuple(sorted({d.split()[0] for d in r.get("depends") or ()})),
-            build_string=r.get("build") or "",
-        )
-        for r in records if r.get("name")
-    ]
+def packages_from_meta(records: list[dict], platform: str) -> list[LockedPackage]:
+    return [LockedPackage.from_conda_meta(r, platform) for r in records if r.get("name")]
 
 
 # -- targets --------------------------------------------------------------------------------
@@ -155,7 +144,7 @@ def find_lock(settings, lock_hash: str) -> Path | None:
     return None
 
 
-def _from_lock(path: Path, platform: str) -> list[sbom.LockedPackage]:
+def _from_lock(path: Path, platform: str) -> list[LockedPackage]:
     from spawner.lock.condalock import read_lockfile
 
     try:

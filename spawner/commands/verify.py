@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from spawner.errors import LockstepError
+from spawner.labels import PROJECT
 
 
 def register(subparsers) -> None:
@@ -21,7 +22,7 @@ def register(subparsers) -> None:
         "--lock",
         metavar="FILE",
         help="lock to compare with (default: "
-        "<environments_dir>/<org.lockstep.project label>/conda-lock.yml)",
+        f"<environments_dir>/<{PROJECT} label>/conda-lock.yml)",
     )
     parser.add_argument("--platform", default="linux-64", help="lock platform (default linux-64)")
     parser.add_argument(
@@ -36,10 +37,10 @@ def register(subparsers) -> None:
 def _lock_path(args, settings, labels: dict) -> Path:
     if args.lock:
         return Path(args.lock)
-    project = labels.get("org.lockstep.project")
+    project = labels.get(PROJECT)
     if not project:
         raise LockstepError(
-            f"{args.image} has no org.lockstep.project label; name the lock with --lock FILE"
+            f"{args.image} has no {PROJECT} label; name the lock with --lock FILE"
         )
     return settings.project_dir(project) / "conda-lock.yml"
 

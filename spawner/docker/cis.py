@@ -56,8 +56,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-KIND_LABEL = "org.lockstep.kind"
-ROLE_LABEL = "org.lockstep.role"
+from spawner.labels import KIND as KIND_LABEL
+from spawner.labels import PROJECT
+from spawner.labels import ROLE as ROLE_LABEL
+
 SENSITIVE_DIRS = ("/boot", "/dev", "/etc", "/lib", "/proc", "/sys", "/usr")
 SOCKET_PATHS = (
     "/run/docker.sock", "/var/run/docker.sock",
@@ -348,7 +350,7 @@ def audit_container(info: Mapping[str, Any], *, host: HostFacts) -> list[Result]
     labels = (info.get("Config") or {}).get("Labels") or {}
     name = str(info.get("Name") or "").lstrip("/") or str(info.get("Id", ""))[:12]
     base = {"container": name, "id": str(info.get("Id", ""))[:12],
-            "project": labels.get("org.lockstep.project", ""), "kind": container_kind(labels)}
+            "project": labels.get(PROJECT, ""), "kind": container_kind(labels)}
     results = []
     for check in CHECKS:
         status, detail = check.judge(info, host)

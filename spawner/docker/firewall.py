@@ -38,12 +38,13 @@ import subprocess
 from collections.abc import Iterable, Sequence
 
 from spawner.errors import LockstepError
+from spawner.labels import MANAGED, PROJECT
 
 BRIDGE_PREFIX = "lsbr"
 INPUT_CHAIN = "LOCKSTEP-INPUT"
 FORWARD_CHAIN = "LOCKSTEP-FORWARD"
 BRIDGE_OPTION = "com.docker.network.bridge.name"
-NETWORK_LABELS = {"org.lockstep.managed": "true"}
+NETWORK_LABELS = {MANAGED: "true"}
 
 
 class FirewallError(LockstepError):
@@ -67,7 +68,7 @@ def network_create_kwargs(project: str, network: str, *, internal: bool) -> dict
             "com.docker.network.bridge.enable_icc": "true",
             "com.docker.network.bridge.enable_ip_masquerade": "true",
         },
-        "labels": {**NETWORK_LABELS, "org.lockstep.project": project},
+        "labels": {**NETWORK_LABELS, PROJECT: project},
     }
 
 

@@ -8,8 +8,10 @@ a job can do nothing a spawned server could not. What a job adds: the labels
 ``lockstep-job-<project>-<session id>``, and the workspace as working directory.
 
 ``run_container`` is the engine part: create, start, stream stdout/stderr as they come,
-wait, and **always** remove the container (normal exit, failure, Ctrl-C, SIGTERM). It
-returns the command's exit code. The builders above it are pure.
+wait, and **always** remove the container (normal exit, failure, Ctrl-C, SIGTERM), through
+``spawner.docker.oneshot``. It returns the command's exit code. The engine is made ready
+for the job by ``spawner.docker.prepare`` with the site's ``DockerSite``, exactly as for a
+server. The builders above it are pure.
 """
 
 from __future__ import annotations
@@ -20,13 +22,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+from spawner.docker import engine
+from spawner.docker.engine import EngineError
+from spawner.docker.oneshot import one_shot
 from spawner.docker.render import DockerOptions, render_container
 from spawner.errors import LockstepError
-from spawner.launch.spec import LABEL_PREFIX, ImageRef, LaunchOptions, LaunchSpec, build_launch_spec
+from spawner.labels import KIND, SESSION
+from spawner.launch.spec import ImageRef, LaunchOptions, LaunchSpec, build_launch_spec
 from spawner.project import Project
+from spawner.settings import unknown_stage
 
-KIND_LABEL = f"{LABEL_PREFIX}.kind"
-SESSION_LABEL = f"{LABEL_PREFIX}.session"
 NOT_STARTED = 127  # the shell's "command not found"
 
 
@@ -80,13 +85,13 @@ def job_body(
 ) -> dict[str, Any]:
     """The Docker create body of a job (``render_docker`` output, job labels added).
 
-    Volumes are mounted ``NoCopy`` as the spawner mounts them once ``prepare_engine`` has
+    Volumes are mounted ``NoCopy`` as the spawner mounts them once ``prepare.prepare`` has
     handed them to uid 1000 (a copy-up would give the volume root back to the image's owner).
     """
     workdir = project.workspace.target if project.workspace.enabled else spec.home
     options = DockerOptions(
         runtime=runtime, gpu_mode=gpu_mode, working_dir=workdir, volume_nocopy=True,
-        extra_labels=((KIND_LABEL, "job"), (SESSION_LABEL, session_id)),
+        extra_labels=((KIND, "job"), (SESSION, session_id)),
     )
     return render_container(spec, options)
 
@@ -99,8 +104,8 @@ def session_event_extra(command: tuple[str, ...], target: JobTarget) -> dict[str
     return extra
 
 
-def _start_failure(exc: Exception, body: Mapping[str, Any]) -> JobError:
-    text = str(getattr(exc, "explanation", "") or exc)
+def _start_failure(exc: EngineError, body: Mapping[str, Any]) -> JobError:
+    text = exc.detail
     command = " ".join(body.get("Cmd") or [])
     if "executable file not found" in text or "no such file or directory" in text:
         return JobError(
@@ -113,58 +118,47 @@ def _start_failure(exc: Exception, body: Mapping[str, Any]) -> JobError:
 
 
 def run_container(
-    client,
+    api,
     body: Mapping[str, Any],
     *,
     name: str,
     stdout: BinaryIO | None = None,
     stderr: BinaryIO | None = None,
     on_started: Callable[[str], None] | None = None,
-    stream_client=None,
+    stream_api=None,
 ) -> int:
     """Create, start and stream ``body``; return its exit code; always remove it.
 
-    ``client`` is a ``docker.DockerClient`` (its timeout bounds each control call);
-    ``stream_client``, when given, has no read timeout and carries the output stream and
-    the wait, so a job may stay silent for longer than the control timeout.
+    ``api`` is an engine client (``engine.connect()``; its timeout bounds each control
+    call); ``stream_api``, when given, has no read timeout and carries the output stream
+    and the wait, so a job may stay silent for longer than the control timeout.
     ``on_started(container_id)`` runs once the container is running (the session log's
     start event). A command that cannot be executed raises ``JobError``; one that runs
     and fails returns its exit code.
     """
-    import docker.errors
-
     out = stdout or sys.stdout.buffer
     err = stderr or sys.stderr.buffer
-    api = client.api
-    waiter = (stream_client or client).api
-    container_id = ""
-    try:
-        created = api.create_container_from_config(dict(body), name)
-        container_id = created["Id"]
+    waiter = stream_api or api
+    with one_shot(api, body, name=name) as container_id:
         # attach before start, as `docker run` does: no output is missed, and the stream
         # ends when the container does, however quickly that is
-        stream = waiter.attach(container_id, stdout=True, stderr=True, stream=True,
-                               logs=False, demux=True)
+        stream = engine.attach_output(waiter, container_id)
         try:
-            api.start(container_id)
-        except docker.errors.APIError as exc:
+            engine.start_container(api, container_id)
+        except EngineError as exc:
             raise _start_failure(exc, body) from None
         if on_started is not None:
             on_started(container_id)
-        for chunk_out, chunk_err in stream:
-            if chunk_out:
-                out.write(chunk_out)
-                out.flush()
-            if chunk_err:
-                err.write(chunk_err)
-                err.flush()
-        return int(waiter.wait(container_id).get("StatusCode", NOT_STARTED))
-    finally:
-        # by id once known; by name if interrupted between create and its answer
-        try:
-            api.remove_container(container_id or name, force=True, v=False)
-        except docker.errors.NotFound:
-            pass
+        with engine.translated(f"stream the output of {name}"):
+            for chunk_out, chunk_err in stream:
+                if chunk_out:
+                    out.write(chunk_out)
+                    out.flush()
+                if chunk_err:
+                    err.write(chunk_err)
+                    err.flush()
+        code = engine.wait_container(waiter, container_id)
+        return NOT_STARTED if code < 0 else code
 
 
 # -- which image, and the engine around it (I/O) -------------------------------------------
@@ -172,10 +166,7 @@ def run_container(
 def check_stage(settings, stage: str) -> str:
     """``stage`` if the site has it, else a ``JobError`` listing the stages."""
     if stage not in settings.stages:
-        raise JobError(
-            f"unknown stage {stage!r}; this site's stages are {', '.join(settings.stages)} "
-            "(c.Lockstep.stages)"
-        )
+        raise JobError(unknown_stage(stage, settings.stages))
     return stage
 
 
@@ -230,34 +221,3 @@ def resolve_target(
         raise JobError(f"say which image to run: --stage ({', '.join(settings.stages)}), "
                        "--digest sha256:... or --session ID")
     return JobTarget(project, stage, stage_image(settings, project, stage), "stage")
-
-
-def prepare_engine(api, spec: LaunchSpec, *, project: Project,
-                   report: Callable[[str], None]) -> tuple[str, str]:
-    """Make the engine ready for ``spec``: image present (pulled by digest), project
-    network, workspace/home volumes owned by the notebook user. Returns the engine
-    runtime and GPU mode to render with (refusing, before anything runs, what the host
-    cannot do)."""
-    from spawner.docker import engine as dockerops
-    from spawner.docker.gpu import check_gpu
-    from spawner.docker.render import volume_labels
-    from spawner.docker.runtimes import engine_runtime
-
-    info = api.info()
-    runtime = engine_runtime(project.isolation, project=project.name, info=info)
-    gpu_mode = check_gpu(spec.gpu, "auto", project=project.name, info=info)
-    reference = spec.image.reference
-    if not dockerops.has_image(api, reference):
-        report(f"pulling {reference}")
-        try:
-            dockerops.pull(api, reference, lambda message, _fraction: report(message))
-        except Exception as exc:  # the engine's text says why (unknown digest, no registry)
-            raise JobError(f"cannot pull {reference}: {exc}. Check that the digest exists "
-                           "(`lockstep sessions`, promotion history) and the registry is up "
-                           "(`lockstep registry start`).") from None
-    dockerops.ensure_network(api, project.name, spec.network, internal=False)
-    for mount in spec.mounts:
-        if mount.kind in ("workspace", "home"):
-            dockerops.ensure_volume(api, mount.source, volume_labels(spec, mount),
-                                    image=reference, target=mount.target, chown=True)
-    return runtime, gpu_mode

@@ -12,7 +12,13 @@ what the golden tests pin is exactly what the engine receives. Guarantees:
 * memory (no extra swap), CPU (``NanoCpus``) and ``PidsLimit`` come from the project;
 * the network is the project's own bridge (``lockstep-<project>``);
 * GPU requests come from ``gpu.render_gpu`` in the engine's mode; the isolation runtime is
-  already resolved to an engine runtime name (``runtimes.engine_runtime``).
+  already resolved to an engine runtime name (``runtimes.engine_runtime``);
+* DockerSpawner's traits (``DockerOptions.inherited``, see ``spawner.docker.inherited``)
+  are merged in: memory, CPU and pids limits take the smaller of project and site; mounts,
+  ``SecurityOpt`` and ``CapDrop`` are added to lockstep's; ``Env`` and ``Labels`` go under
+  lockstep's own (``LOCKSTEP_*``, ``JUPYTERHUB_*`` and ``org.lockstep.*`` cannot be
+  replaced); any other key is the site's. What weakens hardening never gets here unless the
+  site allowed it (the spawner refuses first). Two mounts on one target are a ValueError.
 
 It must not talk to the engine, read files or look at ``os.environ``; keys are sorted.
 """
@@ -20,10 +26,12 @@ It must not talk to the engine, read files or look at ``os.environ``; keys are s
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from spawner.docker.gpu import render_gpu
-from spawner.launch.spec import LaunchSpec, Mount, parse_bytes
+from spawner.docker.inherited import OWNED, Inherited
+from spawner.labels import MANAGED, PROJECT, USER, VOLUME, is_lockstep_key
+from spawner.launch.spec import LaunchSpec, Mount, parse_bytes, safe_slug
 
 TMPFS_MODE = 0o1777
 
@@ -42,6 +50,8 @@ class DockerOptions:
     working_dir: str = ""
     volume_nocopy: bool = False
     extra_host_config: tuple[tuple[str, object], ...] = field(default=())
+    inherited: Inherited = field(default_factory=Inherited)
+    """DockerSpawner's traits in API form (``inherited.from_traits``)."""
 
 
 def render_mount(mount: Mount, *, labels: Mapping[str, str], nocopy: bool = False) -> dict:
@@ -70,15 +80,29 @@ def render_mount(mount: Mount, *, labels: Mapping[str, str], nocopy: bool = Fals
     raise ValueError(f"unknown mount kind {mount.kind!r}")
 
 
+def server_home_volume(project: str, user: str, server: str) -> str:
+    """The home volume of a named server: ``lockstep-home-<project>_<user>_<server>``.
+
+    '_' is in neither a project name (``[a-z0-9-]``) nor a ``safe_slug``, so two
+    (project, user, server) triples never share a volume, and none is ever the name of an
+    unnamed server's home (``lockstep-home-<project>-<user>``, kept as it was)."""
+    return f"lockstep-home-{project}_{safe_slug(user)}_{safe_slug(server)}"
+
+
+def for_server(spec: LaunchSpec, server: str) -> LaunchSpec:
+    """``spec`` with its own home for named server ``server`` ('' = unchanged)."""
+    if not server:
+        return spec
+    home = server_home_volume(spec.project, spec.user, server)
+    mounts = tuple(replace(m, source=home) if m.kind == "home" else m for m in spec.mounts)
+    return replace(spec, mounts=mounts)
+
+
 def volume_labels(spec: LaunchSpec, mount: Mount) -> dict[str, str]:
     """Labels for a named volume lockstep creates (cleanup and listing select on them)."""
-    labels = {
-        "org.lockstep.managed": "true",
-        "org.lockstep.project": spec.project,
-        "org.lockstep.volume": mount.kind,
-    }
+    labels = {MANAGED: "true", PROJECT: spec.project, VOLUME: mount.kind}
     if mount.kind == "home":
-        labels["org.lockstep.user"] = spec.labels_dict().get("org.lockstep.user", "")
+        labels[USER] = spec.labels_dict().get(USER, "")
     return dict(sorted(labels.items()))
 
 
@@ -90,7 +114,6 @@ def render_host_config(spec: LaunchSpec, options: DockerOptions) -> dict:
         security_opt.append("no-new-privileges:true")
     if not hard.seccomp_default:
         security_opt.append("seccomp=unconfined")
-    memory = spec.resources.memory_bytes
     host: dict = {
         "CapDrop": ["ALL"] if hard.cap_drop_all else [],
         "SecurityOpt": security_opt,
@@ -98,10 +121,7 @@ def render_host_config(spec: LaunchSpec, options: DockerOptions) -> dict:
         "Privileged": False,
         "Mounts": [render_mount(m, labels=volume_labels(spec, m), nocopy=options.volume_nocopy)
                    for m in spec.mounts],
-        "Memory": memory,
-        "MemorySwap": memory,
-        "NanoCpus": int(round(spec.resources.cpu * 1e9)),
-        "PidsLimit": spec.resources.pids,
+        **render_limits(spec, options.inherited),
         "NetworkMode": spec.network,
         "IpcMode": "private",
         "PidMode": "",
@@ -117,13 +137,65 @@ def render_host_config(spec: LaunchSpec, options: DockerOptions) -> dict:
         host["Runtime"] = options.runtime
     host.update(render_gpu(spec.gpu, options.gpu_mode))
     host.update(dict(options.extra_host_config))
+    merge_host(host, options.inherited)
     return dict(sorted(host.items()))
+
+
+LIMIT_KEYS = ("Memory", "MemorySwap", "MemoryReservation", "NanoCpus", "CpuQuota",
+              "CpuPeriod", "PidsLimit")
+LIST_KEYS = ("CapDrop", "SecurityOpt", "Mounts")
+
+
+def _smallest(*values) -> int | None:
+    given = [int(v) for v in values if v is not None and v > 0]
+    return min(given) if given else None
+
+
+def render_limits(spec: LaunchSpec, inherited: Inherited) -> dict:
+    """Memory (no extra swap), CPU and pids: the smaller of the project's and the site's
+    (``mem_limit``/``cpu_limit``/``mem_guarantee`` or the same keys in extra_host_config)."""
+    extra = inherited.host
+    quota = extra.get("CpuQuota")
+    quota_nanos = quota * 10**9 // (extra.get("CpuPeriod") or 100_000) if quota else None
+    memory = _smallest(spec.resources.memory_bytes, inherited.memory, extra.get("Memory"))
+    limits = {
+        "Memory": memory,
+        "MemorySwap": memory,
+        "NanoCpus": _smallest(int(round(spec.resources.cpu * 1e9)), inherited.nano_cpus,
+                              extra.get("NanoCpus"), quota_nanos),
+        "PidsLimit": _smallest(spec.resources.pids, extra.get("PidsLimit")),
+    }
+    reservation = _smallest(inherited.memory_reservation, extra.get("MemoryReservation"))
+    if reservation:
+        limits["MemoryReservation"] = min(reservation, memory or reservation)
+    return limits
+
+
+def merge_host(host: dict, inherited: Inherited) -> None:
+    """Fold the site's ``extra_host_config`` and mounts into ``host`` (a fresh dict)."""
+    for key, value in inherited.host.items():
+        if key in LIMIT_KEYS:
+            continue
+        if key in LIST_KEYS:
+            host[key] = host.get(key, []) + [v for v in value if v not in host.get(key, [])]
+        else:
+            host[key] = value
+    host["Mounts"] = host["Mounts"] + [dict(m) for m in inherited.mounts]
+    targets = [m["Target"] for m in host["Mounts"]]
+    twice = sorted({t for t in targets if targets.count(t) > 1})
+    if twice:
+        raise ValueError(f"two mounts on {', '.join(twice)}: a DockerSpawner volumes/mounts "
+                         "entry uses a target lockstep mounts itself; pick another target")
 
 
 def render_container(spec: LaunchSpec, options: DockerOptions = DockerOptions()) -> dict:
     """The complete create body for ``spec``."""
-    env = {**spec.env_dict(), **dict(options.extra_env)}
-    labels = {**spec.labels_dict(), **dict(options.extra_labels)}
+    create = {k: v for k, v in options.inherited.create.items() if k not in OWNED}
+    site_env = dict(str(e).split("=", 1) for e in create.pop("Env", []) if "=" in str(e))
+    env = {**site_env, **spec.env_dict(), **dict(options.extra_env)}
+    site_labels = {k: str(v) for k, v in (create.pop("Labels", None) or {}).items()
+                   if not is_lockstep_key(k)}
+    labels = {**site_labels, **spec.labels_dict(), **dict(options.extra_labels)}
     body: dict = {
         "Image": spec.image.reference,
         "Env": [f"{k}={v}" for k, v in sorted(env.items())],
@@ -137,4 +209,5 @@ def render_container(spec: LaunchSpec, options: DockerOptions = DockerOptions())
         body["User"] = f"{spec.uid}:{spec.gid}"
     if spec.command:
         body["Cmd"] = list(spec.command)
+    body.update(create)
     return dict(sorted(body.items()))

@@ -22,42 +22,52 @@ the traits below (``c.LockstepDockerSpawner.*``).
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import NoReturn
 
-import httpx
 from dockerspawner import DockerSpawner
-from jupyterhub.spawner import SpawnException
 from traitlets import default
 
 from spawner import sessions
 from spawner.docker import engine as dockerops
-from spawner.docker.firewall import gateway_of, sync_firewall
-from spawner.docker.gpu import check_gpu
-from spawner.docker.render import DockerOptions, render_container, volume_labels
-from spawner.docker.runtimes import engine_runtime
-from spawner.docker.traits import LockstepDockerTraits
+from spawner.docker.boot import POLL_FIRST, POLL_MOST, Booting, _Slot, port_open  # noqa: F401
+from spawner.docker.firewall import gateway_of
+from spawner.docker.honour import HonourParentTraits
+from spawner.docker.prepare import Prepared, PrepareError, check_host, prepare
+from spawner.docker.render import DockerOptions, for_server, render_container
+from spawner.docker.site import DockerSite
+from spawner.docker.traits import LockstepDockerTraits, check_site_config, watch_hub_config
 from spawner.errors import LockstepError
+from spawner.hubcompat import SpawnException
+from spawner.labels import SERVER_NAME, SESSION, is_lockstep_key
 from spawner.launch import access, choice
-from spawner.launch.datamounts import resolve_data_sources
-from spawner.launch.options import OptionsError, check_user_options, options_from_form, render_form
+from spawner.launch.catalog import Catalog, load_catalog, log_invalid
+from spawner.launch.datamounts import site_data_sources
+from spawner.launch.options import (
+    OptionsError,
+    check_user_options,
+    options_from_form,
+    render_form,
+    request_for,
+)
 from spawner.launch.spec import (
     GpuRequest,
     Hardening,
     ImageRef,
     LaunchOptions,
     build_launch_spec,
-    network_name,
     safe_slug,
 )
-from spawner.project import Project, ProjectError, load_project
+from spawner.launch.state import LaunchState, from_state
+from spawner.project import Project
 from spawner.settings import ENV_PREFIX, Lockstep
 
 
-class LockstepDockerSpawner(DockerSpawner, LockstepDockerTraits):
+class LockstepDockerSpawner(Booting, HonourParentTraits, DockerSpawner,
+                            LockstepDockerTraits):
     """Spawn ``environments/<project>`` images, by digest, hardened, on Docker.
 
     Options: ``spawner.docker.traits.LockstepDockerTraits`` (``c.LockstepDockerSpawner.*``).
@@ -101,8 +111,8 @@ class LockstepDockerSpawner(DockerSpawner, LockstepDockerTraits):
 
     _workers: ThreadPoolExecutor | None = None
     _info_cache: tuple[float, dict] = (0.0, {})
-    _firewall_lock: asyncio.Lock | None = None
     _start_gate: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
+    _registry_notice = ""
 
     @property
     def executor(self):
@@ -113,8 +123,10 @@ class LockstepDockerSpawner(DockerSpawner, LockstepDockerTraits):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
+        check_site_config(self.config)  # the hub checked it at start too (watch_hub_config)
         self.settings = Lockstep(config=self.config)
         self._fixed_hub_url = self.hub_connect_url
+        self._site_network = self.network_name  # lockstep never changes the trait itself
         self._lockstep: dict = {}
         self._events: list[dict] = []
         self._start_done = True
@@ -123,45 +135,53 @@ class LockstepDockerSpawner(DockerSpawner, LockstepDockerTraits):
     # ---- state ---------------------------------------------------------------------
     def get_state(self):
         state = super().get_state()
-        if self._lockstep:
-            state["lockstep"] = dict(self._lockstep)
+        lk = self._lockstep
+        if lk:
+            state["lockstep"] = LaunchState(
+                project=lk.get("project", ""), stage=lk.get("stage", ""),
+                image=lk.get("image", ""), lock_hash=lk.get("lock_hash", ""),
+                session=lk.get("session", ""), started=lk.get("started", ""),
+                engine={"network": lk["network"]} if lk.get("network") else {}).to_dict()
         return state
 
     def load_state(self, state):
         super().load_state(state)
-        self._lockstep = dict(state.get("lockstep") or {})
-        if self._lockstep.get("network"):
-            self.network_name = self._lockstep["network"]
+        launch = from_state(state)
+        self._lockstep = {} if launch is None else {
+            "project": launch.project, "stage": launch.stage, "image": launch.image,
+            "digest": launch.digest, "lock_hash": launch.lock_hash, "session": launch.session,
+            "started": launch.started, "network": launch.engine.get("network", "")}
 
     def clear_state(self):
         super().clear_state()
         self._lockstep = {}
 
     # ---- choices -------------------------------------------------------------------
-    def load_projects(self) -> dict[str, Project]:
-        """Every valid project; an invalid project.yaml is logged and skipped."""
-        found = {}
-        root = Path(self.settings.environments_dir).expanduser()
-        for path in sorted(root.glob("*/project.yaml")):
-            try:
-                project = load_project(path.parent)
-            except ProjectError as exc:
-                self.log.error("lockstep: skipping %s", exc)
-                continue
-            found[project.name] = project
-        return found
+    def load_catalog(self) -> Catalog:
+        """Every project; an invalid project.yaml is logged, kept for admins, skipped."""
+        catalog = load_catalog(self.settings.environments_dir)
+        log_invalid(catalog, self.log)
+        return catalog
 
-    async def choices(self) -> tuple[list[Project], dict[str, dict[str, ImageRef]]]:
+    def load_projects(self) -> dict[str, Project]:
+        """Every valid project (``load_catalog().projects``)."""
+        return self.load_catalog().projects
+
+    async def choices(self, catalog: Catalog | None = None,
+                      ) -> tuple[list[Project], dict[str, dict[str, ImageRef]]]:
         """The projects this user may launch and, for each, the stages that have a digest."""
-        return await choice.launchable(await asyncio.to_thread(self.load_projects),
+        catalog = catalog or await asyncio.to_thread(self.load_catalog)
+        return await choice.launchable(catalog.projects,
                                        access.Requester.from_hub_user(self.user),
                                        choice.settings_source(self.settings), self.log)
 
     async def options_html(self) -> str:
-        """The spawn form: usable projects x stages with a digest, plus the GPU box."""
-        mine, available = await self.choices()
+        """The spawn form: usable projects x stages with a digest, plus the GPU box; admins
+        also see each skipped project with its error."""
+        catalog = await asyncio.to_thread(self.load_catalog)
+        mine, available = await self.choices(catalog)
         return render_form(mine, access.Requester.from_hub_user(self.user), available,
-                           self.settings.stages)
+                           self.settings.stages, invalid=catalog.invalid)
 
     def _refuse(self, message: str, status: int = 400, reason: str = "options") -> NoReturn:
         error = SpawnException(message, reason=reason, status_code=status)
@@ -173,7 +193,7 @@ class LockstepDockerSpawner(DockerSpawner, LockstepDockerTraits):
         400/403/404/409 if refused, before anything is created."""
         who = access.Requester.from_hub_user(self.user)
         try:
-            chosen = await choice.choose(self.user_options, who,
+            chosen = await choice.choose(request_for(self, self.user_options), who,
                                          await asyncio.to_thread(self.load_projects),
                                          self.settings.stages,
                                          choice.settings_source(self.settings))
@@ -181,6 +201,9 @@ class LockstepDockerSpawner(DockerSpawner, LockstepDockerTraits):
             self._refuse(str(exc), exc.status, "forbidden" if exc.status == 403 else "options")
         except LockstepError as exc:
             self._refuse(str(exc))
+        self._registry_notice = chosen.notice  # registry down: the last known digest
+        if chosen.notice:
+            self._emit(chosen.notice, 3)
         return chosen.project, chosen.stage, chosen.image, chosen.request.gpu
 
     # ---- engine --------------------------------------------------------------------
@@ -191,24 +214,6 @@ class LockstepDockerSpawner(DockerSpawner, LockstepDockerTraits):
             info = await self.docker("info")
             cls._info_cache = (time.monotonic(), info)
         return info
-
-    def _emit(self, message: str, progress: int | None = None) -> None:
-        event: dict = {"message": message}
-        if progress is not None:
-            event["progress"] = progress
-        self._events.append(event)
-        elapsed = time.monotonic() - self._began
-        self.log.info("lockstep %s: +%.2fs %s", self._log_name, elapsed, message)
-
-    async def progress(self):
-        seen = 0
-        while True:
-            while seen < len(self._events):
-                yield self._events[seen]
-                seen += 1
-            if self._start_done:
-                return
-            await asyncio.sleep(0.1)
 
     async def start(self):
         self._events, self._start_done, self._began = [], False, time.monotonic()
@@ -223,47 +228,55 @@ class LockstepDockerSpawner(DockerSpawner, LockstepDockerTraits):
         want_gpu = project.gpu is not None if gpu is None else gpu
         request = _gpu_request(project.gpu) if want_gpu and project.gpu else None
         try:
-            gpu_mode = check_gpu(request, self.gpu_mode, project=project.name, info=info)
-            runtime = engine_runtime(project.isolation, project=project.name, info=info,
-                                     names=self.runtime_names)
-            sources = resolve_data_sources(project, self.settings.data_roots)
+            runtime, gpu_mode = check_host(request, project=project, info=info,
+                                           site=DockerSite.from_traits(self))
+            sources = site_data_sources(
+                project, self.settings,
+                user_groups=access.Requester.from_hub_user(self.user).groups)
         except LockstepError as exc:
             self._refuse(str(exc), 400, "host")
         return want_gpu, gpu_mode, runtime, sources
 
     def _labels(self, session_id: str) -> tuple[tuple[str, str], ...]:
-        site = {k: str(v) for k, v in self.extra_labels.items()
-                if not k.startswith("org.lockstep.")}
-        return tuple(sorted({**site, "org.lockstep.session": session_id,
-                             "org.lockstep.server-name": self.name or ""}.items()))
+        site = {k: str(v) for k, v in self.extra_labels.items() if not is_lockstep_key(k)}
+        return tuple(sorted({**site, SESSION: session_id, SERVER_NAME: self.name or ""}.items()))
 
     async def _start(self):
         project, stage, image, gpu = await self.resolve_request()
         self._emit(f"{project.name} at {stage}: {image.reference}", 5)
-        want_gpu, gpu_mode, runtime, sources = await self._check_host(project, gpu)
+        want_gpu, _, _, sources = await self._check_host(project, gpu)
         options = LaunchOptions(hardening=Hardening(**self.hardening),
                                 tmpfs_size=self.tmpfs_size)
-        network = await self._prepare_network(project, options)
-        if not await asyncio.to_thread(dockerops.has_image, self.client, image.reference):
-            await self._pull(image.reference)
         self.image = image.reference
-        spec = build_launch_spec(project=project, image=image, user=self.user.name, stage=stage,
-                                 data_sources=sources, options=options, env=self.get_env(),
-                                 gpu=want_gpu, command=tuple(self.cmd + self.get_args()))
-        await self._prepare_volumes(spec)
+        inherited = await self._inherited()
+        await self._ensure_image(image.reference)
+        launch = functools.partial(
+            build_launch_spec, project=project, image=image, user=self.user.name, stage=stage,
+            data_sources=sources, options=options, gpu=want_gpu,
+            command=tuple(self.cmd + self.get_args()))
+        ready = await self._prepare(project, for_server(launch(env={}), self.name or ""))
+        # the Hub URL (the network's gateway) is known now: the spec with the Hub's env
+        spec = for_server(launch(env=self.get_env()), self.name or "")
+        network = spec.network
         if await asyncio.to_thread(dockerops.remove_container, self.client, self.object_name):
             self.log.warning("lockstep: removed leftover container %s", self.object_name)
         session_id = sessions.new_session_id()
-        body = render_container(spec, DockerOptions(
-            port=self.port, gpu_mode=gpu_mode, runtime=runtime,
-            extra_labels=self._labels(session_id),
-            volume_nocopy=self.volume_ownership == "chown"))
+        try:
+            body = render_container(spec, DockerOptions(
+                port=self.port, gpu_mode=ready.gpu_mode, runtime=ready.runtime,
+                extra_labels=self._labels(session_id),
+                volume_nocopy=self.volume_ownership == "chown", inherited=inherited))
+        except ValueError as exc:
+            self._refuse(str(exc), 500, "config")
         state = {"project": project.name, "stage": stage, "image": image.reference,
                  "digest": image.digest, "lock_hash": image.lock_hash, "network": network,
                  "session": session_id, "object_name": self.object_name}
-        return await self._boot(body, state), self.port
+        ip = await self._boot(body, state, inherited.network)
+        if self.post_start_cmd:  # DockerSpawner's, as the server's own (non-root) user
+            await self.post_start_exec()
+        return ip, self.port
 
-    async def _boot(self, body: dict, state: dict) -> str:
+    async def _boot(self, body: dict, state: dict, site_network: str = "") -> str:
         """Create and start the container in a start slot, record the session (``state``
         becomes the persisted state), wait until the server answers; its IP."""
         slot = await self._start_slot()
@@ -272,8 +285,10 @@ class LockstepDockerSpawner(DockerSpawner, LockstepDockerTraits):
             began = time.monotonic()
             created = await self.docker("create_container_from_config", body, self.object_name)
             self.object_id = created["Id"]
+            if site_network:  # network_name, allowed by allow_weakening = ["network"]
+                await self.docker("connect_container_to_network", self.object_id, site_network)
             await self.docker("start", self.object_id)
-            ip = await self._container_ip(state["network"])
+            ip = await self._container_ip(site_network or state["network"])
             self._lockstep = state
             await self._record_start(state["session"])
             answered = await self._wait_ready(ip, slot)
@@ -305,79 +320,30 @@ class LockstepDockerSpawner(DockerSpawner, LockstepDockerTraits):
         await gate.acquire()
         return _Slot(gate)
 
-    async def _prepare_network(self, project: Project, options: LaunchOptions) -> str:
-        name = network_name(project.name, options)
-        try:
-            net = await asyncio.to_thread(dockerops.ensure_network, self.client, project.name,
-                                          name, internal=self.network_internal)
-            if self.firewall:
-                cls = LockstepDockerSpawner
-                cls._firewall_lock = cls._firewall_lock or asyncio.Lock()
-                async with cls._firewall_lock:  # list + write as one step: no lost bridge
-                    bridges = await asyncio.to_thread(dockerops.lockstep_bridges, self.client)
-                    await asyncio.to_thread(sync_firewall, bridges=bridges,
-                                            host_ports=[self.hub.port, *self.allowed_host_ports])
-        except LockstepError as exc:
-            self._refuse(str(exc), 500, "network")
-        self.network_name = name
-        if self._fixed_hub_url is None:
-            gateway = gateway_of(net)
-            self.hub_connect_url = f"{self.hub.proto}://{gateway}:{self.hub.port}"
-        return name
-
-    async def _pull(self, reference: str) -> None:
-        self._emit(f"Pulling {reference}", 10)
+    async def _prepare(self, project: Project, spec) -> Prepared:
+        """The engine made ready for ``spec`` by ``spawner.docker.prepare``, exactly as for
+        jobs, services and gates (the image is ``_ensure_image``'s, by ``pull_policy``);
+        refused before the container exists."""
         loop = asyncio.get_running_loop()
 
         def report(message: str, fraction: float) -> None:
-            loop.call_soon_threadsafe(self._emit, message, 10 + int(60 * fraction))
+            loop.call_soon_threadsafe(self._emit, message, 75)
 
         try:
-            await asyncio.to_thread(dockerops.pull, self.client, reference, report)
-        except (LockstepError, Exception) as exc:
-            self._refuse(f"could not pull {reference}: {exc}", 500, "pull")
-        self._emit("Image pulled", 70)
-
-    async def _prepare_volumes(self, spec) -> None:
-        for mount in spec.mounts:
-            if mount.kind not in ("home", "workspace"):
-                continue
-            created = await asyncio.to_thread(
-                dockerops.ensure_volume, self.client, mount.source, volume_labels(spec, mount),
-                image=spec.image.reference, target=mount.target,
-                chown=self.volume_ownership == "chown")
-            if created:
-                self._emit(f"Created volume {mount.source}", 75)
+            ready = await asyncio.to_thread(
+                prepare, self.client, spec, project=project, site=DockerSite.from_traits(self),
+                info=await self.engine_info(), host_ports=[self.hub.port], pull=False,
+                report=report)
+        except PrepareError as exc:
+            self._refuse(str(exc), exc.status, exc.step)
+        if self._fixed_hub_url is None:
+            gateway = gateway_of(ready.network)
+            self.hub_connect_url = f"{self.hub.proto}://{gateway}:{self.hub.port}"
+        return ready
 
     async def _container_ip(self, network: str) -> str:
         info = await self.docker("inspect_container", self.object_id)
         return info["NetworkSettings"]["Networks"][network]["IPAddress"]
-
-    async def _wait_ready(self, ip: str, slot: _Slot | None = None) -> bool | None:
-        """Poll the server until it answers (True), exits (refused) or ``ready_timeout``
-        passes (False; None when that is 0). ``slot`` is freed after ``start_slot_grace``."""
-        if self.ready_timeout <= 0:
-            return None
-        url = f"http://{ip}:{self.port}{self.server.base_url if self.server else '/'}api"
-        began = time.monotonic()
-        deadline = began + self.ready_timeout
-        checks = 0
-        async with httpx.AsyncClient(timeout=1.0) as client:
-            while time.monotonic() < deadline:
-                try:
-                    if (await client.get(url)).status_code < 500:
-                        return True
-                except httpx.HTTPError:
-                    pass
-                if slot is not None and time.monotonic() - began > self.start_slot_grace:
-                    slot.release()
-                checks += 1
-                if checks % 20 == 0 and await self.poll() is not None:
-                    logs = await asyncio.to_thread(dockerops.container_logs, self.client,
-                                                   self.object_id)
-                    self._refuse(f"the server exited while starting:\n{logs}", 500, "exited")
-                await asyncio.sleep(0.05)
-        return False
 
     # ---- provenance ----------------------------------------------------------------
     def _session(self, session_id: str) -> sessions.Session:
@@ -405,21 +371,12 @@ class LockstepDockerSpawner(DockerSpawner, LockstepDockerTraits):
                                         "user": self.user.name, "stop": sessions.now_iso()})
 
 
-class _Slot:
-    """A held start slot; ``release`` frees it once, however often it is called."""
-
-    def __init__(self, gate: asyncio.Semaphore | None):
-        self._gate = gate
-
-    def release(self) -> None:
-        if self._gate is not None:
-            self._gate, gate = None, self._gate
-            gate.release()
-
-
 def _gpu_request(gpu) -> GpuRequest:
     return GpuRequest(gpu.count, gpu.vendor, gpu.type)
 
 
 async def _options_form(spawner: LockstepDockerSpawner) -> str:
     return await spawner.options_html()
+
+
+watch_hub_config()  # a hub that loads this class stops at start on a refused setting

@@ -7,12 +7,22 @@ by the admin: nothing a user sends in ``user_options`` reaches these traits.
 
 from __future__ import annotations
 
+from copy import deepcopy
+
 from traitlets import Bool, Dict, Float, HasTraits, Integer, List, Unicode, validate
+from traitlets.config import Config, LazyConfigValue
 
 from spawner.docker.gpu import GPU_MODES
+from spawner.docker.inherited import WEAKENINGS, WeakeningRefused, from_traits, owned_keys
+from spawner.docker.inherited import refusal as weakening_refusal
+from spawner.docker.inherited import weakenings as find_weakenings
 from spawner.launch.spec import Hardening
 
 HARDENING_KEYS = set(Hardening.__dataclass_fields__)
+SECTIONS = ("Spawner", "DockerSpawner", "LockstepDockerSpawner")
+CHECKED = {"extra_host_config": {}, "extra_create_kwargs": {}, "volumes": {},
+           "read_only_volumes": {}, "mounts": [], "links": {}, "network_name": "bridge",
+           "allow_weakening": []}
 
 
 class LockstepDockerTraits(HasTraits):
@@ -37,6 +47,28 @@ class LockstepDockerTraits(HasTraits):
         if unknown:
             raise ValueError(f"unknown hardening keys {unknown}; allowed: {sorted(HARDENING_KEYS)}")
         return {k: bool(v) for k, v in value.items()}
+
+    allow_weakening = List(
+        Unicode(),
+        [],
+        help=f"""
+        DockerSpawner settings lockstep may apply although they weaken its hardening.
+
+        Without an entry here, a trait that asks for one of these stops the hub at start
+        (and refuses every spawn) with a message naming the trait. Names:
+        {", ".join(sorted(WEAKENINGS))}.
+
+            c.LockstepDockerSpawner.allow_weakening = ["cap_add"]  # with extra_host_config
+        """,
+    ).tag(config=True)
+
+    @validate("allow_weakening")
+    def _validate_allow_weakening(self, proposal):
+        unknown = sorted(set(proposal["value"]) - set(WEAKENINGS))
+        if unknown:
+            raise ValueError(f"unknown allow_weakening names {unknown}; "
+                             f"allowed: {sorted(WEAKENINGS)}")
+        return list(proposal["value"])
 
     gpu_mode = Unicode(
         "auto",
@@ -183,3 +215,68 @@ class LockstepDockerTraits(HasTraits):
             c.LockstepDockerSpawner.start_slot_grace = 30
         """,
     ).tag(config=True)
+
+
+def configured(config: Config, name: str):
+    """The value ``config`` gives trait ``name`` of ``LockstepDockerSpawner`` (its own
+    section over ``DockerSpawner`` over ``Spawner``, as traitlets resolves it)."""
+    value = deepcopy(CHECKED[name])
+    for section in SECTIONS:
+        if not config._has_section(section) or name not in config[section]:
+            continue
+        given = config[section][name]
+        value = given.get_value(value) if isinstance(given, LazyConfigValue) else given
+    return value
+
+
+def site_refusal(config: Config) -> str:
+    """'' when the site's static DockerSpawner settings keep lockstep's hardening (or the
+    site allows what they weaken); else the message that stops the hub. Callables are
+    checked at each spawn, when they can be called."""
+    values = {name: configured(config, name) for name in CHECKED}
+    static = {k: v for k, v in values.items() if not callable(v)}
+    static.pop("allow_weakening")
+    inherited = from_traits(**static)
+    return weakening_refusal(find_weakenings(inherited), values["allow_weakening"],
+                             owned_keys(inherited))
+
+
+def check_site_config(config: Config) -> None:
+    """Raise ``WeakeningRefused`` (the hub stops) when ``site_refusal`` has a message."""
+    message = site_refusal(config)
+    if message:
+        raise WeakeningRefused(message)
+
+
+def watch_hub_config() -> None:
+    """Check the running hub's config as soon as it is loaded; stop the hub if refused.
+
+    JupyterHub imports the spawner class while it reads ``jupyterhub_config.py`` and merges
+    the rest of that file only afterwards, so the check runs just before the hub's own
+    ``init_spawners`` (config complete, no server started, proxy not yet started): a refused
+    setting logs the message naming the trait and ends ``jupyterhub`` with status 1."""
+    from traitlets.config import Application
+
+    if not Application.initialized():
+        return
+    app = Application.instance()
+    if getattr(app, "_lockstep_watched", False):
+        return
+    app._lockstep_watched = True
+
+    def check() -> None:
+        message = site_refusal(app.config)
+        if message:
+            app.log.critical("%s", message)
+            raise WeakeningRefused(message)
+
+    start_spawners = getattr(app, "init_spawners", None)  # JupyterHub: after the config
+    if start_spawners is None:
+        check()
+        return
+
+    async def checked_init_spawners(*args, **kwargs):
+        check()
+        return await start_spawners(*args, **kwargs)
+
+    app.init_spawners = checked_init_spawners

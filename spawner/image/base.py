@@ -22,6 +22,7 @@ from spawner.errors import LockstepError
 from spawner.image import debs, oci
 from spawner.image.registry import RegistryClient
 from spawner.image.tarlayer import BlobCache, Entry, LayerBlob, with_parents
+from spawner.labels import BASE_KEY
 
 FORMAT = "lockstep-base-1"
 DEFINITION = Path(__file__).resolve().parents[2] / "images" / "base"
@@ -121,7 +122,7 @@ def base_image_json(key: str, layer: LayerBlob, *, epoch: int = 0) -> tuple[byte
         env={"HOME": oci.HOME, "LANG": "C.UTF-8", "PATH": oci.PATH, "SHELL": "/bin/bash"},
         entrypoint=("/usr/bin/tini", "-g", "--"),
         cmd=("/bin/bash",),
-        labels={"org.lockstep.base-key": key},
+        labels={BASE_KEY: key},
     )
     config = oci.canonical_json(
         oci.image_config(

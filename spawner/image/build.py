@@ -8,9 +8,12 @@ the normalised ``conda-meta``, build config and manifest, push what the registry
 (HEAD, then cross-repository mount, then upload), PUT the manifest by digest and tag it
 with the first stage. A build record is written beside the lock.
 
-Guarantees: the same lock and base give the same manifest digest, whatever the staging
-folder; a package gives the same layer digest in every project; the staging folder is
-removed afterwards; nothing is written to the project folder but ``build-record.json``.
+Guarantees: a lock with an unsafe field or a package from a channel the site does not
+allow, or a build host without the build sandbox, is refused before anything is fetched
+or written; package code (bytecode compilation) runs only in the build sandbox; the same
+lock and base give the same manifest digest, whatever the staging folder; a package gives
+the same layer digest in every project; the staging folder is removed afterwards; nothing
+is written to the project folder but ``build-record.json``.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from spawner.image.base import BaseImage, ensure_base, external_base
 from spawner.image.envlayout import Layout, layout_prefix
 from spawner.image.grouping import LayerGroup, group_packages
 from spawner.image.registry import RegistryClient
+from spawner.image.sandbox import require_sandbox
 from spawner.image.staging import (
     Installer,
     check_server,
@@ -38,6 +42,8 @@ from spawner.image.staging import (
     new_staging_dir,
 )
 from spawner.image.tarlayer import GZIP_LEVEL, BlobCache, Entry, LayerBlob, with_parents
+from spawner.lock.condalock import read_lockfile
+from spawner.lock.policy import ChannelPolicy
 from spawner.project import load_project
 
 FORMAT = "lockstep-image-1"
@@ -68,12 +74,11 @@ class BuildResult:
 
 
 def lock_hash(lockfile: Path) -> str:
-    """The lock's content hash (the lock module's when it offers one)."""
-    try:
-        from spawner.lock import lock_hash as from_lock  # type: ignore[attr-defined]
-    except ImportError:
-        return "sha256:" + hashlib.sha256(Path(lockfile).read_bytes()).hexdigest()
-    return from_lock(lockfile)
+    """The lock's hash: ``sha256:`` of the ``conda-lock.yml`` bytes (the image's lock-hash label).
+
+    The one definition: verify, sbom and the stage resolver compare labels with it.
+    """
+    return "sha256:" + hashlib.sha256(Path(lockfile).read_bytes()).hexdigest()
 
 
 def image_key(
@@ -214,6 +219,9 @@ class Builder:
 
     # -- steps ----------------------------------------------------------------------------
     def _lockfile(self) -> Path:
+        """The lock, checked before anything is fetched or written: project.yaml, every
+        lock field (``policy.check_lock_fields``), every package's channel against the
+        site's ``ChannelPolicy``, and that the build sandbox can run."""
         if (self.project_dir / "project.yaml").is_file():
             load_project(self.project_dir)
         lockfile = self.project_dir / LOCKFILE
@@ -221,6 +229,11 @@ class Builder:
             raise LockstepError(
                 f"{lockfile} does not exist; create it with `lockstep lock {self.project_dir}`"
             )
+        model = read_lockfile(lockfile)
+        ChannelPolicy.from_settings(self.settings).check_packages(
+            model.package, source=str(lockfile)
+        )
+        require_sandbox(self.settings.build_sandbox)
         return lockfile
 
     def _base(self) -> BaseImage:
@@ -263,7 +276,9 @@ class Builder:
         self.progress(f"installing {lockfile} for /opt/env")
         self.installer(lockfile, staging)
         check_server(staging, project=self.name)
-        total, hits = compile_bytecode(staging, cache_dir=self.settings.cache_path("pyc"))
+        total, hits = compile_bytecode(
+            staging, cache_dir=self.settings.cache_path("pyc"), sandbox=self.settings.build_sandbox
+        )
         self.progress(f"compiled bytecode for {total} sources ({hits} from the cache)")
         layout = layout_prefix(staging)
         slots = self.settings.layer_limit - len(base.layers) - 1

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from spawner.image.grouping import PackageInfo
 from spawner.image.tarlayer import Entry, entry_for_path
+from spawner.lock.package import LockedPackage
 from spawner.settings import ENV_PREFIX
 
 LAYER_ROOT = ENV_PREFIX.lstrip("/")
@@ -27,24 +28,11 @@ HOST_KEYS = ("extracted_package_dir", "package_tarball_full_path", "url_local")
 PYC_RE = re.compile(r"^(?P<dir>(?:.*/)?)__pycache__/(?P<stem>[^/.]+)\.[^/]*\.pyc$")
 
 
-@dataclass(frozen=True)
-class InstalledPackage:
-    """One ``conda-meta/*.json`` record of the staged prefix."""
-
-    name: str
-    version: str
-    build: str
-    sha256: str
-    meta_file: str
-    depends: tuple[str, ...]
-    files: tuple[str, ...]
-
-
 @dataclass
 class Layout:
     """Layer entries per package name, the unowned ``extra`` entries and the ``meta`` entries."""
 
-    packages: dict[str, InstalledPackage]
+    packages: dict[str, LockedPackage]
     owned: dict[str, list[Entry]] = field(default_factory=dict)
     extra: list[Entry] = field(default_factory=list)
     meta: list[Entry] = field(default_factory=list)
@@ -54,26 +42,19 @@ class Layout:
         infos = []
         for name, pkg in sorted(self.packages.items()):
             size = sum(os.lstat(e.source).st_size for e in self.owned.get(name, []) if e.source)
-            infos.append(PackageInfo(name, size, pkg.depends))
+            infos.append(PackageInfo(name, size, pkg.dependencies))
         return infos
 
 
-def read_installed(prefix: Path) -> dict[str, InstalledPackage]:
-    """Every package record in ``prefix/conda-meta``, by name."""
-    packages = {}
+def read_installed(prefix: Path) -> tuple[dict[str, LockedPackage], dict[str, str]]:
+    """Every package record in ``prefix/conda-meta``, by name, and each listed file's owner."""
+    packages, owner = {}, {}
     for path in sorted((Path(prefix) / "conda-meta").glob("*.json")):
         record = json.loads(path.read_text())
-        depends = tuple(sorted({d.split()[0] for d in record.get("depends", [])}))
-        packages[record["name"]] = InstalledPackage(
-            name=record["name"],
-            version=str(record.get("version", "")),
-            build=str(record.get("build", "")),
-            sha256=str(record.get("sha256", "")),
-            meta_file=path.name,
-            depends=depends,
-            files=tuple(record.get("files", [])),
-        )
-    return packages
+        package = LockedPackage.from_conda_meta(record)
+        packages[package.name] = package
+        owner.update({f: package.name for f in record.get("files", [])})
+    return packages, owner
 
 
 def normalise_meta(record: dict, *, staging: str, prefix: str = ENV_PREFIX) -> dict:
@@ -131,8 +112,7 @@ def _meta_entries(staging: Path) -> list[Entry]:
 def layout_prefix(staging: Path) -> Layout:
     """Assign every path of the staged prefix to its package (see the module guarantees)."""
     staging = Path(staging)
-    packages = read_installed(staging)
-    owner = {f: name for name, pkg in packages.items() for f in pkg.files}
+    packages, owner = read_installed(staging)
     layout = Layout(packages=packages, owned={name: [] for name in packages})
     for rel, host, empty_dir in _walk(staging):
         if rel in DROPPED or rel == "conda-meta" or rel.startswith("conda-meta/"):

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from spawner.labels import BASE, LOCK_HASH, PROJECT
 from spawner.settings import ENV_PREFIX
 
 MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -33,9 +34,6 @@ MANIFEST_TYPES = (
 HOME = "/home/jovyan"
 USER = "1000:100"
 PATH = f"{ENV_PREFIX}/bin:/usr/local/bin:/usr/bin:/bin"
-LABEL_PROJECT = "org.lockstep.project"
-LABEL_LOCK_HASH = "org.lockstep.lock-hash"
-LABEL_BASE = "org.lockstep.base"
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
@@ -99,7 +97,7 @@ def project_runtime(*, project: str, lock_hash: str, base: str) -> RuntimeSpec:
         },
         entrypoint=("/usr/bin/tini", "-g", "--"),
         cmd=("jupyterhub-singleuser",),
-        labels={LABEL_PROJECT: project, LABEL_LOCK_HASH: lock_hash, LABEL_BASE: base},
+        labels={PROJECT: project, LOCK_HASH: lock_hash, BASE: base},
         exposed_ports=("8888/tcp",),
     )
 

@@ -5,7 +5,10 @@ HTTP for hosts in ``insecure_registries`` (loopback by default), HTTPS otherwise
 Credentials come from the Docker config file (``auths``: base64 ``user:password``); a
 ``401`` with ``WWW-Authenticate: Bearer realm=...`` is answered with the token flow.
 Errors a person can fix raise ``RegistryError`` (a ``LockstepError``) naming the registry,
-the call and the fix; credentials never appear in messages.
+the call and the fix; credentials never appear in messages. A registry that does not answer
+(connection refused, timed out, 5xx) raises its subclass ``RegistryUnavailable``, so a
+caller can tell "down" from "answered no". Reads (GET/HEAD) may be retried once with a
+back-off (``retries``); writes never are.
 
 No Python client library fit (oras-py pushes artifacts, not cross-repository mounts or
 manifests by digest), so this module keeps the protocol surface small and explicit.
@@ -17,6 +20,7 @@ import base64
 import json
 import os
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,10 +31,15 @@ from spawner.image.oci import MANIFEST_TYPES, sha256_digest
 
 TIMEOUT = httpx.Timeout(30.0, read=300.0)
 CHUNK = 1 << 20
+RETRY_BACKOFF = 0.5  # seconds before the one retry of a read (``retries=1``)
 
 
 class RegistryError(LockstepError):
     """A registry call that failed in a way the person running lockstep can act on."""
+
+
+class RegistryUnavailable(RegistryError):
+    """The registry did not answer: refused, timed out, or a 5xx answer."""
 
 
 def docker_config_auth(host: str, config_path: Path | None = None) -> tuple[str, str] | None:
@@ -110,9 +119,11 @@ class RegistryClient:
         insecure: bool = False,
         credentials=None,
         timeout=TIMEOUT,
+        retries: int = 0,
         transport: httpx.BaseTransport | None = None,
     ):
         self.host = host
+        self.retries = retries
         self.base_url = f"{'http' if insecure else 'https'}://{host}"
         self.client = httpx.Client(
             base_url=self.base_url,
@@ -123,11 +134,13 @@ class RegistryClient:
         )
 
     @classmethod
-    def for_host(cls, host: str, *, insecure_registries=(), config_path: Path | None = None):
+    def for_host(cls, host: str, *, insecure_registries=(), config_path: Path | None = None,
+                 timeout=TIMEOUT, retries: int = 0):
         """A client for ``host`` using Docker config credentials and the insecure list."""
         bare = host.split(":")[0]
         insecure = host in insecure_registries or bare in insecure_registries
-        return cls(host, insecure=insecure, credentials=docker_config_auth(host, config_path))
+        return cls(host, insecure=insecure, credentials=docker_config_auth(host, config_path),
+                   timeout=timeout, retries=retries)
 
     def close(self) -> None:
         self.client.close()
@@ -140,12 +153,24 @@ class RegistryClient:
 
     # -- plumbing -------------------------------------------------------------------------
     def _request(self, method: str, url: str, *, ok=(200,), **kwargs) -> httpx.Response:
+        tries = 1 + (self.retries if method in ("GET", "HEAD") else 0)
+        for attempt in range(tries):
+            try:
+                return self._request_once(method, url, ok=ok, **kwargs)
+            except RegistryUnavailable:
+                if attempt + 1 == tries:
+                    raise
+                time.sleep(RETRY_BACKOFF * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def _request_once(self, method: str, url: str, *, ok=(200,), **kwargs) -> httpx.Response:
         try:
             response = self.client.request(method, url, **kwargs)
         except httpx.HTTPError as exc:
-            raise RegistryError(
+            raise RegistryUnavailable(
                 f"registry {self.host} did not answer {method} {url} ({exc.__class__.__name__}: "
-                f"{exc}); start it with `lockstep registry start` or check c.Lockstep.registry"
+                f"{exc or 'no answer'}); start it with `lockstep registry start` or check "
+                "c.Lockstep.registry"
             ) from exc
         if response.status_code not in ok:
             self._fail(method, url, response)
@@ -157,7 +182,8 @@ class RegistryClient:
                 f"registry {self.host} refused {method} {url} ({response.status_code}); "
                 f"log in with `docker login {self.host}` (lockstep reads ~/.docker/config.json)"
             )
-        raise RegistryError(
+        error = RegistryUnavailable if response.status_code >= 500 else RegistryError
+        raise error(
             f"registry {self.host}: {method} {url} answered {response.status_code}: "
             f"{response.text[:300]}"
         )

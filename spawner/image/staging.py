@@ -2,11 +2,14 @@
 
 Guarantees: ``stage_environment`` installs with the lock module (py-rattler in a
 subprocess, never in this process) into a fresh folder under ``<cache>/staging`` (same
-filesystem as the package cache, so installs are hardlinks), and ``compile_bytecode``
-writes ``.pyc`` files that do not depend on the staging path, the clock or hash seeds
-(``unchecked-hash`` invalidation, recorded path under /opt/env, ``PYTHONHASHSEED=0``),
-cached by content (``pycompile``); every .pyc is written as a new file and renamed into
-place, so files hardlinked into the package cache are never edited in place.
+filesystem as the package cache, so installs are hardlinks), refusing packages from
+channels the site does not allow; ``compile_bytecode`` writes ``.pyc`` files that do not
+depend on the staging path, the clock or hash seeds (``unchecked-hash`` invalidation,
+recorded path under /opt/env, ``PYTHONHASHSEED=0``), cached by content (``pyccache``). The
+environment's own python (package code) runs only inside the build sandbox
+(``spawner.image.sandbox``: bubblewrap, no network, empty environment, staging read-only);
+every .pyc is written by the host as a new file renamed into place, so files hardlinked
+into the package cache are never edited in place.
 ``check_server`` refuses an env that cannot serve JupyterHub.
 """
 
@@ -15,12 +18,15 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from spawner.errors import LockstepError
+from spawner.image import pyccache
+from spawner.image.sandbox import require_sandbox, sandboxed
 from spawner.settings import ENV_PREFIX
 
 PYCOMPILE = Path(__file__).with_name("pycompile.py")
@@ -34,6 +40,7 @@ def default_installer(settings, progress: Callable[[str], None] | None = None) -
 
     def install(lockfile: Path, staging: Path) -> None:
         from spawner.lock.install import install_lock  # lazy: image modules import without it
+        from spawner.lock.policy import ChannelPolicy
 
         install_lock(
             lockfile,
@@ -43,6 +50,7 @@ def default_installer(settings, progress: Callable[[str], None] | None = None) -
             mirrors=dict(settings.mirrors),
             cache_dir=settings.cache_path("pkgs"),
             progress=progress,
+            channels=ChannelPolicy.from_settings(settings),
         )
 
     return install
@@ -75,9 +83,20 @@ def python_version(staging: Path) -> str | None:
     return None
 
 
-def compile_bytecode(staging: Path, *, cache_dir: Path, timeout: float = 900) -> tuple[int, int]:
-    """Compile ``lib/pythonX.Y`` with the env's own python (see ``pycompile``).
+def compile_bytecode(
+    staging: Path,
+    *,
+    cache_dir: Path,
+    sandbox: str = "bwrap",
+    timeout: float = 900,
+    jobs: int | None = None,
+) -> tuple[int, int]:
+    """Compile ``lib/pythonX.Y`` with the env's own python, inside the build sandbox.
 
+    Cache hits are copied by the host (``pyccache``); the misses are compiled by
+    ``pycompile`` run as ``python -I -S -B`` under ``sandbox`` (``"bwrap"``, or ``"none"``:
+    unsafe) with the staging folder read-only and only a fresh output folder writable;
+    the host then moves the results into place and into the cache.
     Returns (sources, cache hits); (0, 0) when the env has no python.
     """
     staging = Path(staging)
@@ -85,14 +104,45 @@ def compile_bytecode(staging: Path, *, cache_dir: Path, timeout: float = 900) ->
     python = staging / "bin" / f"python{version}"
     if version is None or not python.exists():
         return 0, 0
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "CONDA"))}
-    env.update(PYTHONHASHSEED="0", SOURCE_DATE_EPOCH="0")
-    cmd = [str(python), "-I", "-B", str(PYCOMPILE), str(staging), ENV_PREFIX, str(cache_dir)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
-    if proc.returncode != 0:
+    bwrap = require_sandbox(sandbox)
+    tag = "cpython-" + version.replace(".", "")
+    cache = Path(cache_dir) / pyccache.interpreter_identity(staging, version)
+    total, missing = pyccache.serve_hits(staging, version, cache=cache, prefix=ENV_PREFIX, tag=tag)
+    if missing:
+        out = Path(tempfile.mkdtemp(prefix="pyc-", dir=staging.parent))
+        try:
+            _run_pycompile(python, staging, out, missing, bwrap=bwrap, timeout=timeout, jobs=jobs)
+            pyccache.take_compiled(out, staging, missing, cache=cache, tag=tag)
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
+    return total, total - len(missing)
+
+
+def _run_pycompile(python, staging, out, missing, *, bwrap, timeout, jobs) -> None:
+    jobs = jobs or os.cpu_count() or 1
+    script = "/run/lockstep/pycompile.py" if bwrap else str(PYCOMPILE)
+    command = [str(python), "-I", "-S", "-B", script, str(staging), ENV_PREFIX, str(out), str(jobs)]
+    argv, env = sandboxed(
+        command,
+        bwrap=bwrap,
+        read_only=[staging, (PYCOMPILE, script)],
+        writable=[out],
+        env={"PYTHONHASHSEED": "0", "SOURCE_DATE_EPOCH": "0"},
+    )
+    listing = "".join(f"{item.relative}\n" for item in missing)
+    try:
+        proc = subprocess.run(
+            argv, env=env, input=listing, capture_output=True, text=True, timeout=timeout
+        )
+    except subprocess.TimeoutExpired:
         raise LockstepError(
-            f"compiling the environment's bytecode failed ({proc.returncode}):\n"
+            f"compiling the environment's bytecode took more than {timeout:.0f} s and was "
+            "stopped; a package may be hostile or broken (check the lock's recent changes)."
+        ) from None
+    if proc.returncode != 0:
+        where = "in the build sandbox (bwrap) " if bwrap else ""
+        raise LockstepError(
+            f"compiling the environment's bytecode {where}failed ({proc.returncode}); the "
+            "environment's python did not run cleanly, so its image was not built:\n"
             f"{(proc.stdout + proc.stderr)[-2000:]}"
         )
-    total, hits = (int(n) for n in proc.stdout.split()[-2:])
-    return total, hits

@@ -26,18 +26,20 @@ It must not talk to a cluster; ``spawner.kube.spawner`` is the glue that does.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from spawner.launch.spec import LABEL_PREFIX, LaunchSpec, Mount
+from spawner.labels import DIGEST, IMAGE, LOCK_HASH, MANAGED, PIDS_LIMIT, PROJECT, RUNTIME, USER
+from spawner.launch.spec import LaunchSpec, Mount, safe_slug
 
 LABEL_VALUE_RE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 CONTAINER_NAME = "notebook"  # KubeSpawner.poll() reads the status of the container so named
 PORT_NAME = "notebook-port"  # KubeSpawner finds the server port by this name
 GPU_RESOURCES = {"nvidia": "nvidia.com/gpu", "amd": "amd.com/gpu"}
-FULL_VALUE_LABELS = ("digest", "lock-hash")
+FULL_VALUE_LABELS = (DIGEST, LOCK_HASH)
 
 
 class KubeRenderError(ValueError):
@@ -97,14 +99,49 @@ def pod_labels(spec: LaunchSpec) -> dict[str, str]:
 def pod_annotations(spec: LaunchSpec) -> dict[str, str]:
     """The full values the labels had to shorten, plus what labels cannot say."""
     labels = spec.labels_dict()
-    notes = {f"{LABEL_PREFIX}.{k}": labels.get(f"{LABEL_PREFIX}.{k}", "")
-             for k in FULL_VALUE_LABELS}
-    notes[f"{LABEL_PREFIX}.user"] = spec.user
-    notes[f"{LABEL_PREFIX}.image"] = spec.image.reference
-    notes[f"{LABEL_PREFIX}.runtime"] = spec.runtime
+    notes = {key: labels.get(key, "") for key in FULL_VALUE_LABELS}
+    notes[USER] = spec.user
+    notes[IMAGE] = spec.image.reference
+    notes[RUNTIME] = spec.runtime
     # Kubernetes has no per-pod pids limit (it is the kubelet's podPidsLimit); record it.
-    notes[f"{LABEL_PREFIX}.pids-limit"] = str(spec.resources.pids)
+    notes[PIDS_LIMIT] = str(spec.resources.pids)
     return notes
+
+
+def env_entry(name: str, value: Any) -> dict[str, Any]:
+    """One ``EnvVar``: a string value, or a ``valueFrom`` reference (never ``value: {}``)."""
+    if isinstance(value, Mapping):
+        ref = value.get("valueFrom", value.get("value_from"))
+        if ref is not None:
+            return {"name": name, "valueFrom": copy.deepcopy(dict(ref))}
+        if "value" in value:
+            return {"name": name, "value": str(value["value"])}
+        raise KubeRenderError(
+            f"environment[{name!r}] = {dict(value)!r}: give a string or "
+            "{'valueFrom': {...}} (a secretKeyRef, configMapKeyRef or fieldRef)")
+    return {"name": name, "value": str(value)}
+
+
+def home_claim(project: str, user: str, server: str = "") -> str:
+    """The home claim of ``user`` on ``project`` for one (named) server.
+
+    The default server keeps ``lockstep-home-<project>-<user>`` (claims made before named
+    servers had their own). A named server's claim joins the parts with ``.``, which
+    neither a project name, a user slug nor a server slug can contain, so two different
+    (project, user, server) never share a claim: ``lockstep-home-<project>.<user>.<server>``.
+    """
+    if not server:
+        return f"lockstep-home-{project}-{safe_slug(user)}"
+    return f"lockstep-home-{project}.{safe_slug(user)}.{safe_slug(server)}"
+
+
+def for_server(spec: LaunchSpec, server: str) -> LaunchSpec:
+    """``spec`` with its home mount on ``home_claim(..., server)`` (unchanged for "")."""
+    if not server:
+        return spec
+    name = home_claim(spec.project, spec.user, server)
+    mounts = tuple(replace(m, source=name) if m.kind == "home" else m for m in spec.mounts)
+    return replace(spec, mounts=mounts)
 
 
 def _cpu(value: float) -> str:
@@ -237,7 +274,7 @@ def render_pod(
         "name": CONTAINER_NAME,
         "image": spec.image.reference,
         "imagePullPolicy": options.image_pull_policy,
-        "env": [{"name": k, "value": v} for k, v in sorted(spec.env)],
+        "env": [env_entry(k, v) for k, v in sorted(spec.env)],
         "ports": [{"name": PORT_NAME, "containerPort": port, "protocol": "TCP"}],
         "resources": _resources(spec, options),
         "securityContext": container_sc,
@@ -284,14 +321,13 @@ def render_claims(spec: LaunchSpec, options: KubeOptions = KubeOptions()) -> lis
     """The PersistentVolumeClaims the pod needs: the project workspace (ReadWriteMany,
     shared by members) and the user's home (ReadWriteOnce) when homes are claims."""
     claims = []
-    labels = {f"{LABEL_PREFIX}.managed": "true", f"{LABEL_PREFIX}.project": spec.project}
+    labels = {MANAGED: "true", PROJECT: spec.project}
     for mount in spec.mounts:
         if mount.kind == "workspace":
             claims.append(_claim(workspace_claim(spec, options), "ReadWriteMany",
                                  mount.size or "10Gi", options.workspace_storage_class, labels))
         elif mount.kind == "home" and options.home_storage == "pvc":
-            user = pod_labels(spec)[f"{LABEL_PREFIX}.user"]
-            user_labels = {**labels, f"{LABEL_PREFIX}.user": user}
+            user_labels = {**labels, USER: pod_labels(spec)[USER]}
             claims.append(_claim(mount.source, "ReadWriteOnce", options.home_size,
                                  options.storage_class, user_labels))
     return sorted(claims, key=lambda c: c["metadata"]["name"])

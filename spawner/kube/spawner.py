@@ -2,10 +2,15 @@
 
 Glue only. The decision who may launch what is ``access`` (shared with the Docker
 spawner), the image comes from the stage pointer (``stages.resolve_stage``), the launch
-is ``launch.build_launch_spec`` and the pod is ``render_kube.render_pod``; this class
+is ``launch.build_launch_spec`` and the pod is ``render_kube.render_pod`` with
+KubeSpawner's own pod traits merged in (``podtraits``) or refused by name when they would
+weaken hardening (``hardening``; at hub start through :func:`check_config`, again per spawn
+for profiles and callables, and on the final pod after ``modify_pod_hook``). This class
 reads config, calls them, creates the claims and the pod through KubeSpawner's own
-machinery (retries, reflectors, progress events) and persists project, stage, digest and
-lock hash in ``get_state()`` so a hub restart never loses what a running server runs.
+machinery (retries, reflectors, progress events) and persists ``{"lockstep":
+LaunchState}`` in ``get_state()`` (the Docker spawner's shape) so a hub restart never loses
+what a running server runs. Projects come from ``launch.catalog``: an invalid
+``project.yaml`` is logged, skipped and shown to admins on the form.
 
 Entry point ``lockstep-kube``::
 
@@ -19,24 +24,35 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
-from jupyterhub.spawner import SpawnException
-from jupyterhub.utils import exponential_backoff
+from jupyterhub.utils import exponential_backoff, maybe_future
 from kubespawner import KubeSpawner
-from traitlets import Dict, Enum, Float, Instance, Unicode, default
+from traitlets import Instance, default
 
 from spawner import sessions
+from spawner.hubcompat import SpawnException
+from spawner.kube import hardening, podtraits, sitetraits
 from spawner.kube import render as render_kube
+from spawner.kube.traits import LockstepKubeTraits
 from spawner.launch import access, choice
-from spawner.launch.options import OptionsError, check_user_options, options_from_form, render_form
+from spawner.launch.catalog import Catalog, load_catalog, log_invalid
+from spawner.launch.options import (
+    KNOWN_KEYS,
+    OptionsError,
+    check_user_options,
+    options_from_form,
+    render_form,
+)
 from spawner.launch.spec import ImageRef, LaunchSpec, build_launch_spec
-from spawner.project import Project, list_projects
+from spawner.launch.state import LaunchState, from_state
+from spawner.project import Project
 from spawner.settings import Lockstep
 
-STATE_KEYS = ("lockstep_project", "lockstep_stage", "lockstep_image", "lockstep_lock_hash",
-              "lockstep_session")
+CALLABLE_TRAITS = ("uid", "gid", "fs_gid", "supplemental_gids", "container_security_context",
+                   "pod_security_context")
 
 
 class _Json:
@@ -54,8 +70,19 @@ def refusal_error(refusal: access.LaunchRefused | OptionsError) -> SpawnExceptio
     return error
 
 
-class LockstepKubeSpawner(KubeSpawner):
-    """Spawn a lockstep project's image, pinned by digest, as a hardened pod."""
+def check_config(config) -> None:
+    """Refuse, when the hub starts, KubeSpawner traits that would weaken the pod; call it
+    last in ``jupyterhub_config.py``: ``check_config(c)`` (raises ``HardeningRefused``)."""
+    sitetraits.check_config(config, LockstepKubeSpawner)
+
+
+class LockstepKubeSpawner(LockstepKubeTraits, KubeSpawner):
+    """Spawn a lockstep project's image, pinned by digest, as a hardened pod.
+
+    KubeSpawner's pod traits (tolerations, affinities, ``extra_pod_config``, init
+    containers, volumes...) are merged into the pod (``spawner.kube.podtraits``); one that
+    would weaken hardening is refused by name (``spawner.kube.hardening``).
+    """
 
     lockstep = Instance(Lockstep, help="The site's ``c.Lockstep`` settings (read from config).")
 
@@ -63,132 +90,14 @@ class LockstepKubeSpawner(KubeSpawner):
     def _default_lockstep(self) -> Lockstep:
         return Lockstep(config=self.config)
 
-    data_volumes = Dict(
-        help="""
-        The Kubernetes volume behind each project data mount, by ``"<project>/<mount>"``
-        or just ``"<mount>"`` (the first wins).
-
-        Each value is exactly one of ``{"pvc": CLAIM}``, ``{"nfs": {"server": HOST,
-        "path": PATH}}`` or ``{"hostPath": PATH}`` (single-node clusters only). The volume
-        and the mount are both read-only. A project whose data mount is not mapped is
-        refused with this option named.
-
-            c.LockstepKubeSpawner.data_volumes = {
-                "forecast/sales": {"pvc": "sales-data"},
-                "imagenet": {"nfs": {"server": "nfs.internal", "path": "/exports/imagenet"}},
-            }
-        """,
-    ).tag(config=True)
-
-    workspace_claim_template = Unicode(
-        "lockstep-ws-{project}",
-        help="""
-        Name of each project's shared workspace claim (ReadWriteMany), ``{project}`` filled in.
-
-        The spawner creates it (``workspace.size`` from project.yaml) when it is missing.
-
-            c.LockstepKubeSpawner.workspace_claim_template = "ws-{project}"
-        """,
-    ).tag(config=True)
-
-    workspace_storage_class = Unicode(
-        "",
-        help="""
-        StorageClass for project workspaces; it must offer ReadWriteMany (NFS, CephFS,
-        EFS, Filestore...). Empty means the cluster default.
-
-            c.LockstepKubeSpawner.workspace_storage_class = "nfs-client"
-        """,
-    ).tag(config=True)
-
-    home_storage = Enum(
-        ["pvc", "emptyDir"],
-        "pvc",
-        help="""
-        Where ``/home/jovyan`` lives: a per-user, per-project claim (``pvc``, kept across
-        servers) or an ``emptyDir`` (gone when the server stops).
-
-            c.LockstepKubeSpawner.home_storage = "emptyDir"
-        """,
-    ).tag(config=True)
-
-    home_size = Unicode(
-        "10Gi",
-        help="""
-        Size of each home claim when ``home_storage`` is ``pvc``.
-
-            c.LockstepKubeSpawner.home_size = "20Gi"
-        """,
-    ).tag(config=True)
-
-    home_storage_class = Unicode(
-        "",
-        help="""
-        StorageClass of home claims (ReadWriteOnce is enough). Empty: the cluster default.
-
-            c.LockstepKubeSpawner.home_storage_class = "fast-ssd"
-        """,
-    ).tag(config=True)
-
-    tmp_medium = Enum(
-        ["", "Memory"],
-        "",
-        help="""
-        ``emptyDir`` medium of ``/tmp``: node disk (``""``) or RAM (``"Memory"``, counted in
-        the pod's memory limit).
-
-            c.LockstepKubeSpawner.tmp_medium = "Memory"
-        """,
-    ).tag(config=True)
-
-    gpu_placement = Dict(
-        help="""
-        Node selector and tolerations for pods that ask for GPUs, by GPU ``type`` from
-        project.yaml, then by vendor (``nvidia``/``amd``), then ``""`` for any GPU.
-
-        A toleration for the vendor's resource taint (``nvidia.com/gpu`` or
-        ``amd.com/gpu``, effect NoSchedule) is always added.
-
-            c.LockstepKubeSpawner.gpu_placement = {
-                "a100": {"node_selector": {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"},
-                         "tolerations": [{"key": "dedicated", "operator": "Equal",
-                                          "value": "gpu", "effect": "NoSchedule"}]},
-            }
-        """,
-    ).tag(config=True)
-
-    runtime_classes = Dict(
-        {"gvisor": "gvisor", "kata": "kata"},
-        help="""
-        RuntimeClass name for each ``isolation`` of project.yaml other than ``runc``.
-
-        The RuntimeClass must exist in the cluster (see docs/kubernetes.md).
-
-            c.LockstepKubeSpawner.runtime_classes = {"gvisor": "gvisor", "kata": "kata-qemu"}
-        """,
-    ).tag(config=True)
-
-    cpu_request_fraction = Float(
-        1.0,
-        help="""
-        CPU request as a fraction of the project's CPU limit (1.0: request what may be used).
-
-            c.LockstepKubeSpawner.cpu_request_fraction = 0.25
-        """,
-    ).tag(config=True)
-
-    memory_request_fraction = Float(
-        1.0,
-        help="""
-        Memory request as a fraction of the project's memory limit.
-
-            c.LockstepKubeSpawner.memory_request_fraction = 0.5
-        """,
-    ).tag(config=True)
-
     @default("cmd")
     def _default_cmd(self) -> list[str]:
         return ["jupyterhub-singleuser"]
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        sitetraits.check({k: getattr(self, k) for k in sitetraits.TRAITS},
+                         self.hardening_exceptions, self.log)
 
     # -- options form ------------------------------------------------------------------
 
@@ -202,21 +111,37 @@ class LockstepKubeSpawner(KubeSpawner):
 
     @default("apply_user_options")
     def _apply_user_options_default(self):
-        return check_user_options
+        return lambda spawner, options: check_user_options(
+            spawner, spawner.lockstep_options(options))
+
+    def lockstep_options(self, user_options: Mapping | None) -> dict:
+        """``user_options`` less KubeSpawner's profile choices (``profile`` and the chosen
+        profile's options), which ``load_user_options`` applies."""
+        options = dict(user_options or {})
+        if self.profile_list and options.get("profile"):
+            options = {k: v for k, v in options.items() if k in KNOWN_KEYS}
+        return options
 
     async def _lockstep_form(self, spawner: LockstepKubeSpawner) -> str:
         who = access.Requester.from_hub_user(self.user)
         source = choice.ImageSource(self.stage_images, self.pinned_image,
                                     self._source.find_session)
-        mine, ready = await choice.launchable(await self.load_projects(), who, source, self.log)
-        return render_form(mine, who, ready, self.lockstep.stages)
+        catalog = await self.load_catalog()
+        mine, ready = await choice.launchable(catalog.projects, who, source, self.log)
+        return render_form(mine, who, ready, self.lockstep.stages, invalid=catalog.invalid)
 
     # -- seams: projects and stage pointers (a test may subclass these) ----------------
 
+    async def load_catalog(self) -> Catalog:
+        """Every project under ``c.Lockstep.environments_dir`` (read each start); an
+        invalid ``project.yaml`` is logged and left out, never failing the others."""
+        catalog = await asyncio.to_thread(load_catalog, self.lockstep.environments_dir)
+        log_invalid(catalog, self.log)
+        return catalog
+
     async def load_projects(self) -> dict[str, Project]:
-        """Every project under ``c.Lockstep.environments_dir``, by name (read each start)."""
-        found = await asyncio.to_thread(list_projects, self.lockstep.environments_dir)
-        return {p.name: p for p in found}
+        """The valid projects, by name."""
+        return (await self.load_catalog()).projects
 
     async def stage_images(self, project: Project) -> dict[str, ImageRef]:
         """Stage -> image for every stage of ``project`` that has a pointer, in stage order."""
@@ -239,8 +164,8 @@ class LockstepKubeSpawner(KubeSpawner):
         """What to run for ``user_options``: ``spawner.launch.choice``, as on Docker."""
         source = choice.ImageSource(self.stage_images, self.pinned_image,
                                     self._source.find_session)
-        return await choice.choose(self.user_options, who, await self.load_projects(),
-                                   self.lockstep.stages, source)
+        return await choice.choose(self.lockstep_options(self.user_options), who,
+                                   await self.load_projects(), self.lockstep.stages, source)
 
     async def prepare_launch(self) -> LaunchSpec:
         """Check access, resolve what to run to a digest, and build the launch spec."""
@@ -253,12 +178,14 @@ class LockstepKubeSpawner(KubeSpawner):
             raise refusal_error(refusal) from None
         project = chosen.project
         self.image = chosen.image.reference
-        self._spec = build_launch_spec(
+        env = self.get_env()
+        self._env_refs = {k: v for k, v in env.items() if isinstance(v, Mapping)}
+        self._spec = render_kube.for_server(build_launch_spec(
             project=project, image=chosen.image, user=self.user.name, stage=chosen.stage,
             data_sources={m.name: self._describe_data(project, m.name) for m in project.data},
-            env=self.get_env(), command=tuple(self.cmd or ()) + tuple(self.get_args()),
-            gpu=chosen.request.gpu,
-        )
+            env={k: v for k, v in env.items() if k not in self._env_refs},
+            command=tuple(self.cmd or ()) + tuple(self.get_args()), gpu=chosen.request.gpu,
+        ), self.name or "")
         return self._spec
 
     def _describe_data(self, project: Project, mount: str) -> str:
@@ -304,10 +231,68 @@ class LockstepKubeSpawner(KubeSpawner):
     def _model(self, obj: dict[str, Any], klass: str):
         return self.api.api_client.deserialize(_Json(obj), klass)
 
+    # -- KubeSpawner's own pod traits: merged, or refused by name ------------------------
+
+    _env_refs: dict[str, Any] = {}
+    _pod_findings: frozenset = frozenset()
+    _options_loaded = False
+
+    def _check_traits(self, values: Mapping[str, Any]) -> None:
+        try:
+            sitetraits.check(values, self.hardening_exceptions, self.log)
+        except hardening.HardeningRefused as exc:
+            self.log.error("lockstep: %s", exc)
+            raise SpawnException(str(exc), reason="config", status_code=500) from None
+
+    async def _resolved_traits(self) -> dict[str, Any]:
+        """Trait values for this spawn, callables (``uid``...) resolved, checked again (a
+        profile's ``kubespawner_override`` may have changed them)."""
+        values = {k: getattr(self, k) for k in sitetraits.TRAITS}
+        for name in CALLABLE_TRAITS:
+            if callable(values[name]):
+                values[name] = await maybe_future(values[name](self))
+        self._check_traits(values)
+        return values
+
+    async def pod_with_traits(self, spec: LaunchSpec) -> dict[str, Any]:
+        """:meth:`pod_dict` with KubeSpawner's pod traits merged in (``podtraits``)."""
+        traits = sitetraits.pod_traits(
+            await self._resolved_traits(), env_refs=self._env_refs,
+            ssl_secret=self.secret_name if self.internal_ssl else "",
+            ssl_mount_path=self.secret_mount_path, expand=self._expand_all)
+        try:
+            return podtraits.apply_traits(self.pod_dict(spec), traits)
+        except render_kube.KubeRenderError as exc:
+            self.log.error("lockstep: cannot merge KubeSpawner traits: %s", exc)
+            raise SpawnException(str(exc), reason="config", status_code=500) from None
+
     async def get_pod_manifest(self):
-        """The pod KubeSpawner creates: ``render_kube`` output as a ``V1Pod``."""
+        """The pod KubeSpawner creates: ``render_kube`` output, traits merged, as a
+        ``V1Pod``; ``modify_pod_hook`` then runs on it (KubeSpawner calls it)."""
         spec = self._spec or await self.prepare_launch()
-        return self._model(self.pod_dict(spec), "V1Pod")
+        pod = await self.pod_with_traits(spec)
+        self._pod_findings = frozenset(hardening.pod_findings(pod))
+        return self._model(pod, "V1Pod")
+
+    async def _make_create_pod_request(self, pod, request_timeout):
+        """Refuse a pod that ``modify_pod_hook`` weakened, then create it as KubeSpawner does."""
+        final = self.api.api_client.sanitize_for_serialization(pod)
+        added = sorted(set(hardening.pod_findings(final)) - self._pod_findings)
+        if added:
+            what = "; ".join(f"{what} at {path}" for path, what in added)
+            message = (f"c.KubeSpawner.modify_pod_hook weakened lockstep's pod hardening: "
+                       f"{what}. Change the hook; it may add, not weaken.")
+            self.log.error("lockstep: %s", message)
+            raise SpawnException(message, reason="config", status_code=500)
+        return await super()._make_create_pod_request(pod, request_timeout)
+
+    async def load_user_options(self):
+        """KubeSpawner's profile handling, once per start: ``super()._start()`` calls it
+        again, which would re-apply a profile's overrides over the digest chosen here."""
+        if self._options_loaded:
+            return
+        await super().load_user_options()
+        self._options_loaded = True
 
     async def _ensure_claims(self, spec: LaunchSpec) -> None:
         for claim in render_kube.render_claims(spec, self.kube_options()):
@@ -319,10 +304,14 @@ class LockstepKubeSpawner(KubeSpawner):
             )
 
     async def _start(self):
+        self._options_loaded = False
         await self.load_user_options()
-        spec = await self.prepare_launch()
-        await self._ensure_claims(spec)
-        url = await super()._start()
+        try:
+            spec = await self.prepare_launch()
+            await self._ensure_claims(spec)
+            url = await super()._start()
+        finally:
+            self._options_loaded = False
         self._session = sessions.Session(
             id=sessions.new_session_id(), user=self.user.name, project=spec.project,
             stage=spec.stage, digest=spec.image.digest, image=spec.image.reference,
@@ -344,37 +333,42 @@ class LockstepKubeSpawner(KubeSpawner):
         except OSError as exc:  # the log must never block a server
             self.log.error("lockstep: cannot append to the session log %s: %s", path, exc)
 
-    # -- state -------------------------------------------------------------------------
+    # -- state: {"lockstep": LaunchState}, the Docker spawner's shape --------------------
 
-    _restored: dict[str, str] = {}
+    _restored: LaunchState | None = None
+
+    def launch_state(self) -> LaunchState | None:
+        """What this server runs, from the current launch or the restored state."""
+        if self._spec is None:
+            return self._restored
+        image = self._spec.image
+        return LaunchState(project=self._spec.project, stage=self._spec.stage,
+                           image=image.reference, lock_hash=image.lock_hash,
+                           session=self._session.id if self._session else "",
+                           started=self._session.start if self._session else "")
 
     def get_state(self) -> dict[str, Any]:
         state = super().get_state()
-        if self._spec is not None:
-            state.update(lockstep_project=self._spec.project, lockstep_stage=self._spec.stage,
-                         lockstep_image=self._spec.image.reference,
-                         lockstep_lock_hash=self._spec.image.lock_hash)
-            if self._session is not None:
-                state["lockstep_session"] = self._session.id
-        else:
-            state.update(self._restored)
+        launch = self.launch_state()
+        if launch is not None:
+            state["lockstep"] = launch.to_dict()
         return state
 
     def load_state(self, state: dict[str, Any]) -> None:
         super().load_state(state)
-        self._restored = {k: str(state[k]) for k in STATE_KEYS if state.get(k)}
-        if "lockstep_image" in self._restored:
-            self.image = self._restored["lockstep_image"]
-        if "lockstep_session" in self._restored:
-            r = self._restored
+        self._restored = from_state(state)
+        r = self._restored
+        if r is None:
+            return
+        if r.image:
+            self.image = r.image
+        if r.session:
             self._session = sessions.Session(
-                id=r["lockstep_session"], user=self.user.name,
-                project=r.get("lockstep_project", ""), stage=r.get("lockstep_stage", ""),
-                digest=r.get("lockstep_image", "").partition("@")[2],
-                image=r.get("lockstep_image", ""), lock_hash=r.get("lockstep_lock_hash", ""))
+                id=r.session, user=self.user.name, project=r.project, stage=r.stage,
+                digest=r.digest, image=r.image, lock_hash=r.lock_hash, start=r.started)
 
     def clear_state(self) -> None:
         super().clear_state()
         self._spec = None
         self._session = None
-        self._restored = {}
+        self._restored = None

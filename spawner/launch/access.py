@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from spawner.errors import LockstepError
 from spawner.project import Project
+from spawner.settings import unknown_stage
 
 FORM_FIELD = "target"  # the one <select> of the options form, value "<project>/<stage>"
 
@@ -112,8 +113,7 @@ def choose_stage(project: str, stage: str | None, *, stages: Sequence[str],
                 f"`lockstep build {project}` (it then lands in {stages[0]!r}).", status=409)
         return ready[-1]
     if stage not in stages:
-        raise LaunchRefused(
-            f"Unknown stage {stage!r}; stages are {', '.join(stages)}.", status=400)
+        raise LaunchRefused(unknown_stage(stage, stages), status=400)
     if stage not in ready:
         raise LaunchRefused(
             f"Project {project!r} has no image at stage {stage!r} yet"

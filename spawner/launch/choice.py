@@ -23,6 +23,7 @@ from spawner.launch import access
 from spawner.launch.options import OptionsError, Request, parse_user_options
 from spawner.launch.spec import ImageRef
 from spawner.project import Project
+from spawner.settings import unknown_stage
 
 
 @dataclass(frozen=True)
@@ -45,24 +46,31 @@ class Choice:
     stage: str
     image: ImageRef
     request: Request
+    notice: str = ""
+    """'' when the image was read from the registry just now; else why it is the last
+    known digest (the registry did not answer), for the spawn page and the log."""
 
 
-async def choose(user_options: Mapping | None, who: access.Requester,
+async def choose(user_options: Request | Mapping | None, who: access.Requester,
                  projects: Mapping[str, Project], stages: Sequence[str],
                  source: ImageSource) -> Choice:
-    """Resolve ``user_options`` for ``who``; refuse before anything is started."""
-    request = parse_user_options(user_options or {})
+    """Resolve ``user_options`` (or the ``Request`` already parsed from them) for ``who``;
+    refuse before anything is started. The options are parsed at most once here."""
+    request = user_options if isinstance(user_options, Request) else \
+        parse_user_options(user_options or {})
+    notice = ""
     if request.session:
         old = await source.find_session(request.session)
         project = access.check_replay(projects, session_id=old.id, session_user=old.user,
                                       session_project=old.project, who=who)
         image, stage = ImageRef(old.image, lock_hash=old.lock_hash), old.stage
     else:
-        name, wanted = access.parse_choice(user_options)
+        name, wanted = access.parse_choice({"project": request.project,
+                                            "stage": request.stage})
         project = access.check_project(projects, name, who)
         if request.digest:
             if wanted and wanted not in stages:
-                raise OptionsError(f"Unknown stage {wanted!r}; stages are {', '.join(stages)}.")
+                raise OptionsError(unknown_stage(wanted, stages))
             image = await source.pinned_image(project, request.digest, wanted or "")
             stage = wanted or "pinned"
         else:
@@ -70,10 +78,11 @@ async def choose(user_options: Mapping | None, who: access.Requester,
             stage = access.choose_stage(project.name, wanted, stages=stages,
                                         available=list(images))
             image = images[stage]
+            notice = getattr(images, "notice", "")
     if request.gpu and project.gpu is None:
         raise OptionsError(f"Project {project.name!r} has no GPUs to give; start it with "
                            '"gpu": false or add a gpu: section to its project.yaml.')
-    return Choice(project, stage, image, request)
+    return Choice(project, stage, image, request, notice)
 
 
 async def launchable(projects: Mapping[str, Project], who: access.Requester,
@@ -97,20 +106,22 @@ async def launchable(projects: Mapping[str, Project], who: access.Requester,
 
 
 def settings_source(settings) -> ImageSource:
-    """The usual ``ImageSource``: stage pointers in the site's registries (``stages``) and
-    the session log in its data dir (``sessions``), each read in a worker thread."""
+    """The usual ``ImageSource``: stage pointers in the site's registries through the hub's
+    ``pointercache`` (shared for ``c.Lockstep.stage_pointer_ttl``, last known digests when
+    the registry does not answer) and the session log in its data dir (``sessions``), each
+    read in a worker thread."""
     import asyncio
 
     from spawner import sessions
-    from spawner.launch import stages
+    from spawner.launch import pointercache, stages
 
     async def stage_images(project: Project) -> Mapping[str, ImageRef]:
-        return await asyncio.to_thread(stages.available_stages, settings, project.name)
+        return await pointercache.cache_for(settings).stage_images(settings, project.name)
 
     async def pinned_image(project: Project, digest: str, stage: str) -> ImageRef:
         source = stage if stage in settings.stages else settings.stages[0]
         ref = f"{stages.stage_repository(settings, project.name, source)}@{digest}"
-        return ImageRef(ref, await asyncio.to_thread(stages.lock_hash_of, settings, ref))
+        return ImageRef(ref, await asyncio.to_thread(stages.lock_hash_of, settings, ref, True))
 
     async def find_session(session_id: str):
         path = settings.data_path(sessions.FILENAME)

@@ -78,13 +78,29 @@ def parse_user_options(options: Mapping) -> Request:
 
 def check_user_options(spawner, user_options: Mapping) -> None:
     """JupyterHub's ``Spawner.apply_user_options`` hook: a malformed request is a 400 with
-    its reason when the Hub receives it, before ``start``; access is checked in ``start``."""
+    its reason when the Hub receives it, before ``start``; access is checked in ``start``.
+
+    The parsed ``Request`` is kept on the spawner (``spawner.lockstep_request``) so ``start``
+    does not parse the same ``user_options`` again (see :func:`request_for`)."""
     from tornado.web import HTTPError
 
     try:
-        parse_user_options(user_options or {})
+        request = parse_user_options(user_options or {})
     except OptionsError as exc:
         raise HTTPError(exc.status, str(exc)) from None
+    if spawner is not None:
+        spawner.lockstep_request = (dict(user_options or {}), request)
+
+
+def request_for(spawner, user_options: Mapping | None) -> Request:
+    """The parsed request for ``user_options``: the one ``check_user_options`` kept when it
+    was for these very options (JupyterHub 5.3+ runs that hook before ``start``), else
+    parsed now (older hubs, or options changed since). ``OptionsError`` if malformed."""
+    options = dict(user_options or {})
+    kept = getattr(spawner, "lockstep_request", None)
+    if kept is not None and kept[0] == options:
+        return kept[1]
+    return parse_user_options(options)
 
 
 def options_from_form(formdata: Mapping[str, list[str]]) -> dict:
@@ -98,10 +114,15 @@ def options_from_form(formdata: Mapping[str, list[str]]) -> dict:
 
 
 def render_form(projects: Iterable[Project], who: access.Requester,
-                available: Mapping[str, Sequence[str]], stages: Sequence[str]) -> str:
-    """``access.render_form`` plus a "start without GPUs" box when it applies."""
+                available: Mapping[str, Sequence[str]], stages: Sequence[str], *,
+                invalid: Mapping[str, str] = {}) -> str:  # noqa: B006 - read only
+    """``access.render_form`` plus a "start without GPUs" box when it applies.
+
+    ``invalid`` (folder -> error, from ``catalog.load_catalog``) is shown, escaped, to hub
+    admins only, above the form, so a broken ``project.yaml`` is seen and fixed; other
+    users get nothing of it (not even that a project was skipped)."""
     projects = list(projects)
-    form = access.render_form(projects, who, available, stages)
+    form = render_invalid(invalid, who) + access.render_form(projects, who, available, stages)
     gpu_projects = [p.name for p in access.usable_projects(projects, who)
                     if p.gpu is not None and available.get(p.name)]
     if not gpu_projects:
@@ -110,3 +131,14 @@ def render_form(projects: Iterable[Project], who: access.Requester,
         '\n<div class="checkbox"><label><input type="checkbox" name="no_gpu"> Start without '
         f"GPUs (projects with GPUs: {html.escape(', '.join(gpu_projects))})</label></div>"
     )
+
+
+def render_invalid(invalid: Mapping[str, str], who: access.Requester) -> str:
+    """For an admin, one line per skipped project with its error; '' for anyone else."""
+    if not who.admin or not invalid:
+        return ""
+    rows = "".join(f"\n  <li><code>{html.escape(name)}</code>: {html.escape(error)}</li>"
+                   for name, error in sorted(invalid.items()))
+    return ('<div class="alert alert-warning lockstep-invalid" role="alert">'
+            "<p>Skipped projects (invalid <code>project.yaml</code>; only admins see this):"
+            f"</p>\n<ul>{rows}\n</ul></div>\n")

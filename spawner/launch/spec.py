@@ -18,9 +18,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from spawner.labels import DIGEST, LOCK_HASH, MANAGED, PROJECT, STAGE, USER
 from spawner.project import Project
 
-LABEL_PREFIX = "org.lockstep"
 DIGEST_REF_RE = re.compile(r"^[^@\s]+@sha256:[0-9a-f]{64}$")
 HOME = "/home/jovyan"
 UID = 1000
@@ -166,12 +166,12 @@ def home_volume(project: str, user: str) -> str:
 def spec_labels(*, project: str, user: str, stage: str, image: ImageRef) -> dict[str, str]:
     """The labels every lockstep container and pod carries (NetworkPolicies select on them)."""
     return {
-        f"{LABEL_PREFIX}.managed": "true",
-        f"{LABEL_PREFIX}.project": project,
-        f"{LABEL_PREFIX}.user": safe_slug(user),
-        f"{LABEL_PREFIX}.stage": stage,
-        f"{LABEL_PREFIX}.digest": image.digest,
-        f"{LABEL_PREFIX}.lock-hash": image.lock_hash,
+        MANAGED: "true",
+        PROJECT: project,
+        USER: safe_slug(user),
+        STAGE: stage,
+        DIGEST: image.digest,
+        LOCK_HASH: image.lock_hash,
     }
 
 

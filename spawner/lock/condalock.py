@@ -202,23 +202,13 @@ def make_lockfile(
     )
 
 
-ARCHIVE_SUFFIXES = (".conda", ".tar.bz2")
-
-
 def locked_build(dep: Any) -> str:
-    """A locked package's build string; older locks leave it out of the entry, so it is
-    read from the archive's file name (``name-version-build.conda``)."""
-    if dep.build:
-        return dep.build
-    if dep.manager != "conda":
-        return ""
-    file_name = dep.url.rsplit("/", 1)[-1]
-    for suffix in ARCHIVE_SUFFIXES:
-        if file_name.endswith(suffix):
-            stem = file_name[: -len(suffix)]
-            prefix = f"{dep.name}-{dep.version}-"
-            return stem[len(prefix) :] if stem.startswith(prefix) else stem.rsplit("-", 1)[-1]
-    return ""
+    """A conda-lock entry's build string; older locks leave it out of the entry, so it is
+    read from the archive's file name (``name-version-build.conda``). See ``LockedPackage``."""
+    from spawner.lock.package import LockedPackage
+
+    return LockedPackage(name=dep.name, version=str(dep.version), manager=dep.manager,
+                         url=dep.url or "", build_string=dep.build or "").build
 
 
 def source_entry(lock_path: Path, source: Path) -> str:
@@ -254,6 +244,8 @@ def read_lockfile(path: Path) -> Lockfile:
     The same steps with conda-lock's own models (v1 converted to v2, then conda-lock's
     topological sort); only the YAML reader is libyaml's when PyYAML has it, which reads
     a 100-package lock in a third of the time. A test pins the result to conda-lock's.
+    Every package's name, version, build, hashes and URL are then checked
+    (``policy.check_lock_fields``): a lock that could steer a path or URL is refused here.
     """
     import yaml
     from conda_lock.lockfile.v1.models import Lockfile as LockfileV1
@@ -285,5 +277,8 @@ def read_lockfile(path: Path) -> Lockfile:
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]
         )
         raise LockfileError(f"{path}: not a conda-lock file: {problems}") from None
+    from spawner.lock.policy import check_lock_fields
+
+    check_lock_fields(lockfile.package, source=str(path))
     lockfile.toposort_inplace()
     return lockfile

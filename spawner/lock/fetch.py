@@ -21,6 +21,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from spawner.errors import LockstepError
+from spawner.lock.policy import ARCHIVE_RE, SHA256_RE
 
 CHUNK = 1 << 20
 RETRIES = 3
@@ -71,7 +72,26 @@ def mirrored_url(url: str, mirrors: Mapping[str, str]) -> str:
 
 
 def cache_path(cache_dir: Path, archive: Archive) -> Path:
-    """Where a verified archive lives: ``<cache>/archives/<sha256>/<file name>``."""
+    """Where a verified archive lives: ``<cache>/archives/<sha256>/<file name>``.
+
+    Both parts come from the lock, so both are checked here too (the lock reader checks
+    them first): a ``sha256`` of ``../../x`` never becomes a path.
+    """
+    if not archive.sha256:
+        raise ChecksumError(
+            f"{archive.label}: the lock has no sha256 for {archive.url}, so lockstep cannot "
+            "verify it; re-create the lock with `lockstep lock`."
+        )
+    if not SHA256_RE.match(archive.sha256):
+        raise ChecksumError(
+            f"{archive.label}: field 'sha256' is {archive.sha256!r}, not 64 lowercase hex "
+            "digits; re-create the lock with `lockstep lock`. Nothing was fetched."
+        )
+    if not ARCHIVE_RE.match(archive.file_name):
+        raise FetchError(
+            f"{archive.label}: the file name in {archive.url!r} is not NAME-VERSION-BUILD.conda "
+            "(or .tar.bz2); re-create the lock with `lockstep lock`. Nothing was fetched."
+        )
     return Path(cache_dir) / "archives" / archive.sha256 / archive.file_name
 
 
@@ -91,7 +111,12 @@ def fetch_archives(
     jobs: int = 8,
     timeout: float = 120,
 ) -> list[Fetched]:
-    """Make every archive present and verified in the cache, in the order given."""
+    """Make every archive present and verified in the cache, in the order given.
+
+    Every archive's cache path is checked before the first one is fetched.
+    """
+    for archive in archives:
+        cache_path(cache_dir, archive)
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = [
             pool.submit(ensure_archive, a, cache_dir=cache_dir, mirrors=mirrors, timeout=timeout)
@@ -104,12 +129,7 @@ def ensure_archive(
     archive: Archive, *, cache_dir: Path, mirrors: Mapping[str, str], timeout: float = 120
 ) -> Fetched:
     """One archive, from the cache when its hash still checks out, else fetched."""
-    if not archive.sha256:
-        raise ChecksumError(
-            f"{archive.label}: the lock has no sha256 for {archive.url}, so lockstep cannot "
-            "verify it; re-create the lock with `lockstep lock`."
-        )
-    path = cache_path(cache_dir, archive)
+    path = cache_path(cache_dir, archive)  # checks sha256 and file name first
     if path.is_file():
         if sha256_of(path) == archive.sha256:
             return Fetched(archive, path, downloaded=False)

@@ -7,6 +7,9 @@ subprocess, with link scripts off; ``target_prefix`` (``--as``) makes files land
 ``prefix`` but read as if installed at ``target_prefix`` (how image builds stage
 ``/opt/env``); ``conda-meta/*.json`` keeps the lock's URL for each package, not the cache
 path. Installing the same lock twice is a no-op link. pip entries are refused, not skipped.
+Every lock field that reaches a path or URL is checked when the lock is read
+(``policy.check_lock_fields``) and, given the site's ``ChannelPolicy``, every package's
+channel is checked, all before the first archive is fetched or the prefix is created.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 from spawner.errors import LockstepError
 from spawner.lock import condalock
 from spawner.lock.fetch import Archive, fetch_archives
+from spawner.lock.policy import ChannelPolicy
 from spawner.lock.runner import WorkerError, run_worker
 
 INSTALLED_CATEGORIES = frozenset({"main", "dev"})
@@ -99,6 +103,7 @@ def install_lock(
     cache_dir: Path,
     progress: Callable[[str], None] | None = None,
     timeout: float = 1800,
+    channels: ChannelPolicy | None = None,
 ) -> InstallResult:
     """Install ``lockfile``'s packages for ``platform`` into ``prefix``.
 
@@ -114,6 +119,8 @@ def install_lock(
     cache_dir : package cache (``settings.cache_path("pkgs")``); verified archives go in
         ``cache_dir/archives``, rattler's extracted packages beside them.
     progress : called with one line of text per step.
+    channels : the site's ``ChannelPolicy``; a package from a channel it does not allow is
+        refused before anything is fetched. None skips that check (fields are always checked).
     """
     started = time.perf_counter()
     say = progress or (lambda _message: None)
@@ -121,6 +128,10 @@ def install_lock(
     model = condalock.read_lockfile(lockfile)
     platform = platform or default_platform(model, source=str(lockfile))
     archives = select_archives(model, platform, source=str(lockfile))
+    if channels is not None:
+        channels.check_packages(
+            [p for p in model.package if p.platform == platform], source=str(lockfile)
+        )
     say(f"verifying {len(archives)} archives for {platform}...")
     fetched = fetch_archives(archives, cache_dir=cache_dir, mirrors=dict(mirrors or {}))
     prefix.mkdir(parents=True, exist_ok=True)

@@ -2,9 +2,10 @@
 
 Guarantees: the lock is written in conda-lock's format by conda-lock's writer, with
 conda-lock's content hash (see ``condalock``), every package pinned by URL, sha256 and
-md5; the write is atomic, so a failed solve leaves the previous ``conda-lock.yml``
-byte-identical; an unsolvable spec raises ``LockstepError`` naming the conflicting
-packages. Solving runs in the rattler worker subprocess, never in this process.
+md5; a channel URL the site does not allow (``LockInputs.channel_policy``) is refused
+before anything is fetched; the write is atomic, so a failed solve leaves the previous
+``conda-lock.yml`` byte-identical; an unsolvable spec raises ``LockstepError`` naming the
+conflicting packages. Solving runs in the rattler worker subprocess, never in this process.
 
 What a lock records beyond conda-lock's hash, so ``check_lock`` can see it go stale:
 ``metadata.channels`` holds the channels as the spec writes them (as conda-lock records
@@ -25,6 +26,7 @@ from typing import Any
 
 from spawner.lock import condalock
 from spawner.lock.freshness import Freshness, conda_lock_verdict
+from spawner.lock.policy import ChannelPolicy
 from spawner.lock.runner import WorkerError, run_worker
 from spawner.lock.spec import (
     ResolvedChannel,
@@ -53,6 +55,18 @@ class LockInputs:
     virtual_packages: Mapping[str, Sequence[str]] = field(default_factory=dict)
     server_packages: tuple[str, ...] = ()
     repodata_cache: Path | None = None
+    allowed_channels: tuple[str, ...] = ()
+    """Channel URLs allowed besides ``channel_urls``' values (``c.Lockstep.allowed_channels``)."""
+    insecure_channel_hosts: tuple[str, ...] = ()
+    """Hosts whose channels may be ``http://`` (``c.Lockstep.insecure_channel_hosts``)."""
+
+    def channel_policy(self) -> ChannelPolicy:
+        """The channels a spec may use: ``channel_urls``' values and ``allowed_channels``."""
+        urls = [*self.channel_urls.values(), *self.allowed_channels]
+        return ChannelPolicy(
+            allowed=tuple(dict.fromkeys(str(u).rstrip("/") for u in urls)),
+            insecure_hosts=tuple(h.lower() for h in self.insecure_channel_hosts),
+        )
 
     @classmethod
     def from_settings(
@@ -66,6 +80,8 @@ class LockInputs:
             virtual_packages={k: tuple(v) for k, v in settings.virtual_packages.items()},
             server_packages=tuple(settings.server_packages),
             repodata_cache=settings.cache_path("repodata"),
+            allowed_channels=tuple(settings.allowed_channels),
+            insecure_channel_hosts=tuple(settings.insecure_channel_hosts),
         )
 
 
@@ -119,6 +135,10 @@ def plan_lock(target: Path, inputs: LockInputs) -> LockPlan:
     channels = resolve_channels(
         spec.channels, channel_urls=inputs.channel_urls, source=str(spec_path)
     )
+    policy = inputs.channel_policy()
+    for channel in channels:
+        what = "channel" if channel.name == channel.url else f"channel {channel.name!r}, URL"
+        policy.check_channel(channel.url, source=str(spec_path), what=what)
     virtual = {p: parse_virtual_packages(p, inputs.virtual_packages) for p in platforms}
     lock_spec = condalock.lock_specification([spec_path], platforms=platforms)
     urls = {c.name: c.url for c in channels}

@@ -37,6 +37,7 @@ from spawner.promote.gates import (
 )
 from spawner.promote.pointers import Endpoint, PointerError, StageLock, move_pointer, read_pointer
 from spawner.promote.trail import AuditRecord, AuditTrail, GateResult, rollback_target, utc_now
+from spawner.settings import unknown_stage
 
 NO_CHANGE = "no stage was changed"
 Progress = Callable[[str], None]
@@ -57,9 +58,7 @@ def plan(stages: Sequence[str], to_stage: str) -> Plan:
     """Which stage feeds ``to_stage``; refuses the first stage and unknown names."""
     stages = list(stages)
     if to_stage not in stages:
-        raise PromotionError(
-            f"unknown stage {to_stage!r}; stages are {', '.join(stages)} (c.Lockstep.stages)"
-        )
+        raise PromotionError(unknown_stage(to_stage, stages))
     index = stages.index(to_stage)
     if index == 0:
         raise PromotionError(
@@ -261,7 +260,7 @@ def rollback(
 ) -> AuditRecord:
     """Point ``stage`` back at the digest it held before its last move (from the trail)."""
     if stage not in settings.stages:
-        raise PromotionError(f"unknown stage {stage!r}; stages are {', '.join(settings.stages)}")
+        raise PromotionError(unknown_stage(stage, settings.stages))
     say = progress or (lambda message: None)
     trail = trail_of(settings)
     started = time.monotonic()

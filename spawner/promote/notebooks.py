@@ -8,10 +8,13 @@ workspace), the notebooks folder bind-mounted read-only at ``/notebooks``, no GP
 hardened: uid 1000, ``CapDrop ALL``, ``no-new-privileges``, read-only root, the project's
 memory/CPU/pids limits and isolation runtime.
 
-``run_notebooks`` is the I/O: it pulls the digest into the engine when missing, runs the
-container once for all notebooks (executed in name order with nbclient, each with its own
-kernel), removes it, and returns one ``NotebookResult`` per notebook. An image without
-nbclient fails the gate with a message naming the fix.
+``run_gate`` is the I/O: it prepares the engine with ``spawner.docker.prepare`` and the
+site's ``DockerSite`` (the digest pulled when missing, the isolation runtime the hub would
+use, e.g. ``c.LockstepDockerSpawner.runtime_names``; no network or volume is needed), runs
+the container once for all notebooks (executed in name order with nbclient, each with its
+own kernel) as a one-shot container that is always removed, and returns one
+``NotebookResult`` per notebook. An image without nbclient fails the gate with a message
+naming the fix.
 """
 
 from __future__ import annotations
@@ -23,14 +26,26 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from spawner.docker import engine
+from spawner.docker.engine import EngineError, EngineTimeout
+from spawner.docker.oneshot import run_to_end
+from spawner.docker.prepare import PrepareError, prepare
 from spawner.docker.render import DockerOptions, render_container
+from spawner.docker.site import load_docker_site
 from spawner.errors import LockstepError
-from spawner.launch.spec import HOME, ImageRef, LaunchOptions, Mount, build_launch_spec
+from spawner.labels import GATE
+from spawner.launch.spec import (
+    HOME,
+    ImageRef,
+    LaunchOptions,
+    LaunchSpec,
+    Mount,
+    build_launch_spec,
+)
 from spawner.project import Project
 
 MOUNT_POINT = "/notebooks"
 MARKER = "LOCKSTEP-NOTEBOOK-RESULT "
-GATE_LABEL = "org.lockstep.gate"
 CELL_TIMEOUT = 600
 
 RUNNER = r"""
@@ -76,17 +91,16 @@ class NotebookResult:
     message: str = ""
 
 
-def notebook_container(
+def notebook_spec(
     *,
     project: Project,
     image: ImageRef,
     data_sources: Mapping[str, str],
     notebooks_dir: str,
     notebooks: Sequence[str],
-    runtime: str = "",
     user: str = "lockstep-gate",
-) -> dict:
-    """The Docker create body that runs ``notebooks`` (file names) from ``notebooks_dir``."""
+) -> LaunchSpec:
+    """The gate's launch spec: a server's, narrowed (no network, no volumes, no GPU)."""
     options = LaunchOptions(
         network_prefix="lockstep-gate", tmpfs_targets=("/tmp",), tmpfs_size="1Gi"
     )
@@ -104,17 +118,37 @@ def notebook_container(
     mounts = [m for m in spec.mounts if m.kind in ("data", "tmpfs")]
     mounts.append(Mount("data", "notebooks", notebooks_dir, MOUNT_POINT, read_only=True))
     mounts.append(Mount("tmpfs", "home", "", HOME, read_only=False, size="256Mi"))
-    spec = dataclasses.replace(
+    return dataclasses.replace(
         spec,
         mounts=tuple(sorted(mounts, key=lambda m: (m.target, m.kind))),
         network="none",
-        labels=tuple(sorted({**spec.labels_dict(), GATE_LABEL: "notebooks"}.items())),
+        labels=tuple(sorted({**spec.labels_dict(), GATE: "notebooks"}.items())),
     )
+
+
+def render_gate(spec: LaunchSpec, *, runtime: str = "") -> dict:
+    """The Docker create body of the gate's spec, on engine runtime ``runtime``."""
     body = render_container(spec, DockerOptions(runtime=runtime, working_dir="/tmp"))
     body["NetworkingConfig"] = {"EndpointsConfig": {}}
     body.pop("ExposedPorts", None)
     body["Entrypoint"] = []  # the image's tini -g would be PID 1 with Init as well
     return dict(sorted(body.items()))
+
+
+def notebook_container(
+    *,
+    project: Project,
+    image: ImageRef,
+    data_sources: Mapping[str, str],
+    notebooks_dir: str,
+    notebooks: Sequence[str],
+    runtime: str = "",
+    user: str = "lockstep-gate",
+) -> dict:
+    """The Docker create body that runs ``notebooks`` (file names) from ``notebooks_dir``."""
+    spec = notebook_spec(project=project, image=image, data_sources=data_sources,
+                         notebooks_dir=notebooks_dir, notebooks=notebooks, user=user)
+    return render_gate(spec, runtime=runtime)
 
 
 def parse_results(output: str, notebooks: Sequence[str]) -> list[NotebookResult]:
@@ -143,64 +177,50 @@ def parse_results(output: str, notebooks: Sequence[str]) -> list[NotebookResult]
     ]
 
 
-def _ensure_image(api, reference: str) -> None:
-    import docker
-
-    try:
-        api.inspect_image(reference)
-        return
-    except docker.errors.ImageNotFound:
-        pass
-    repository, digest = reference.split("@", 1)
-    try:
-        api.pull(repository, tag=digest)
-    except docker.errors.APIError as exc:
-        raise NotebookGateError(
-            f"the engine could not pull {reference}: {exc.explanation or exc}"
-        ) from None
-
-
 def run_notebooks(
-    body: dict, notebooks: Sequence[str], *, timeout: float = 1800
+    api, body: dict, notebooks: Sequence[str], *, timeout: float = 1800
 ) -> list[NotebookResult]:
-    """Run the gate container (see ``notebook_container``) and collect its results."""
-    import docker
+    """Run the gate container (see ``notebook_container``) once and collect its results;
+    the container is removed however the run ends."""
+    started = time.monotonic()
+    try:
+        done = run_to_end(api, body, timeout=timeout)
+    except EngineTimeout:
+        raise NotebookGateError(
+            f"the notebooks did not finish within {timeout:.0f} s; make them faster"
+        ) from None
+    except EngineError as exc:
+        raise NotebookGateError(f"the engine could not run the notebook container: {exc}") \
+            from None
+    results = parse_results(done.output, notebooks)
+    if len(notebooks) == 1 and results[0].seconds == 0:
+        results[0] = dataclasses.replace(
+            results[0], seconds=round(time.monotonic() - started, 3)
+        )
+    return results
 
+
+def run_gate(settings, project: Project, *, image: ImageRef, notebooks_dir: str,
+             notebooks: Sequence[str], timeout: float = 1800) -> list[NotebookResult]:
+    """Prepare the engine as the hub would (``c.LockstepDockerSpawner`` runtime names) and
+    run ``notebooks`` in ``image``."""
+    from spawner.launch.datamounts import site_data_sources
+
+    spec = notebook_spec(project=project, image=image, notebooks=notebooks,
+                         data_sources=site_data_sources(project, settings),
+                         notebooks_dir=notebooks_dir)
     try:
-        api = docker.APIClient(version="auto", timeout=60)
-    except docker.errors.DockerException as exc:
-        raise NotebookGateError(
-            f"no Docker engine to run the notebooks in ({exc}); start dockerd"
-        ) from None
-    container = None
+        api = engine.connect(timeout=60)
+    except EngineError as exc:
+        raise NotebookGateError(f"no Docker engine to run the notebooks in: {exc}") from None
     try:
-        _ensure_image(api, body["Image"])
-        container = api.create_container_from_config(body, None)["Id"]
-        api.start(container)
-        started = time.monotonic()
         try:
-            api.wait(container, timeout=timeout)
-        except Exception:  # noqa: BLE001 - requests' ReadTimeout, surfaced as a gate failure
-            raise NotebookGateError(
-                f"the notebooks did not finish within {timeout:.0f} s; make them faster"
-            ) from None
-        output = api.logs(container, stdout=True, stderr=True).decode(errors="replace")
-        results = parse_results(output, notebooks)
-        if len(notebooks) == 1 and results[0].seconds == 0:
-            results[0] = dataclasses.replace(
-                results[0], seconds=round(time.monotonic() - started, 3)
-            )
-        return results
-    except docker.errors.APIError as exc:
-        raise NotebookGateError(
-            f"the engine refused the notebook container: {exc.explanation or exc}"
-        ) from None
+            ready = prepare(api, spec, project=project, site=load_docker_site(settings))
+        except PrepareError as exc:
+            raise NotebookGateError(f"the notebooks cannot run: {exc}") from None
+        return run_notebooks(api, render_gate(spec, runtime=ready.runtime), notebooks,
+                             timeout=timeout)
     finally:
-        if container is not None:
-            try:
-                api.remove_container(container, force=True)
-            except docker.errors.APIError:
-                pass
         api.close()
 
 
@@ -210,7 +230,6 @@ def list_notebooks(notebooks_dir: Path) -> list[str]:
 
 def notebooks_gate(settings, project: Project):
     """The gate: every notebook of ``project`` must run in the image being promoted."""
-    from spawner.launch.datamounts import resolve_data_sources
     from spawner.promote.gates import Gate, GateContext, timed
 
     def check(ctx: GateContext) -> tuple[bool, str]:
@@ -218,15 +237,8 @@ def notebooks_gate(settings, project: Project):
         names = list_notebooks(folder)
         if not names:
             return True, f"no notebooks in {folder}; nothing to run"
-        body = notebook_container(
-            project=project,
-            image=ImageRef(ctx.reference),
-            notebooks=names,
-            data_sources=resolve_data_sources(project, settings.data_roots),
-            notebooks_dir=str(folder),
-            runtime=_runtime(project),
-        )
-        results = run_notebooks(body, names)
+        results = run_gate(settings, project, image=ImageRef(ctx.reference),
+                           notebooks_dir=str(folder), notebooks=names)
         failed = [r for r in results if not r.ok]
         if failed:
             first = failed[0]
@@ -238,17 +250,3 @@ def notebooks_gate(settings, project: Project):
         return True, f"{len(results)} notebook(s) ran: {ran}"
 
     return Gate("notebooks", lambda ctx: timed("notebooks", lambda: check(ctx)))
-
-
-def _runtime(project: Project) -> str:
-    import docker
-
-    from spawner.docker.runtimes import engine_runtime
-
-    if project.isolation == "runc":
-        return ""
-    client = docker.APIClient(version="auto", timeout=30)
-    try:
-        return engine_runtime(project.isolation, project=project.name, info=client.info())
-    finally:
-        client.close()

@@ -1,24 +1,25 @@
 """The audit trail: one JSON line per promotion or rollback attempt, append-only.
 
 Guarantees: every attempt, passed or refused, is one ``AuditRecord`` appended to
-``<data_dir>/audit.jsonl`` under an exclusive ``flock`` and flushed with ``fsync`` before
-the lock is released, so concurrent writers never interleave or lose a line; existing
-lines are never rewritten. Records serialise with sorted keys and UTC ISO-8601 times.
+``<data_dir>/audit.jsonl``, a ``spawner.journal``: written under an exclusive ``flock`` and
+flushed with ``fsync`` before the lock is released, so concurrent writers never interleave
+or lose a line; existing lines are never rewritten. A torn last line (a crash mid-write) is
+skipped; any other line that is not a record is an error naming the line. Records
+serialise with sorted keys and UTC ISO-8601 times.
 The queries (``promoter_of``, ``pointer_stack``, ``rollback_target``) are pure functions
 of a list of records. Nothing here talks to a registry.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+from spawner import journal
 from spawner.errors import LockstepError
 
 FORMAT_VERSION = 1
@@ -66,17 +67,23 @@ class AuditRecord:
     bytes_moved: int = 0
     version: int = field(default=FORMAT_VERSION)
 
-    def to_json(self) -> str:
+    def to_dict(self) -> dict:
         data = asdict(self)
         data["gates"] = [asdict(g) for g in self.gates]
-        return json.dumps(data, sort_keys=True, separators=(",", ":"))
+        return data
+
+    def to_json(self) -> str:
+        return journal.encode(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: dict) -> AuditRecord:
+        data = {**data, "gates": tuple(GateResult(**g) for g in data.get("gates") or ())}
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})
 
     @classmethod
     def from_json(cls, line: str) -> AuditRecord:
-        data = json.loads(line)
-        data["gates"] = tuple(GateResult(**g) for g in data.get("gates") or ())
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return cls.from_dict(json.loads(line))
 
 
 def utc_now() -> str:
@@ -85,53 +92,42 @@ def utc_now() -> str:
 
 
 class AuditTrail:
-    """The JSONL file at ``path``; a ``<path>.lock`` file serialises writers."""
+    """The journal at ``path`` (see ``spawner.journal``), read and written as audit records."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
 
     def append(self, record: AuditRecord) -> None:
-        line = record.to_json() + "\n"
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            journal.append(self.path, record.to_dict(), mode=0o644)
         except OSError as exc:
             raise AuditError(
                 f"cannot write the audit trail {self.path}: {exc}; check c.Lockstep.data_dir"
             ) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            os.write(fd, line.encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)  # closing releases the lock
 
     def read(self, project: str | None = None) -> list[AuditRecord]:
         """Every record (of ``project``), oldest first. A torn last line is skipped."""
-        if not self.path.exists():
-            return []
         try:
-            with self.path.open("rb") as handle:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_SH)
-                lines = handle.read().decode().splitlines()
+            entries = journal.read(self.path)
         except OSError as exc:
             raise AuditError(f"cannot read the audit trail {self.path}: {exc}") from None
+        except journal.JournalError as exc:
+            raise self._damaged(exc.line, exc.reason) from None
         records = []
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
+        for entry in entries:
             try:
-                record = AuditRecord.from_json(line)
+                record = AuditRecord.from_dict(entry.data)
             except (ValueError, TypeError) as exc:
-                if number == len(lines):
-                    continue
-                raise AuditError(
-                    f"{self.path}, line {number}: not an audit record ({exc}); "
-                    "the trail is append-only: restore it from backup"
-                ) from None
+                raise self._damaged(entry.line, str(exc)) from None
             if project is None or record.project == project:
                 records.append(record)
         return records
+
+    def _damaged(self, line: int, reason: str) -> AuditError:
+        return AuditError(
+            f"{self.path}, line {line}: not an audit record ({reason}); "
+            "the trail is append-only: restore it from backup"
+        )
 
 
 def promoter_of(

@@ -31,12 +31,13 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
+
+from spawner.lock.package import LockedPackage, packages_of
 
 SPEC_VERSION = "1.5"
 SCHEMA_URL = "http://cyclonedx.org/schema/bom-1.5.schema.json"
 SERIAL_NAMESPACE = uuid.UUID("6f1f3d0e-2b8c-5a7e-9c41-1a0c5e3d7b21")
-CONDA_SUFFIXES = (".conda", ".tar.bz2")
 _EXPRESSION_RE = re.compile(r"\s(AND|OR|WITH)\s")
 # Common SPDX license ids (the 1.5 schema refuses an ``id`` outside the SPDX list, so any
 # other text goes into ``name``); sorted for reading.
@@ -50,48 +51,6 @@ SPDX_IDS = frozenset({
     "Libpng", "MIT", "MIT-0", "MPL-1.1", "MPL-2.0", "NCSA", "OpenSSL", "PSF-2.0", "Python-2.0",
     "Unicode-DFS-2016", "Unlicense", "X11", "Zlib", "ZPL-2.1",
 })
-
-
-@dataclass(frozen=True)
-class LockedPackage:
-    """One locked package of one platform, as the lock states it."""
-
-    name: str
-    version: str
-    manager: str
-    platform: str
-    url: str
-    sha256: str = ""
-    md5: str = ""
-    dependencies: tuple[str, ...] = ()
-    build_string: str = ""  # when the lock states it; else read from the file name
-
-    @property
-    def filename(self) -> str:
-        return urlsplit(self.url).path.rsplit("/", 1)[-1]
-
-    @property
-    def subdir(self) -> str:
-        parts = urlsplit(self.url).path.rstrip("/").split("/")
-        return parts[-2] if len(parts) >= 2 else ""
-
-    @property
-    def build(self) -> str:
-        """The build string: the lock's, else from ``name-version-build.conda`` ('' for pip)."""
-        if self.build_string or self.manager != "conda":
-            return self.build_string
-        stem = self.stem
-        prefix = f"{self.name}-{self.version}-"
-        return stem[len(prefix):] if stem.startswith(prefix) else stem.rsplit("-", 1)[-1]
-
-    @property
-    def stem(self) -> str:
-        """``name-version-build``: the package cache folder and conda-meta file name."""
-        name = self.filename
-        for suffix in CONDA_SUFFIXES:
-            if name.endswith(suffix):
-                return name[: -len(suffix)]
-        return name
 
 
 @dataclass(frozen=True)
@@ -111,21 +70,13 @@ def packages_from_lock(lockfile: Any, platform: str) -> list[LockedPackage]:
     Raises ``ValueError`` naming the platforms the lock has when ``platform`` is not one.
     """
     platforms = sorted(lockfile.metadata.platforms)
-    entries = [p for p in lockfile.package if p.platform == platform]
-    if platform not in platforms or not entries:
+    if platform not in platforms or not any(p.platform == platform for p in lockfile.package):
         raise ValueError(
             f"the lock has no packages for platform {platform!r}; it has: "
             f"{', '.join(platforms) or '(none)'}"
         )
-    return [
-        LockedPackage(
-            name=p.name, version=str(p.version), manager=p.manager, platform=platform,
-            url=p.url, sha256=p.hash.sha256 or "", md5=p.hash.md5 or "",
-            dependencies=tuple(sorted(p.dependencies or {})), build_string=p.build or "",
-        )
-        for p in entries
-        if not (p.manager == "conda" and p.name.startswith("__"))
-    ]
+    return [p for p in packages_of(lockfile, platform)
+            if not (p.manager == "conda" and p.name.startswith("__"))]
 
 
 def channel_name(url: str, channels: Mapping[str, str]) -> str:

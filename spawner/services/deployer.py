@@ -15,7 +15,9 @@ A port clash (another lockstep service or any container publishing the port, or 
 program listening on it) is refused before anything is created. On any failure nothing
 new is left behind: every container this call created is removed.
 
-The builders live in ``spawner.services.spec`` (pure); this module only talks to the engine.
+The builders live in ``spawner.services.spec`` (pure); this module only talks to the engine,
+and only through ``spawner.docker.engine`` (the caller has made the engine ready with
+``spawner.docker.prepare``, as for a server).
 """
 
 from __future__ import annotations
@@ -27,23 +29,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from docker.errors import APIError, NotFound
-
 from spawner.docker import engine as dockerops
-from spawner.launch.spec import LABEL_PREFIX
+from spawner.docker.engine import EngineError
+from spawner.labels import DIGEST as DIGEST_LABEL
+from spawner.labels import HEALTH as HEALTH_LABEL
+from spawner.labels import KIND as KIND_LABEL
+from spawner.labels import PROJECT as PROJECT_LABEL
+from spawner.labels import SERVICE_PORT as PORT_LABEL
+from spawner.labels import selector
 from spawner.project import Service
 from spawner.services.spec import (
-    HEALTH_LABEL,
-    KIND_LABEL,
-    PORT_LABEL,
     Binding,
     ServiceError,
     container_name,
     host_ports,
 )
 
-PROJECT_LABEL = f"{LABEL_PREFIX}.project"
-DIGEST_LABEL = f"{LABEL_PREFIX}.digest"
 BodyFor = Callable[[int, bool], dict]  # (replica index, publish) -> create body
 
 
@@ -68,10 +69,10 @@ class DeployResult:
 
 def service_containers(api, project: str | None = None) -> list[dict]:
     """Every lockstep service container (of ``project``), running or not."""
-    labels = [f"{KIND_LABEL}=service", dockerops.MANAGED]
+    labels = [selector(KIND_LABEL, "service"), dockerops.MANAGED]
     if project:
-        labels.append(f"{PROJECT_LABEL}={project}")
-    return api.containers(all=True, filters={"label": labels})
+        labels.append(selector(PROJECT_LABEL, project))
+    return dockerops.containers(api, labels=labels)
 
 
 def _port_free(host_ip: str, port: int) -> bool:
@@ -89,7 +90,7 @@ def check_ports(api, *, project: str, service: Service, binding: Binding) -> Non
     """Refuse host ports another service, container or program already holds."""
     wanted = set(host_ports(service, binding))
     ours: set[int] = set()
-    for container in api.containers(all=False):
+    for container in dockerops.containers(api, stopped=False):
         labels = container.get("Labels") or {}
         mine = labels.get(KIND_LABEL) == "service" and labels.get(PROJECT_LABEL) == project
         published = {int(p["PublicPort"]) for p in container.get("Ports") or ()
@@ -119,13 +120,6 @@ def check_ports(api, *, project: str, service: Service, binding: Binding) -> Non
             )
 
 
-def _inspect(api, name: str) -> dict | None:
-    try:
-        return api.inspect_container(name)
-    except NotFound:
-        return None
-
-
 def _answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=0.5) as response:
@@ -143,7 +137,9 @@ def wait_healthy(api, container_id: str, *, timeout_s: float, health: str = "",
     """
     deadline = time.monotonic() + timeout_s
     while True:
-        info = api.inspect_container(container_id)
+        info = dockerops.inspect_container(api, container_id)
+        if info is None:
+            return False, "it was removed while starting"
         state = info["State"]
         health_status = (state.get("Health") or {}).get("Status", "")
         if health_status == "healthy":
@@ -164,17 +160,17 @@ def wait_healthy(api, container_id: str, *, timeout_s: float, health: str = "",
 
 def _start(api, body: dict, name: str) -> str:
     dockerops.remove_container(api, name)
-    created = api.create_container_from_config(body, name)
+    created = dockerops.create_container(api, body, name)
     try:
-        api.start(created["Id"])
-    except APIError as exc:
-        dockerops.remove_container(api, created["Id"])
-        text = str(exc.explanation or exc)
+        dockerops.start_container(api, created)
+    except EngineError as exc:
+        dockerops.remove_container(api, created)
+        text = exc.detail
         if "address already in use" in text or "port is already allocated" in text:
             raise ServiceError(f"cannot publish the service port: {text}. Pick another host "
                                "port with --port, or free it.") from None
         raise ServiceError(f"the engine could not start {name}: {text}") from None
-    return created["Id"]
+    return created
 
 
 def _tried(api, body: dict, name: str, timeout_s: float) -> tuple[str, bool, str, float]:
@@ -191,7 +187,7 @@ def _roll_replica(api, *, project: str, index: int, digest: str, body_for: BodyF
                   port: int, timeout_s: float, report: Callable[[str], None]) -> ReplicaResult:
     name = container_name(project, index)
     temp = container_name(project, index, suffix="next")
-    current = _inspect(api, name)
+    current = dockerops.inspect_container(api, name)
     previous = ((current or {}).get("Config") or {}).get("Labels", {}).get(DIGEST_LABEL, "")
     result = ReplicaResult(name, "started" if current is None else "rolled", digest,
                            previous, port)
@@ -210,7 +206,7 @@ def _roll_replica(api, *, project: str, index: int, digest: str, body_for: BodyF
                 f"the running service ({previous or 'unlabelled'}) was kept as it was."
             )
         result.candidate_healthy_s = took
-        api.stop(current["Id"], timeout=10)
+        dockerops.stop_container(api, current["Id"], timeout=10)
     switch = time.monotonic()
     cid, ok, why, took = "", False, "", 0.0
     try:
@@ -220,7 +216,7 @@ def _roll_replica(api, *, project: str, index: int, digest: str, body_for: BodyF
             if cid:
                 dockerops.remove_container(api, cid)
             if current is not None:
-                api.start(current["Id"])
+                dockerops.start_container(api, current["Id"])
     if not ok:
         kept = (f"the running service ({previous}) was started again" if current is not None
                 else "nothing was left running")
@@ -229,7 +225,7 @@ def _roll_replica(api, *, project: str, index: int, digest: str, body_for: BodyF
     result.switch_s = time.monotonic() - switch if current is not None else took
     if current is not None:
         dockerops.remove_container(api, current["Id"])
-    api.rename(cid, name)
+    dockerops.rename_container(api, cid, name)
     return result
 
 
@@ -280,7 +276,9 @@ def status(api, project: str) -> list[dict[str, Any]]:
     """Name, digest, state, health and published port of each service container."""
     rows = []
     for container in service_containers(api, project):
-        info = api.inspect_container(container["Id"])
+        info = dockerops.inspect_container(api, container["Id"])
+        if info is None:  # removed since it was listed
+            continue
         labels = info["Config"].get("Labels") or {}
         rows.append({
             "name": info["Name"].lstrip("/"),

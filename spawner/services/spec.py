@@ -34,8 +34,8 @@ from typing import Any
 from spawner.docker.render import DockerOptions, render_container
 from spawner.errors import LockstepError
 from spawner.kube import render as render_kube
+from spawner.labels import HEALTH, IMAGE, KIND, PROJECT, REPLICA, SERVICE_PORT, USER
 from spawner.launch.spec import (
-    LABEL_PREFIX,
     ImageRef,
     LaunchOptions,
     LaunchSpec,
@@ -46,11 +46,6 @@ from spawner.project import Project, Service
 from spawner.settings import ENV_PREFIX
 
 SERVICE_USER = "service"
-KIND_LABEL = f"{LABEL_PREFIX}.kind"
-PORT_LABEL = f"{LABEL_PREFIX}.service-port"
-REPLICA_LABEL = f"{LABEL_PREFIX}.replica"
-IMAGE_LABEL = f"{LABEL_PREFIX}.image"
-HEALTH_LABEL = f"{LABEL_PREFIX}.health"
 CONTAINER_PREFIX = "lockstep-svc"
 K8S_CONTAINER = "service"
 K8S_PORT_NAME = "http"
@@ -140,8 +135,8 @@ def health_command(port: int, path: str, timeout_s: float) -> list[str]:
 
 def service_labels(spec: LaunchSpec, *, port: int, index: int, health: str) -> dict[str, str]:
     """The labels a service container adds to the launch spec's."""
-    return {KIND_LABEL: "service", PORT_LABEL: str(port), REPLICA_LABEL: str(index),
-            IMAGE_LABEL: spec.image.reference, HEALTH_LABEL: health}
+    return {KIND: "service", SERVICE_PORT: str(port), REPLICA: str(index),
+            IMAGE: spec.image.reference, HEALTH: health}
 
 
 def docker_body(
@@ -187,7 +182,7 @@ def k8s_name(project: str) -> str:
 
 def selector_labels(project: str) -> dict[str, str]:
     """What the Service, the NetworkPolicy and the Deployment select on (immutable)."""
-    return {f"{LABEL_PREFIX}.project": project, KIND_LABEL: "service"}
+    return {PROJECT: project, KIND: "service"}
 
 
 def _probe(service: Service, health: HealthOptions, *, liveness: bool) -> dict[str, Any]:
@@ -237,7 +232,7 @@ def kube_objects(
     name = k8s_name(spec.project)
     template = _template(spec, service, options or render_kube.KubeOptions(), health)
     labels = dict(sorted({**template["metadata"]["labels"]}.items()))
-    labels.pop(f"{LABEL_PREFIX}.user", None)
+    labels.pop(USER, None)
     notes = template["metadata"]["annotations"]
     metadata: dict[str, Any] = {
         "name": name, "labels": labels,

@@ -2,7 +2,7 @@
 checked in one call for ``lockstep verify`` and for promotion's verify gate.
 
 ``lock_decision`` is pure; ``check_image`` reads the image from its registry
-(``verify.read_image``) and the lock from disk.
+(``image.reader.read_image``) and the lock from disk.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from spawner.image.reader import read_image
+from spawner.labels import LOCK_HASH
 from spawner.verify.diff import (
     DEFAULT_PLATFORM,
     Difference,
@@ -19,17 +21,14 @@ from spawner.verify.diff import (
     lock_hashes,
     locked_packages,
     packages_from_meta,
-    read_image,
 )
-
-LOCK_LABEL = "org.lockstep.lock-hash"
 
 
 def lock_decision(*, label: str, lock_hashes: Sequence[str], lock_path: str) -> tuple[bool, str]:
     """(matches, message): is the image's lock-hash label the hash of the lock on disk?"""
     if not label:
         return False, (
-            "image has no org.lockstep.lock-hash label, so its lock is unknown; "
+            f"image has no {LOCK_HASH} label, so its lock is unknown; "
             "rebuild it with `lockstep build`"
         )
     if label not in lock_hashes:
@@ -65,7 +64,7 @@ def check_image(settings, reference: str, lock: Path | Callable[[Mapping[str, st
     differences = diff_packages(locked=locked, installed=installed)
     if files:
         differences += file_differences(contents.records, contents.files)
-    same_lock, note = lock_decision(label=contents.labels.get(LOCK_LABEL, ""),
+    same_lock, note = lock_decision(label=contents.labels.get(LOCK_HASH, ""),
                                     lock_hashes=lock_hashes(path, platform=platform),
                                     lock_path=str(path))
     return ImageCheck(contents.reference, path, len(locked), len(installed), tuple(differences),

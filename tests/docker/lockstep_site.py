@@ -48,15 +48,19 @@ class ForecastSite:
         project_dir.mkdir(parents=True, exist_ok=True)
         shutil.copy(lock, project_dir / "conda-lock.yml")
         text = (REPO / "environments" / "forecast" / "project.yaml").read_text()
+        text = text.replace("source: forecast/sales", f"source: {self.name}/sales")
         (project_dir / "project.yaml").write_text(text.replace("name: forecast",
                                                                f"name: {self.name}"))
+        # the curator's grant: a link in this project's own data folder (issue 11)
+        (tmp / "data" / self.name).mkdir(parents=True, exist_ok=True)
+        (tmp / "data" / self.name / "sales").symlink_to(REPO / "data" / "sales")
         (tmp / "notebooks").mkdir(exist_ok=True)
         config = Config()
         config.Lockstep.registry = f"{registry}/t{uuid.uuid4().hex[:10]}"
         config.Lockstep.environments_dir = str(root)
         config.Lockstep.notebooks_dir = str(tmp / "notebooks")  # no gate notebooks here
         config.Lockstep.data_dir = str(tmp / "state")
-        config.Lockstep.data_roots = [str(REPO / "data")]
+        config.Lockstep.data_roots = [str(tmp / "data"), str(REPO / "data")]
         self.config = config
         self.host, self.source_repo = build.reference.split("@")[0].split("/", 1)
 

@@ -92,7 +92,7 @@ def test_noop_rebuild_uploads_nothing(demo, built_image, lockstep_settings):
 
 
 def test_same_lock_from_another_checkout_gives_the_same_digest(
-    demo, built_image, registry, tmp_path
+    demo, built_image, registry, tmp_path, lockstep_settings
 ):
     """Fresh caches, another staging folder, another project folder: the same bytes."""
     first = built_image(demo)
@@ -104,6 +104,7 @@ def test_same_lock_from_another_checkout_gives_the_same_digest(
     config.Lockstep.registry = f"{registry}/lockstep"
     config.Lockstep.cache_dir = str(tmp_path / "cold-cache")
     config.Lockstep.data_dir = str(tmp_path / "state")
+    config.Lockstep.channel_urls = dict(lockstep_settings.channel_urls)
     again = build_image(other, Lockstep(config=config))
     assert again.digest == first.digest
     assert again.layer_digests == first.layer_digests

@@ -31,7 +31,7 @@ from tests.e2e.hubtools import RUN_ID, Hub
 
 PROJECTS = {
     "e2e-alpha": ("members: {users: [alice], groups: [alpha-team]}\n"
-                  "data:\n  - {name: shared, source: alpha, target: /data/shared}\n"
+                  "data:\n  - {name: shared, source: e2e-alpha, target: /data/shared}\n"
                   "resources: {cpu: 1, memory: 1G, pids: 256}\n"),
     "e2e-beta": "members: {users: [carol]}\nresources: {cpu: 1, memory: 1G}\n",
     "e2e-sandbox": ("members: {users: [alice]}\nisolation: gvisor\nworkspace: {enabled: false}\n"
@@ -100,8 +100,8 @@ def site(tmp_path_factory, e2e_image):
         (env / name).mkdir(parents=True)
         (env / name / "project.yaml").write_text(f"name: {name}\n{body}")
     data = root / "data"
-    (data / "alpha").mkdir(parents=True)
-    (data / "alpha" / "hello.txt").write_text("hello from shared data\n")
+    (data / "e2e-alpha").mkdir(parents=True)
+    (data / "e2e-alpha" / "hello.txt").write_text("hello from shared data\n")
     client = RegistryClient.for_host(e2e_image.registry, insecure_registries=("127.0.0.1",))
     with client:
         for name in PROJECTS:

@@ -43,3 +43,53 @@ def helm3() -> str:
     return get_helm("3")
 
 
+
+
+@pytest.fixture(scope="session")
+def hub_role(helm3) -> list[dict]:
+    """The rules of the hub Role the chart renders (default example values)."""
+    from tests.k8s.k8s_helpers import CHART, find, helm_template
+
+    docs = helm_template(helm3, CHART / "examples" / "default.yaml")
+    return find(docs, "Role", "-hub")["rules"]
+
+
+@pytest.fixture
+async def api(kmock, hub_role):
+    """The fake API (``tests.k8s.kmock_api.ApiServer``; mark the module with
+    ``pytest.mark.kmock(cls=ApiServer)``): strict validation and the hub Role enforced."""
+    from kubespawner import KubeSpawner
+
+    for plural in ("pods", "events", "persistentvolumeclaims"):
+        kmock.resources[f"v1/{plural}"] = {}
+    kmock.role_rules = hub_role
+    kmock.violations = []
+    yield kmock
+    await KubeSpawner._stop_all_reflectors()
+    assert kmock.violations == [], "a real API server would have refused these requests"
+
+
+@pytest.fixture
+async def kubelet(api):
+    """Marks every new pod Running and ready, as a node would once the image runs."""
+    import asyncio
+    from contextlib import suppress
+
+    from tests.k8s.kmock_api import RUNNING, patch_pod, pods
+
+    seen: set[str] = set()
+
+    async def loop():
+        while True:
+            for name, pod in pods(api).items():
+                uid = pod["metadata"]["uid"]
+                if uid not in seen and pod["status"]["phase"] == "Pending":
+                    seen.add(uid)
+                    await patch_pod(api, name, RUNNING)
+            await asyncio.sleep(0.05)
+
+    task = asyncio.create_task(loop())
+    yield
+    task.cancel()
+    with suppress(asyncio.CancelledError):
+        await task

@@ -9,114 +9,25 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
-from contextlib import suppress
 
-import kmock
 import pytest
 from kubespawner import KubeSpawner
 from tornado import web
-from traitlets.config import Config
 
 from spawner import sessions
 from spawner.kube.spawner import LockstepKubeSpawner
 from tests.k8s.k8s_helpers import FakeStagesSpawner, fake_image, hub_user, make_spawner
-
-NS = "lockstep"
-POD_IP = "10.1.2.3"
-
-
-class ApiServer(kmock.KubernetesEmulator):
-    """kmock's emulator plus what a real API server adds on create: namespace, uid,
-    creationTimestamp and resourceVersion (KubeSpawner's reflectors key pods by them)."""
-
-    async def __call__(self, raw_request):
-        if raw_request.query.get("watch") == "True":  # kmock reads only watch=true
-            raw_request = raw_request.clone(rel_url=raw_request.rel_url.update_query(watch="true"))
-        return await super().__call__(raw_request)
-
-    async def _handle(self, request):
-        if request.action == kmock.action.CREATE and isinstance(request.data, dict):
-            meta = request.data.setdefault("metadata", {})
-            meta.setdefault("namespace", request.namespace)
-            meta.setdefault("uid", str(uuid.uuid4()))
-            meta.setdefault("creationTimestamp", "2026-01-01T00:00:00Z")
-            meta.setdefault("resourceVersion", "1")
-            if request.resource.plural == "pods":
-                request.data.setdefault("status", {"phase": "Pending"})
-        return await super()._handle(request)
-
+from tests.k8s.kmock_api import (
+    POD_IP,
+    ApiServer,
+    claims,
+    config,
+    container_status,
+    patch_pod,
+    pods,
+)
 
 pytestmark = pytest.mark.kmock(cls=ApiServer)
-
-
-@pytest.fixture
-async def api(kmock: kmock.KubernetesEmulator):
-    for plural in ("pods", "events", "persistentvolumeclaims"):
-        kmock.resources[f"v1/{plural}"] = {}
-    yield kmock
-    await KubeSpawner._stop_all_reflectors()
-
-
-def pods(api) -> dict[str, dict]:
-    out = {}
-    for (resource, namespace, name), obj in api.objects.items():
-        if resource.plural == "pods" and namespace == NS and not obj.deleted:
-            out[name] = obj.raw
-    return out
-
-
-def claims(api) -> dict[str, dict]:
-    return {name: obj.raw for (res, ns, name), obj in api.objects.items()
-            if res.plural == "persistentvolumeclaims" and not obj.deleted}
-
-
-async def patch_pod(api, name: str, status: dict) -> None:
-    resp = await api.request("PATCH", f"/api/v1/namespaces/{NS}/pods/{name}",
-                             json={"status": status})
-    assert resp.status == 200, await resp.text()
-
-
-def container_status(ready: bool, state: dict) -> dict:
-    return {"name": "notebook", "ready": ready, "state": state, "image": "x", "imageID": "x",
-            "restartCount": 0}
-
-
-RUNNING = {"phase": "Running", "podIP": POD_IP,
-           "containerStatuses": [container_status(True, {"running": {}})]}
-
-
-@pytest.fixture
-async def kubelet(api):
-    """Marks every new pod Running and ready, as a node would once the image runs."""
-    seen: set[str] = set()
-
-    async def loop():
-        while True:
-            for name, pod in pods(api).items():
-                uid = pod["metadata"]["uid"]
-                if uid not in seen and pod["status"]["phase"] == "Pending":
-                    seen.add(uid)
-                    await patch_pod(api, name, RUNNING)
-            await asyncio.sleep(0.05)
-
-    task = asyncio.create_task(loop())
-    yield
-    task.cancel()
-    with suppress(asyncio.CancelledError):
-        await task
-
-
-def config(api, tmp_path) -> Config:
-    c = Config()
-    c.Lockstep.environments_dir = "environments"
-    c.Lockstep.data_dir = str(tmp_path / "state")
-    c.LockstepKubeSpawner.k8s_api_host = str(api.url).rstrip("/")
-    c.LockstepKubeSpawner.namespace = NS
-    c.LockstepKubeSpawner.data_volumes = {"forecast/sales": {"pvc": "forecast-sales"}}
-    c.LockstepKubeSpawner.start_timeout = 20
-    c.LockstepKubeSpawner.k8s_api_request_retry_timeout = 10
-    return c
 
 
 async def test_start_poll_stop(api, kubelet, tmp_path):
@@ -139,9 +50,11 @@ async def test_start_poll_stop(api, kubelet, tmp_path):
 
     assert await spawner.poll() is None
     state = spawner.get_state()
-    assert state["lockstep_image"] == fake_image("forecast", "qa").reference
-    assert state["lockstep_lock_hash"] == fake_image("forecast", "qa").lock_hash
-    assert (state["lockstep_project"], state["lockstep_stage"]) == ("forecast", "qa")
+    launch = state["lockstep"]  # spawner.launch.state.LaunchState, as on Docker
+    assert launch["image"] == fake_image("forecast", "qa").reference
+    assert launch["lock_hash"] == fake_image("forecast", "qa").lock_hash
+    assert (launch["project"], launch["stage"]) == ("forecast", "qa")
+    assert launch["session"] and launch["started"]
     assert state["pod_name"] == spawner.pod_name
 
     await asyncio.wait_for(spawner.stop(now=True), 30)
@@ -177,7 +90,7 @@ async def test_state_survives_a_hub_restart(api, kubelet, tmp_path):
 
     second = make_spawner(config(api, tmp_path), user=hub_user("carol"))  # a new hub process
     second.load_state(state)
-    assert second.get_state()["lockstep_image"] == fake_image("vision", "prod").reference
+    assert second.get_state()["lockstep"]["image"] == fake_image("vision", "prod").reference
     assert second.image == fake_image("vision", "prod").reference
     assert await second.poll() is None
     await asyncio.wait_for(second.stop(now=True), 30)
@@ -185,7 +98,7 @@ async def test_state_survives_a_hub_restart(api, kubelet, tmp_path):
     (session,) = sessions.read_sessions(tmp_path / "state" / sessions.FILENAME)
     assert session.stop  # the stop is recorded by the spawner that never started it
     second.clear_state()
-    assert "lockstep_image" not in second.get_state()
+    assert "lockstep" not in second.get_state()
 
 
 @pytest.mark.parametrize("user,options,status", [
@@ -220,8 +133,14 @@ async def test_group_member_and_admin_may_launch(api, kubelet, tmp_path):
     for user in (hub_user("bob", groups=("analysts",)), hub_user("root", admin=True)):
         spawner = make_spawner(config(api, tmp_path), user=user)
         spawner.user_options = {"project": "forecast"}
-        await asyncio.wait_for(spawner.start(), 30)
+        url = await asyncio.wait_for(spawner.start(), 30)
+        assert url == f"http://{POD_IP}:8888"
+        (pod,) = pods(api).values()
+        assert pod["metadata"]["labels"]["org.lockstep.user"] == user.name
+        assert pod["spec"]["containers"][0]["image"] == fake_image("forecast", "prod").reference
+        assert f"lockstep-home-forecast-{user.name}" in claims(api)
         await asyncio.wait_for(spawner.stop(now=True), 30)
+        assert pods(api) == {}
 
 
 async def test_replay_a_recorded_session(api, kubelet, tmp_path):

@@ -6,7 +6,8 @@
   (``spawner.image.localregistry``, storage in a session temp dir) unless one already
   answers there; stopped at the end only when this session started it.
 * ``lockstep_settings``: ``Lockstep`` settings pushing to ``<registry>/lockstep``, with the
-  default package/layer/pyc caches (so repeated runs are warm) and a temp ``data_dir``.
+  default package/layer/pyc caches (so repeated runs are warm), a temp ``data_dir`` and
+  the offline channel as ``conda-forge`` (so ``c.Lockstep.allowed_channels`` passes).
 * ``locked_project(name, dependencies, server_packages=None)``: a project folder under a
   session ``environments/`` with ``environment.yml``, ``project.yaml`` and a
   ``conda-lock.yml`` solved against the offline test channel (``jupyter_channel``, from
@@ -74,9 +75,13 @@ def _settings_config(registry: str, data_dir: Path, environments: Path, **extra)
 
 
 @pytest.fixture(scope="session")
-def lockstep_settings(registry, environments_dir, tmp_path_factory) -> Lockstep:
+def lockstep_settings(registry, environments_dir, tmp_path_factory, jupyter_channel) -> Lockstep:
+    # the offline channel is the site's conda-forge, so builds allow its file:// URLs
     return Lockstep(
-        config=_settings_config(registry, tmp_path_factory.mktemp("state"), environments_dir)
+        config=_settings_config(
+            registry, tmp_path_factory.mktemp("state"), environments_dir,
+            channel_urls={"conda-forge": jupyter_channel.as_uri()},
+        )
     )
 
 

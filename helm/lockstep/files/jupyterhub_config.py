@@ -69,3 +69,8 @@ for cls_name, traits in (values["hub"].get("config") or {}).items():
         setattr(c[cls_name], trait, value)
 if values["hub"].get("extraConfig"):
     exec(compile(values["hub"]["extraConfig"], "hub.extraConfig", "exec"))  # noqa: S102
+
+# -- last: refuse KubeSpawner traits that would weaken the pods, naming each (hub start)
+from spawner.kube.spawner import check_config  # noqa: E402
+
+check_config(c)

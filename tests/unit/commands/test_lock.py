@@ -251,11 +251,34 @@ def test_unknown_channel_names_the_fix_and_the_flag_supplies_it(tmp_path, tiny_c
 
 def test_channel_given_as_url_is_used_as_is(tmp_path, tiny_channel):
     project = make_project(tmp_path, SPEC.replace("conda-forge", tiny_channel.as_uri()))
-    lock_environment(project, inputs_for(tiny_channel, channel_urls={}), progress=None)
+    inputs = inputs_for(tiny_channel, channel_urls={}, allowed_channels=(tiny_channel.as_uri(),))
+    lock_environment(project, inputs, progress=None)
     lockfile = condalock.read_lockfile(project / "conda-lock.yml")
     assert [c.url for c in lockfile.metadata.channels] == [tiny_channel.as_uri()]
     assert "lockstep.channel.conda-forge" not in lockfile.metadata.custom_metadata
     assert conda_lock_check(project).returncode == 0
+
+
+def test_spec_naming_an_unlisted_channel_url_is_refused_before_any_fetch(tmp_path, tiny_channel):
+    """issue 11: a channel URL the site did not allow never reaches the solver."""
+    project = make_project(tmp_path, SPEC.replace("conda-forge", tiny_channel.as_uri()))
+    cache = tmp_path / "repodata"
+    inputs = inputs_for(tiny_channel, channel_urls={}, repodata_cache=cache)
+    with pytest.raises(LockstepError) as raised:
+        lock_environment(project, inputs, progress=None)
+    message = str(raised.value)
+    assert tiny_channel.as_uri() in message and "c.Lockstep.allowed_channels" in message
+    assert raised.value.exit_code == 2
+    assert not (project / "conda-lock.yml").exists() and not cache.exists()
+
+
+def test_http_channel_needs_an_insecure_host(tmp_path, tiny_channel):
+    url = "http://127.0.0.1:9/conda-forge"
+    project = make_project(tmp_path, SPEC)
+    with pytest.raises(LockstepError, match="insecure_channel_hosts"):
+        lock_environment(
+            project, inputs_for(tiny_channel, channel_urls={"conda-forge": url}), progress=None
+        )
 
 
 def test_spec_naming_a_server_package_keeps_its_own_pin(tmp_path, tiny_channel):

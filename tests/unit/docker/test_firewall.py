@@ -41,9 +41,57 @@ def test_ruleset_exact():
     ]
 
 
-def test_jumps():
-    assert jump_rules() == [["INPUT", "-i", "lsbr+", "-j", "LOCKSTEP-INPUT"],
-                            ["DOCKER-USER", "-i", "lsbr+", "-j", "LOCKSTEP-FORWARD"]]
+def _matches(rule: list[str], packet: dict) -> bool:
+    """iptables' matching for the options lockstep writes (``+`` ends an interface prefix)."""
+    opts = dict(zip(rule[::2], rule[1::2], strict=False))
+    for flag, key in (("-i", "in"), ("-o", "out")):
+        want, have = opts.get(flag), packet.get(key) or ""
+        if want and not (have.startswith(want[:-1]) if want.endswith("+") else have == want):
+            return False
+    if "-p" in opts and (opts["-p"] != packet.get("proto") or
+                         int(opts["--dport"]) != packet.get("dport")):
+        return False
+    return "--ctstate" not in opts or packet.get("state") in opts["--ctstate"].split(",")
+
+
+def _verdict(packet: dict, *, hook: str, host_ports: list[int]) -> str:
+    """Walk ``packet`` through ``hook`` (INPUT or DOCKER-USER) as the kernel would, with
+    the jumps and the chains lockstep installs: ACCEPT, DROP, or PASS (left to the rest of
+    the host's and Docker's rules)."""
+    chains: dict[str, list[list[str]]] = {}
+    for line in firewall_ruleset(bridges=[bridge_name("iris"), bridge_name("wine")],
+                                 host_ports=host_ports).splitlines():
+        if line.startswith("-A "):
+            chain, *rule = line[3:].split()
+            chains.setdefault(chain, []).append(rule)
+    for jump in jump_rules():
+        if jump[0] == hook and _matches(jump[1:-2], packet):
+            for rule in chains[jump[-1]]:
+                if _matches(rule[:-2], packet):
+                    if rule[-1] in ("ACCEPT", "DROP"):
+                        return rule[-1]
+                    break  # RETURN: back to the hook
+    return "PASS"
+
+
+def test_firewall_keeps_projects_apart_and_off_the_host():
+    """Traffic through the installed jumps and chains: a server reaches the Hub's port and
+    its own project, never another project or another host port; other bridges are left to
+    Docker."""
+    iris, wine = bridge_name("iris"), bridge_name("wine")
+    hub = {"hook": "INPUT", "host_ports": [8081]}
+    fwd = {"hook": "DOCKER-USER", "host_ports": [8081]}
+    assert _verdict({"in": iris, "proto": "tcp", "dport": 8081}, **hub) == "ACCEPT"
+    assert _verdict({"in": iris, "proto": "tcp", "dport": 5000}, **hub) == "DROP"  # registry
+    assert _verdict({"in": iris, "proto": "udp", "dport": 53}, **hub) == "DROP"
+    assert _verdict({"in": wine, "proto": "tcp", "dport": 22, "state": "ESTABLISHED"},
+                    **hub) == "ACCEPT"  # replies, e.g. the proxy talking to a server
+    assert _verdict({"in": "docker0", "proto": "tcp", "dport": 5000}, **hub) == "PASS"
+    assert _verdict({"in": iris, "out": iris}, **fwd) == "PASS"  # within one project
+    assert _verdict({"in": iris, "out": wine}, **fwd) == "DROP"
+    assert _verdict({"in": wine, "out": bridge_name("new")}, **fwd) == "DROP"  # not yet synced
+    assert _verdict({"in": iris, "out": "eth0"}, **fwd) == "PASS"  # egress: Docker decides
+    assert _verdict({"in": "br-0123456789ab", "out": wine}, **fwd) == "PASS"
 
 
 def test_gateway_of():

@@ -169,7 +169,7 @@ async def test_stage_resolution(site):
     with pytest.raises(SpawnException, match="no image at stage 'prod'") as err:
         await make(config, User("carol"), {"project": "wine", "stage": "prod"}).resolve_request()
     assert err.value.status_code == 409
-    with pytest.raises(SpawnException, match="Unknown stage") as err:
+    with pytest.raises(SpawnException, match="unknown stage .staging.; this site.s stages") as err:
         await make(config, User("alice"), {"project": "iris", "stage": "staging"}
                    ).resolve_request()
     assert err.value.status_code == 400
@@ -229,13 +229,21 @@ def test_state_roundtrip(site):
     config, _, _ = site
     spawner = make(config, User("alice"))
     spawner.object_id = "abc"
-    spawner._lockstep = {"project": "iris", "digest": "sha256:x", "network": "lockstep-iris"}
+    image = "r/lockstep/iris@sha256:" + "a" * 64
+    spawner._lockstep = {"project": "iris", "image": image, "digest": "sha256:" + "a" * 64,
+                         "network": "lockstep-iris", "session": "s1", "stage": "dev"}
     state = spawner.get_state()
+    assert state["lockstep"] == {"project": "iris", "stage": "dev", "image": image,
+                                 "session": "s1", "engine": {"network": "lockstep-iris"}}
     fresh = make(config, User("alice"))
     fresh.load_state(state)
-    assert fresh._lockstep == spawner._lockstep
+    assert {k: v for k, v in fresh._lockstep.items() if v} == spawner._lockstep
     assert (fresh.object_name, fresh.object_id, fresh.network_name) == (
-        "lockstep-alice", "abc", "lockstep-iris")
+        "lockstep-alice", "abc", "bridge")  # the trait stays the site's
+    old = make(config, User("alice"))  # the shape written before LaunchState still loads
+    old.load_state({"object_id": "abc", "lockstep": {"project": "iris", "image": image,
+                                                     "network": "lockstep-iris"}})
+    assert old._lockstep["network"] == "lockstep-iris" and old._lockstep["project"] == "iris"
     fresh.clear_state()
     assert fresh._lockstep == {}
 

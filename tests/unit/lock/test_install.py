@@ -212,3 +212,63 @@ def test_cli_install(tmp_path, lockfile, capsys, monkeypatch):
         == 2
     )
     assert "--as opt/env: must be an absolute path" in capsys.readouterr().err
+
+
+def tampered(lockfile: Path, package: str, field: str, value: str) -> None:
+    """Set ``field`` of ``package``'s entry in the lock's YAML text."""
+    lines = lockfile.read_text().splitlines(keepends=True)
+    current = None
+    for i, line in enumerate(lines):
+        if line.startswith("- name: "):
+            current = line.split(":", 1)[1].strip()
+            if current == package and field == "name":
+                lines[i] = f"- name: {value}\n"
+        if current == package and line.strip().startswith(f"{field}:"):
+            indent = line[: len(line) - len(line.lstrip())]
+            lines[i] = f"{indent}{field}: {value}\n"
+    lockfile.write_text("".join(lines))
+
+
+def test_sha256_path_traversal_is_refused_before_anything_touches_disk(
+    tmp_path, lockfile, capsys, monkeypatch
+):
+    """issue 11: ``sha256: ../../x`` used to name a cache path that the cache then deleted."""
+    cache = tmp_path / "cache"
+    victim = tmp_path / "x" / "alpha-1.0-0.conda"  # <cache>/archives/../../x/<file name>
+    victim.parent.mkdir()
+    victim.write_text("the builder's file\n")
+    (cache / "archives").mkdir(parents=True)  # a warm cache: the old code then deleted it
+    (tmp_path / "pkgs" / "archives").mkdir(parents=True)
+    tampered(lockfile, "alpha", "sha256", "../../x")
+    prefix = tmp_path / "env"
+    with pytest.raises(LockstepError) as err:
+        install(lockfile, prefix, cache)
+    message = str(err.value)
+    assert "package 'alpha': field 'hash.sha256' is '../../x'" in message
+    assert "64 lowercase hex digits" in message and "`lockstep lock`" in message
+    assert victim.read_text() == "the builder's file\n"
+    assert list(cache.rglob("*")) == [cache / "archives"] and not prefix.exists()
+    monkeypatch.setenv("LOCKSTEP_CONFIG", "")
+    config = tmp_path / "lockstep_config.py"
+    config.write_text(f"c.Lockstep.cache_dir = {str(tmp_path)!r}\n")  # pkgs/archives/../../x
+    assert main(["--config", str(config), "install", str(lockfile), str(prefix)]) == 2
+    assert "field 'hash.sha256'" in capsys.readouterr().err
+    assert victim.read_text() == "the builder's file\n"
+    assert list((tmp_path / "pkgs").rglob("*")) == [tmp_path / "pkgs" / "archives"]
+    assert not prefix.exists()
+
+
+def test_package_name_with_a_slash_is_refused(tmp_path, lockfile):
+    tampered(lockfile, "beta", "name", "../beta")
+    with pytest.raises(LockstepError, match="package '../beta': field 'name' is '../beta'"):
+        install(lockfile, tmp_path / "env", tmp_path / "cache")
+    assert not (tmp_path / "cache").exists()
+
+
+def test_install_with_the_site_channel_policy_refuses_unlisted_channels(tmp_path, lockfile):
+    from spawner.lock.policy import ChannelError, ChannelPolicy
+
+    policy = ChannelPolicy(allowed=("https://conda.anaconda.org/conda-forge",))
+    with pytest.raises(ChannelError, match="is not an allowed channel"):
+        install(lockfile, tmp_path / "env", tmp_path / "cache", channels=policy)
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "env").exists()

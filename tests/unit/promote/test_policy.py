@@ -28,7 +28,8 @@ def test_plan_takes_the_stage_before():
 def test_plan_refuses_first_and_unknown_stages():
     with pytest.raises(PromotionError, match="dev is the first stage: `lockstep build` sets it"):
         plan(STAGES, "dev")
-    with pytest.raises(PromotionError, match=r"unknown stage 'staging'; stages are dev, qa, prod"):
+    with pytest.raises(PromotionError,
+                       match=r"unknown stage 'staging'; this site's stages are dev, qa, prod"):
         plan(STAGES, "staging")
 
 

@@ -11,8 +11,8 @@ import pytest
 from spawner import cli
 from spawner.commands.sbom import cached_licenses, packages_from_meta
 from spawner.lock.condalock import read_lockfile
+from spawner.lock.package import LockedPackage
 from spawner.sbom.cyclonedx import (
-    LockedPackage,
     Subject,
     build_sbom,
     channel_name,

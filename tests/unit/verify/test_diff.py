@@ -1,15 +1,14 @@
-"""verify's pure diff: lock vs conda-meta, file hashes, and layers with whiteouts."""
+"""verify's pure diff (lock vs conda-meta, file hashes) and the image reader's layers."""
 
 import hashlib
 import io
 import json
 import tarfile
 
+from spawner.image.reader import ImageContents, apply_layer
+from spawner.lock.package import LockedPackage, archive_build
 from spawner.verify.diff import (
     Difference,
-    ImageContents,
-    apply_layer,
-    build_from_file,
     diff_packages,
     file_differences,
     packages_from_lock,
@@ -20,14 +19,8 @@ URL = "https://conda.example/linux-64/"
 
 
 def lock_entry(name, version, build, sha, platform="linux-64", manager="conda"):
-    return {
-        "name": name,
-        "version": version,
-        "manager": manager,
-        "platform": platform,
-        "url": f"{URL}{name}-{version}-{build}.conda",
-        "hash": {"sha256": sha},
-    }
+    return LockedPackage(name, version, manager, platform,
+                         url=f"{URL}{name}-{version}-{build}.conda", sha256=sha)
 
 
 def meta(name, version, build, sha, paths=()):
@@ -43,8 +36,11 @@ def meta(name, version, build, sha, paths=()):
 
 
 def test_build_from_file():
-    assert build_from_file("numpy-1.26.4-py311h64a7726_0.conda") == "py311h64a7726_0"
-    assert build_from_file("ca-certificates-2023.7.22-hbcca054_0.tar.bz2") == "hbcca054_0"
+    assert archive_build("numpy", "1.26.4", "numpy-1.26.4-py311h64a7726_0.conda") == (
+        "py311h64a7726_0")
+    assert archive_build("ca-certificates", "2023.7.22",
+                         "ca-certificates-2023.7.22-hbcca054_0.tar.bz2") == "hbcca054_0"
+    assert archive_build("x", "1", "x-1.whl") == ""
 
 
 def test_lock_packages_keep_one_platform_and_conda_only():
@@ -57,7 +53,7 @@ def test_lock_packages_keep_one_platform_and_conda_only():
     assert list(packages) == ["numpy"]
     assert packages["numpy"].sha256 == "aa"
     assert packages["numpy"].build == "py311_0"
-    assert packages["numpy"].file == "numpy-2.0-py311_0.conda"
+    assert packages["numpy"].filename == "numpy-2.0-py311_0.conda"
 
 
 def test_identical_sets_have_no_difference_even_from_a_mirror():

@@ -1,0 +1,218 @@
+"""Make the engine ready for one launch spec: the one way, for servers, jobs, services, gates.
+
+``prepare(api, spec, project=..., site=...)`` does, in this order, and stops at the first
+step that fails (nothing is created before the checks pass):
+
+1. **host checks** (``check_host``, pure over ``docker info``): the project's ``isolation``
+   maps to a runtime the engine has registered (``site.runtime_names``), and a GPU request
+   can be honoured in ``site.gpu_mode``;
+2. **image**: pulled by digest when the engine lacks it, with progress (unless the caller
+   pulls by its own policy);
+3. **network** (unless the spec's network is ``none``): the project's bridge, ``--internal``
+   as the site says, and, when ``site.firewall`` is on, lockstep's iptables chains rewritten
+   for every lockstep bridge (one writer at a time on the host, across processes);
+4. **volumes**: home and workspace volumes exist, handed to the notebook user by a one-shot
+   container when the site's ``volume_ownership`` is ``chown``.
+
+It returns a ``Prepared`` (the runtime and GPU mode to render with, the inspected network).
+A failure is a ``PrepareError`` naming its ``step`` (``host`` is the requester's problem,
+a 400; the rest are the host's, a 500). This module decides nothing about the container
+itself (``render`` does) and talks to the engine only through ``spawner.docker.engine``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from spawner.docker import engine, firewall
+from spawner.docker.gpu import check_gpu
+from spawner.docker.oneshot import run_to_end
+from spawner.docker.render import volume_labels
+from spawner.docker.runtimes import engine_runtime
+from spawner.docker.site import DockerSite
+from spawner.errors import LockstepError
+from spawner.labels import ROLE
+from spawner.launch.spec import GID, UID, GpuRequest, LaunchSpec
+from spawner.project import Project
+from spawner.settings import ENV_PREFIX
+
+Report = Callable[[str, float], None]  # (message, fraction of the preparation done)
+STATUS = {"host": 400}  # every other step: 500
+NO_NETWORK = ("none", "")
+VOLUME_INIT_TIMEOUT = 120
+PULL_SHARE = 0.85  # of the preparation's progress, the pull's
+
+
+class PrepareError(LockstepError):
+    """The engine could not be prepared; ``step`` says where (host, pull, network, volume)."""
+
+    def __init__(self, message: str, *, step: str):
+        super().__init__(message)
+        self.step = step
+        self.status = STATUS.get(step, 500)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What the renderer needs from the preparation."""
+
+    runtime: str  # HostConfig.Runtime ('' = the engine's default)
+    gpu_mode: str
+    network: Mapping  # ``docker network inspect`` ({} for network "none")
+    pulled: bool = False
+    created_volumes: tuple[str, ...] = ()
+
+
+def check_host(gpu: GpuRequest | None, *, project: Project, site: DockerSite,
+               info: Mapping) -> tuple[str, str]:
+    """(runtime, gpu mode) for ``project`` asking for ``gpu`` on the engine ``info``
+    describes; raises ``RuntimeUnavailable``/``GpuUnavailable`` naming the fix. Pure."""
+    runtime = engine_runtime(project.isolation, project=project.name, info=info,
+                             names=site.runtimes)
+    gpu_mode = check_gpu(gpu, site.gpu_mode, project=project.name, info=info)
+    return runtime, gpu_mode
+
+
+def volume_init_body(image: str, volume: str, target: str, labels: Mapping) -> dict:
+    """A one-shot container that hands a new volume's root to uid 1000 (pure).
+
+    Root inside it, but only CHOWN/FOWNER, no network, read-only root, fixed command, and
+    small memory/CPU/pids limits (it lives about a second, and ``lockstep audit`` may see it).
+    """
+    code = (f"import os; os.chown({target!r}, {UID}, {GID}); "
+            f"os.chmod({target!r}, 0o2775)")
+    return {
+        "Image": image,
+        "User": "0:0",
+        "Entrypoint": [f"{ENV_PREFIX}/bin/python", "-c", code],
+        "Labels": {**labels, ROLE: "volume-init"},
+        "HostConfig": {
+            "CapDrop": ["ALL"],
+            "CapAdd": ["CHOWN", "FOWNER"],
+            "SecurityOpt": ["no-new-privileges:true"],
+            "ReadonlyRootfs": True,
+            "NetworkMode": "none",
+            "Memory": 256 * 2**20,
+            "NanoCpus": 500_000_000,
+            "PidsLimit": 32,
+            "Mounts": [{"Type": "volume", "Source": volume, "Target": target,
+                        "ReadOnly": False, "VolumeOptions": {"NoCopy": False}}],
+        },
+    }
+
+
+def ensure_volume(api, name: str, labels: Mapping, *, image: str, target: str,
+                  chown: bool) -> bool:
+    """Create volume ``name`` if missing (True if created), owned by uid 1000 when ``chown``."""
+    if engine.has_volume(api, name):
+        return False
+    engine.create_volume(api, name, dict(labels))
+    if chown:
+        done = run_to_end(api, volume_init_body(image, name, target, labels),
+                          timeout=VOLUME_INIT_TIMEOUT)
+        if done.code != 0:
+            raise engine.EngineError(f"could not prepare volume {name} for uid {UID} "
+                                     f"(exit {done.code}): {done.output.strip()[-500:]}")
+    return True
+
+
+def _lock_path() -> Path:
+    run = Path("/run/lock")
+    return (run if os.access(run, os.W_OK) else Path(tempfile.gettempdir())) / \
+        "lockstep-firewall.lock"
+
+
+@contextmanager
+def firewall_lock() -> Iterator[None]:
+    """One firewall writer at a time on this host (hub threads, CLI runs, other hubs): the
+    bridge list and the rules written from it are one step, so no bridge is lost."""
+    with open(_lock_path(), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def ensure_network(api, spec: LaunchSpec, *, project: Project, site: DockerSite,
+                   host_ports: Sequence[int] = ()) -> dict:
+    """The project's network as the site wants it, guarded by the firewall when it is on."""
+    network = engine.ensure_network(api, project.name, spec.network,
+                                    internal=site.network_internal)
+    if site.firewall:
+        with firewall_lock():
+            firewall.sync_firewall(bridges=engine.lockstep_bridges(api),
+                                   host_ports=sorted({*host_ports, *site.allowed_host_ports}))
+    return network
+
+
+def ensure_volumes(api, spec: LaunchSpec, *, chown: bool, report: Report) -> tuple[str, ...]:
+    """Home and workspace volumes of ``spec``; the names of those created now."""
+    created = []
+    for mount in spec.mounts:
+        if mount.kind not in ("home", "workspace"):
+            continue
+        if ensure_volume(api, mount.source, volume_labels(spec, mount),
+                         image=spec.image.reference, target=mount.target, chown=chown):
+            created.append(mount.source)
+            report(f"Created volume {mount.source}", 1.0)
+    return tuple(created)
+
+
+@contextmanager
+def _step(step: str) -> Iterator[None]:
+    try:
+        yield
+    except PrepareError:
+        raise
+    except LockstepError as exc:
+        raise PrepareError(str(exc), step=step) from exc
+
+
+def prepare(
+    api,
+    spec: LaunchSpec,
+    *,
+    project: Project,
+    site: DockerSite,
+    info: Mapping | None = None,
+    host_ports: Sequence[int] = (),
+    chown: bool | None = None,
+    pull: bool = True,
+    report: Report = lambda message, fraction: None,
+) -> Prepared:
+    """Make the engine ready for ``spec`` (see the module docstring).
+
+    ``info`` is ``docker info`` when the caller has it (the hub caches it); ``host_ports``
+    are host ports the firewall admits besides ``site.allowed_host_ports`` (the hub's own
+    port); ``chown`` overrides ``site.chown_volumes`` for callers that render volumes
+    ``NoCopy`` whatever the site says; ``pull=False`` leaves the image to the caller (the
+    spawner honours DockerSpawner's ``pull_policy`` with the same ``engine.pull``).
+    ``report(message, fraction)`` sees progress.
+    """
+    with _step("host"):
+        if info is None:
+            info = engine.info(api)
+        runtime, gpu_mode = check_host(spec.gpu, project=project, site=site, info=info)
+    pulled = False
+    if pull:
+        with _step("pull"):
+            pulled = engine.ensure_image(api, spec.image.reference,
+                                         lambda message, f: report(message, PULL_SHARE * f))
+            if pulled:
+                report("Image pulled", PULL_SHARE)
+    network: Mapping = {}
+    if spec.network not in NO_NETWORK:
+        with _step("network"):
+            network = ensure_network(api, spec, project=project, site=site,
+                                     host_ports=host_ports)
+    with _step("volume"):
+        created = ensure_volumes(api, spec, report=report,
+                                 chown=site.chown_volumes if chown is None else chown)
+    return Prepared(runtime, gpu_mode, network, pulled, created)
