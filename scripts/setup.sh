@@ -13,7 +13,7 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 APT_PACKAGES=(docker.io docker-registry debootstrap runsc skopeo patchelf binutils libstdc++6 iptables
-              chromium chromium-driver zstd git ca-certificates podman)
+              chromium chromium-driver zstd git ca-certificates podman bubblewrap)
 CHP_VERSION=5.3.0
 
 missing=()

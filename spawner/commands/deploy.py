@@ -247,6 +247,14 @@ def run(args, settings) -> int:
         render = render_helm_values if args.render == "helm-values" else render_k8s
         return render(args, settings, project, jobs.stage_image(settings, project.name, stage),
                       stage)
+    site = load_docker_site(settings)
+    if site.network_internal and not (args.remove or args.status):
+        raise LockstepError(
+            f"this site sets c.LockstepDockerSpawner.network_internal = True: project networks "
+            f"are --internal, and Docker publishes no port of a container on an internal "
+            f"network, so {project.name!r}'s service could not be reached on port "
+            f"{args.port or service.port}. Serve it from a Docker host whose site leaves "
+            "network_internal off, or on Kubernetes (`lockstep deploy --render k8s`).")
     api = engine.connect(timeout=120)
     try:
         if args.remove:
@@ -262,8 +270,8 @@ def run(args, settings) -> int:
         spec = services.service_launch_spec(
             project=project, image=image, stage=stage,
             data_sources=site_data_sources(project, settings))
-        ready = prepare(api, spec, project=project, site=load_docker_site(settings),
-                        chown=True, report=lambda message, _fraction: _say(message))
+        ready = prepare(api, spec, project=project, site=site, chown=True,
+                        report=lambda message, _fraction: _say(message))
 
         def body_for(index: int, publish: bool) -> dict:
             return services.docker_body(spec, service=service, index=index, binding=binding,

@@ -21,6 +21,8 @@ What it sets, and why:
   the spawner's persisted state re-adopts them;
 * ``jupyterhub-idle-culler`` as a Hub-managed service with the least scopes it needs,
   culling servers idle for ``idle_timeout`` seconds;
+* the lockstep service (``spawner.hubservice``) at ``/services/lockstep/``, its roles, and
+  every user's access to it (``service_config``; ``service_port`` 0 picks a free port);
 * optional users, groups, admins and a fixed API token (tests, demos); with ``password``,
   JupyterHub's ``SharedPasswordAuthenticator``: the listed users (``allowed_users``) log in
   with ``password`` (8+ characters), admins with ``admin_password`` (32+, a different one;
@@ -33,6 +35,8 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping, Sequence
+
+from spawner.hubservice.config import service_config
 
 CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
 USER_PASSWORD_MIN = 8  # SharedPasswordAuthenticator's minimum lengths (JupyterHub 6)
@@ -62,6 +66,7 @@ def configure(
     admin_password: str = "",
     api_token: str = "",
     state_dir: str = "",
+    service_port: int = 0,
 ) -> None:
     """Fill ``c`` for a lockstep Docker hub. ``users`` maps group -> user names."""
     c.JupyterHub.spawner_class = "spawner.docker.spawner.LockstepDockerSpawner"
@@ -100,6 +105,7 @@ def configure(
                       "services": ["lockstep-admin"]})
     c.JupyterHub.services = services
     c.JupyterHub.load_roles = roles
+    service_config(c, port=service_port)  # /services/lockstep/ (0: a free loopback port)
 
     if users is not None:
         everyone = sorted({u for members in users.values() for u in members} | set(admins))

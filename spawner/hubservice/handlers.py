@@ -62,6 +62,7 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         self.render_error(status, message)
 
     def render_error(self, status: int, message: str) -> None:
+        self.set_status(status)
         self.set_header("Content-Type", "text/html; charset=utf-8")
         self.finish(page.error_page(status, message))
 
@@ -141,15 +142,16 @@ class HomePage(BaseHandler):
         rows = [await answers.project(self.source, who, n) for n in names]
         body = [page.projects_section(self.base, rows, selected)]
         if selected:
-            body += await self._project_parts(who, selected)
+            body += await self._project_parts(who, selected, rows)
         mine = await answers.sessions(self.source, who)
         body.append(page.sessions_section(mine["sessions"], mine.get("running")))
         self.set_header("Content-Type", "text/html; charset=utf-8")
         self.set_header("Cache-Control", "no-store")
         self.finish(page.render_page(base=self.base, user=who.name, body=body))
 
-    async def _project_parts(self, who: Requester, name: str) -> list[str]:
-        detail = await answers.project(self.source, who, name)  # 404 for a non-member
+    async def _project_parts(self, who: Requester, name: str, rows: list[dict]) -> list[str]:
+        known = [row for row in rows if row["name"] == name]
+        detail = known[0] if known else await answers.project(self.source, who, name)  # 404
         side_from, side_to = self.get_argument("from", "dev"), self.get_argument("to", "qa")
         try:
             found = await answers.diff(self.source, who, name, side_from, side_to)

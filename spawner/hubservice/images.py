@@ -34,7 +34,9 @@ CACHE_LIMIT = 512
 
 
 class ImageMissing(LockstepError):
-    """An image digest the project's repositories do not hold."""
+    """An image digest the project's repositories do not hold (404)."""
+
+    status = 404
 
 
 @dataclass(frozen=True)

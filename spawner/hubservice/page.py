@@ -130,7 +130,8 @@ def timeline_section(svg: str, moves: Sequence[Mapping], total: int) -> str:
         f"</td><td>{e(', '.join(g['name'] + ' ' + g['status'] for g in m['gates']))}</td>"
         f"<td>{e(m['approved_by'] or '')}</td><td><code>{e(short(m['digest']))}</code></td></tr>"
         for m in reversed(moves[-50:]))
-    note = f"latest {len(moves)} of {total} moves" if total > len(moves) else f"{total} moves"
+    note = (f"latest {len(moves)} of {total} moves" if total > len(moves)
+            else f"{total} move" + ("" if total == 1 else "s"))
     return (f"<section id=\"timeline\"><h2>Promotion timeline</h2><p class=\"muted\">{e(note)}"
             f"</p><div class=\"svgbox\">{svg}</div><table><tr><th>when</th><th>who</th>"
             "<th>action</th><th>stages</th><th>result</th><th>gates</th><th>approved by</th>"

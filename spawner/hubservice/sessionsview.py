@@ -59,7 +59,8 @@ def running(sessions: Iterable[Session]) -> list[Session]:
     return [s for s in sessions if not s.stop]
 
 
-def holders(pointers: Mapping[str, Mapping[str, str]], project: str, digest: str) -> tuple[str, ...]:
+def holders(pointers: Mapping[str, Mapping[str, str]], project: str,
+            digest: str) -> tuple[str, ...]:
     """The stages of ``project`` whose pointer is ``digest`` now, in the map's order."""
     return tuple(stage for stage, held in (pointers.get(project) or {}).items() if held == digest)
 

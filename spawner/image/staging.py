@@ -141,8 +141,13 @@ def _run_pycompile(python, staging, out, missing, *, bwrap, timeout, jobs) -> No
         ) from None
     if proc.returncode != 0:
         where = "in the build sandbox (bwrap) " if bwrap else ""
+        hint = (
+            " If bwrap itself could not start (e.g. 'creating new namespace' above), the "
+            "build host must allow user namespaces (sysctl kernel.unprivileged_userns_clone=1"
+            "; on Ubuntu 24.04 an AppArmor profile for bwrap)." if bwrap else ""
+        )
         raise LockstepError(
             f"compiling the environment's bytecode {where}failed ({proc.returncode}); the "
-            "environment's python did not run cleanly, so its image was not built:\n"
+            f"environment's python did not run cleanly, so its image was not built.{hint}\n"
             f"{(proc.stdout + proc.stderr)[-2000:]}"
         )

@@ -320,6 +320,19 @@ class LockstepKubeSpawner(LockstepKubeTraits, KubeSpawner):
         await self._append(sessions.start_event(self._session))
         return url
 
+    async def delete_forever(self) -> None:
+        """User or named-server removal: KubeSpawner's own cleanup, then this server's
+        lockstep home claims, one per project (``render_kube.home_claim``); project
+        workspaces are shared and kept. ``c.KubeSpawner.delete_pvc = False`` keeps all."""
+        await super().delete_forever()
+        if not self.delete_pvc:
+            return
+        for project in sorted(await self.load_projects()):
+            name = render_kube.home_claim(project, self.user.name, self.name or "")
+            await exponential_backoff(
+                partial(self._make_delete_pvc_request, name, self.k8s_api_request_timeout),
+                f"Could not delete PVC {name}", timeout=self.k8s_api_request_retry_timeout)
+
     async def stop(self, now: bool = False) -> None:
         await super().stop(now=now)
         if self._session is not None:

@@ -34,7 +34,7 @@ INDEX_TYPES = (
     "application/vnd.oci.image.index.v1+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",
 )
-CLIENT_TTL = 60.0  # seconds a hub keeps one registry client (then re-reads credentials)
+CLIENT_TTL = 600.0  # seconds a hub keeps one registry client (then re-reads credentials)
 
 _clients: dict[tuple, tuple[float, RegistryClient]] = {}
 _lock_hashes: dict[str, str] = {}  # "REPO@sha256:..." -> lock hash label

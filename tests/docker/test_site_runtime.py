@@ -18,6 +18,7 @@ import threading
 import time
 from pathlib import Path
 
+import docker
 import pytest
 
 from spawner.docker.firewall import FORWARD_CHAIN, INPUT_CHAIN, bridge_name
@@ -135,6 +136,18 @@ def test_a_service_runs_on_the_sites_runtime_behind_the_firewall(site, docker_cl
         assert site.lockstep("deploy", site.name, "--remove") == 0
 
 
+def running_gates(docker_client, project: str) -> list[dict]:
+    """``docker inspect`` of the project's gate containers (one may end while we look)."""
+    found = []
+    labels = [f"org.lockstep.project={project}", "org.lockstep.gate=notebooks"]
+    for listed in docker_client.api.containers(filters={"label": labels}):
+        try:
+            found.append(docker_client.api.inspect_container(listed["Id"]))
+        except docker.errors.NotFound:
+            continue
+    return found
+
+
 def test_the_notebooks_gate_runs_on_the_sites_runtime_without_a_network(site, docker_client):
     gated = ForecastSite(root=Path(site.settings.environments_dir), build=site.build,
                          lock=Path(site.settings.environments_dir) / site.name / "conda-lock.yml",
@@ -153,10 +166,10 @@ def test_the_notebooks_gate_runs_on_the_sites_runtime_without_a_network(site, do
     worker = threading.Thread(target=lambda: records.append(
         promote(gated.settings, gated.name, "qa", user="alice")))
     worker.start()
-    seen = []
+    seen: list[dict] = []
     deadline = time.monotonic() + 120
     while worker.is_alive() and not seen and time.monotonic() < deadline:
-        seen = [c.attrs for c in gated.containers(docker_client, **GATE)]
+        seen = running_gates(docker_client, gated.name)
         time.sleep(0.1)
     worker.join(timeout=300)
     assert records and records[0].outcome == "promoted", records and records[0].message

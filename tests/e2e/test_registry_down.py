@@ -17,6 +17,7 @@ these projects are removed.
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import shutil
@@ -53,32 +54,39 @@ def _cleanup(docker_api) -> None:
 
 
 @pytest.fixture(scope="module")
-def own_registry(tmp_path_factory, e2e_image):
-    """A registry on a free port holding ``e2e_image`` as each project's ``dev``."""
+def own_registry(tmp_path_factory, locked_project, built_image, lockstep_settings):
+    """A registry on a free port (nothing else uses it), holding the e2e project image
+    (``lockstep build`` pushes it there) as each project's ``dev``: (address, pid, digest)."""
     from spawner.image.registry import RegistryClient, copy_image
+    from spawner.settings import Lockstep
 
     if not shutil.which("docker-registry"):
         pytest.skip("docker-registry is not installed (apt-get install docker-registry)")
     root = tmp_path_factory.mktemp("regdown-registry")
     addr = f"127.0.0.1:{free_port()}"
     state = localregistry.start(root, addr)
-    assert state.managed and state.pid
-    source = RegistryClient.for_host(e2e_image.registry, insecure_registries=("127.0.0.1",))
-    target = RegistryClient.for_host(addr, insecure_registries=("127.0.0.1",))
-    with source, target:
-        for name in PROJECTS:
-            copy_image(source, e2e_image.repo, target, f"lockstep/{name}", e2e_image.digest,
-                       tags=("dev",), workdir=root)
-    yield addr, state.pid
-    os.kill(state.pid, signal.SIGCONT)
-    localregistry.stop(root, addr)
+    try:
+        assert state.managed and state.pid
+        config = copy.deepcopy(lockstep_settings.config)
+        config.Lockstep.registry = f"{addr}/lockstep"
+        config.Lockstep.data_dir = str(root / "state")
+        build = built_image(locked_project("e2e-image", ["python=3.11"]),
+                            Lockstep(config=config))
+        with RegistryClient.for_host(addr, insecure_registries=("127.0.0.1",)) as client:
+            for name in PROJECTS:
+                copy_image(client, "lockstep/e2e-image", client, f"lockstep/{name}",
+                           build.digest, tags=("dev",), workdir=root)
+        yield addr, state.pid, build.digest
+    finally:
+        os.kill(state.pid, signal.SIGCONT)
+        localregistry.stop(root, addr)
 
 
 @pytest.fixture(scope="module")
-def down(tmp_path_factory, own_registry, e2e_image, docker_api, request):
+def down(tmp_path_factory, own_registry, docker_api, request):
     """A hub that spawned e2e-rd-cached and e2e-rd-pull while the registry answered; then
     e2e-rd-pull's image reference is dropped from the host and the registry is stopped."""
-    addr, pid = own_registry
+    addr, pid, digest = own_registry
     root = tmp_path_factory.mktemp("regdown-site")
     for name, user in PROJECTS.items():
         (root / "environments" / name).mkdir(parents=True)
@@ -97,9 +105,9 @@ def down(tmp_path_factory, own_registry, e2e_image, docker_api, request):
             response, _ = hub.spawn(user, {"project": name, "stage": "dev"})
             assert response.status_code in (201, 202), response.text
             hub.stop_server(user)
-        docker_api.remove_image(f"{addr}/lockstep/e2e-rd-pull@{e2e_image.digest}")
+        docker_api.remove_image(f"{addr}/lockstep/e2e-rd-pull@{digest}")
         os.kill(pid, signal.SIGSTOP)
-        yield hub, addr
+        yield hub, addr, digest
     finally:
         os.kill(pid, signal.SIGCONT)
         if request.session.testsfailed:
@@ -108,15 +116,15 @@ def down(tmp_path_factory, own_registry, e2e_image, docker_api, request):
         _cleanup(docker_api)
 
 
-def test_image_on_host_spawns_with_last_known_digest(down, e2e_image):
-    hub, addr = down
+def test_image_on_host_spawns_with_last_known_digest(down):
+    hub, addr, digest = down
     response, took, events = hub.spawn_with_progress("alice", {"project": "e2e-rd-cached"})
     assert response.status_code in (201, 202), response.text
     assert events and events[-1].get("ready") is True, events[-3:]
     notice = next(e["message"] for e in events if "did not answer" in e.get("message", ""))
     assert notice.startswith(f"Registry {addr} did not answer (ReadTimeout"), notice
     assert (f"using the last known digest of {addr}/lockstep/e2e-rd-cached: "
-            f"dev = {e2e_image.digest}") in notice
+            f"dev = {digest}") in notice
     log = hub.log_path.read_text(errors="replace")
     assert re.search(r"WARNING .*lockstep: Registry \S+ did not answer", log)
     # the spawn page shows it once the two tries (and the back-off) are over, not minutes later
@@ -126,21 +134,21 @@ def test_image_on_host_spawns_with_last_known_digest(down, e2e_image):
     hub.stop_server("alice")
 
 
-def test_spawn_needing_a_pull_fails_fast_naming_the_registry(down, e2e_image):
-    hub, addr = down
+def test_spawn_needing_a_pull_fails_fast_naming_the_registry(down):
+    hub, addr, digest = down
     began = time.monotonic()
     response = hub.api("POST", "/users/carol/server", {"project": "e2e-rd-pull"})
     took = time.monotonic() - began
     assert response.status_code == 503, response.text
     message = response.json()["message"]
-    assert f"{addr}/lockstep/e2e-rd-pull@{e2e_image.digest} is not on this host" in message
+    assert f"{addr}/lockstep/e2e-rd-pull@{digest} is not on this host" in message
     assert f"Registry {addr} did not answer" in message and "lockstep registry start" in message
     assert took < 2 * TIMEOUT + 8, took
     assert hub.server("carol") is None
 
 
 def test_project_never_read_fails_fast_naming_the_registry(down):
-    hub, addr = down
+    hub, addr, _ = down
     began = time.monotonic()
     response = hub.api("POST", "/users/bob/server", {"project": "e2e-rd-never"})
     took = time.monotonic() - began

@@ -110,7 +110,7 @@ def test_rbac_is_namespaced_and_minimal(helm3):
     rules = {r["resources"][0]: set(r["verbs"]) for r in role["rules"]}
     assert rules == {
         "pods": {"get", "list", "watch", "create", "delete"},
-        "persistentvolumeclaims": {"get", "list", "create"},
+        "persistentvolumeclaims": {"get", "list", "create", "delete"},  # user removal
         "events": {"get", "list", "watch"},
     }
     binding = find(docs, "RoleBinding", "-hub")
@@ -143,7 +143,9 @@ def test_sqlite_pvc_by_default_external_db_from_secret(helm3):
            ["containers"][0]["env"]}
     assert "LOCKSTEP_DB_URL" not in env
     docs = helm_template(helm3, CHART / "examples" / "external-db.yaml")
-    assert not by_kind(docs, "PersistentVolumeClaim")
+    # no database claim; the session log keeps a claim of its own (never an emptyDir)
+    assert [c["metadata"]["name"] for c in by_kind(docs, "PersistentVolumeClaim")] == [
+        "r-lockstep-hub-state"]
     env = {e["name"]: e for e in find(docs, "Deployment", "-hub")["spec"]["template"]["spec"]
            ["containers"][0]["env"]}
     assert env["LOCKSTEP_DB_URL"]["valueFrom"]["secretKeyRef"] == {"name": "lockstep-db",
@@ -199,14 +201,16 @@ def _ip_blocks(policy: dict):
     for rule in policy["spec"].get("egress", []) + policy["spec"].get("ingress", []):
         for peer in rule.get("to", []) + rule.get("from", []):
             if "ipBlock" in peer:
-                yield peer["ipBlock"]
+                yield peer["ipBlock"], rule.get("ports", [])
 
 
 @pytest.mark.parametrize("values", EXAMPLES, ids=EXAMPLE_IDS)
 def test_cloud_metadata_is_never_reachable(helm3, values):
     for policy in by_kind(helm_template(helm3, values), "NetworkPolicy"):
-        for block in _ip_blocks(policy):
+        for block, ports in _ip_blocks(policy):
             if METADATA_IP in ipaddress.ip_network(block["cidr"]):
+                if ports and all(p["port"] == 53 for p in ports):
+                    continue  # the cloud's DNS resolver, port 53 only (dnsEgress)
                 excepted = [ipaddress.ip_network(e) for e in block.get("except", [])]
                 assert any(METADATA_IP in e for e in excepted), (policy["metadata"]["name"], block)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -57,24 +56,6 @@ def _python(venv: Path, code: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
-def _imports_probe() -> str:
-    """Python that imports ``KUBE_PATH`` and prints which ``NOT_FOR_KUBE`` modules it loaded."""
-    return (
-        "import importlib, json, sys\n"
-        f"for m in {KUBE_PATH!r}: importlib.import_module(m)\n"
-        f"bad = sorted(m for m in sys.modules if m.split('.')[0] in {NOT_FOR_KUBE!r})\n"
-        "print(json.dumps(bad))\n")
-
-
-def test_kube_path_imports_no_docker_or_build_library():
-    """In the full venv, where docker *is* installed: importing the Kubernetes hub's path
-    loads none of docker, dockerspawner, rattler, conda_lock (fast, no second venv)."""
-    proc = subprocess.run([sys.executable, "-c", _imports_probe()], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout.splitlines()[-1]) == []
-
-
 def test_docker_and_build_libraries_are_absent(kube_venv):
     for module in NOT_FOR_KUBE:
         proc = _python(kube_venv, f"import {module}")
@@ -82,12 +63,14 @@ def test_docker_and_build_libraries_are_absent(kube_venv):
         assert "ModuleNotFoundError" in proc.stderr, proc.stderr
 
 
-def test_venv_runs_jupyterhub5_and_the_working_tree(kube_venv):
-    """JupyterHub 5.x is what the tests below run against, with the working tree's code
-    (not the copy installed when the cached venv was built)."""
-    proc = _python(kube_venv, "import json, jupyterhub, spawner; print(json.dumps("
-                              "[jupyterhub.__version__, spawner.__file__]))")
-    assert proc.returncode == 0, proc.stderr
+def test_kube_path_imports_on_jupyterhub5_from_the_working_tree(kube_venv):
+    """The Kubernetes hub's modules, those a spawn imports later included, import on
+    JupyterHub 5.x without docker or the solver; and the code imported is the working
+    tree's, not the copy installed when the cached venv was built."""
+    proc = _python(kube_venv, "import importlib, json, jupyterhub, spawner\n"
+                              f"for m in {KUBE_PATH!r}: importlib.import_module(m)\n"
+                              "print(json.dumps([jupyterhub.__version__, spawner.__file__]))")
+    assert proc.returncode == 0, proc.stderr[-3000:]
     version, where = json.loads(proc.stdout.splitlines()[-1])
     assert version.startswith("5."), version
     assert Path(where).resolve() == (ROOT / "spawner" / "__init__.py").resolve()
@@ -120,7 +103,9 @@ def test_kube_spawner_tests_pass_on_jupyterhub5(kube_venv, helm_fetched, tmp_pat
     assert outcome.get("failure", []) + outcome.get("error", []) == []
     skipped_kmock = [t for t in outcome.get("skipped", []) if "test_spawner_kmock" in t]
     assert skipped_kmock == [], skipped_kmock
-    assert len(outcome.get("passed", [])) >= 50, outcome
+    for module in KUBE_TESTS:  # each file ran, and ran something (not an empty collection)
+        stem = Path(module).stem
+        assert any(stem in t for t in outcome.get("passed", [])), f"nothing passed in {module}"
 
 
 def test_layer_constraints_replaces_same_package_only():

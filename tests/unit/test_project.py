@@ -87,7 +87,9 @@ def test_data_target_over_env_system_or_home_refused(target, guard):
     assert f"may not cover or sit inside {guard}" in message and "e.g. target: /data/" in message
 
 
-@pytest.mark.parametrize("target", ["/etc", "/opt/env", "/home/jovyan", "/workspace-x", "/work", "/data/x"])
+@pytest.mark.parametrize(
+    "target", ["/etc", "/opt/env", "/home/jovyan", "/workspace-x", "/work", "/data/x"]
+)
 def test_workspace_target_only_at_or_below_workspace(target):
     with pytest.raises(ProjectError) as err:
         parse(f"name: demo\nworkspace: {{target: '{target}'}}\n")

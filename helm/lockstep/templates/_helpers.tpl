@@ -68,3 +68,21 @@ org.lockstep.managed: "true"
 {{- .gen | b64enc -}}
 {{- end -}}
 {{- end -}}
+
+{{/* Egress rules to DNS on port 53 (UDP+TCP), as Zero to JupyterHub opens it: any
+namespace's pods (kube-dns/CoreDNS), NodeLocal DNSCache's link-local address, the cloud
+metadata server's resolver (GKE and others answer DNS at 169.254.169.254:53; only port
+53 is opened there) and the private ranges (managed DNS outside the cluster). */}}
+{{- define "lockstep.dnsEgress" -}}
+{{- $dns := .Values.dnsEgress -}}
+{{- $peers := list -}}
+{{- if $dns.clusterDNS }}{{ $peers = append $peers (dict "namespaceSelector" dict) }}{{ end -}}
+{{- range $dns.extraCidrs }}{{ $peers = append $peers (dict "ipBlock" (dict "cidr" .)) }}{{ end -}}
+{{- if $peers }}
+- to:
+    {{- toYaml $peers | nindent 4 }}
+  ports:
+    - {protocol: UDP, port: 53}
+    - {protocol: TCP, port: 53}
+{{- end }}
+{{- end -}}

@@ -120,3 +120,19 @@ def test_translated_keeps_engine_errors_and_maps_timeouts():
     with pytest.raises(EngineError, match="^mine$"):
         with translated("anything"):
             raise EngineError("mine")
+
+
+def test_deploy_refuses_an_internal_site_before_touching_the_engine(tmp_path: Path, capsys,
+                                                                     monkeypatch):
+    from spawner.cli import main
+
+    root = Path(__file__).resolve().parents[3]
+    config = tmp_path / "lockstep_config.py"
+    config.write_text(f"c.Lockstep.environments_dir = {str(root / 'environments')!r}\n"
+                      f"c.Lockstep.data_dir = {str(tmp_path / 'state')!r}\n"
+                      "c.LockstepDockerSpawner.network_internal = True\n")
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")  # would fail loudly
+    assert main(["--config", str(config), "deploy", "forecast", "--port", "18080"]) == 2
+    err = capsys.readouterr().err
+    assert "c.LockstepDockerSpawner.network_internal = True" in err
+    assert "could not be reached on port 18080" in err and "--render k8s" in err

@@ -1,0 +1,92 @@
+"""Add the lockstep service to a JupyterHub configuration: ``service_config(c)``.
+
+In ``jupyterhub_config.py``, after the ``c.Lockstep.*`` settings::
+
+    from spawner.hubservice.config import service_config
+    service_config(c)                      # served at /services/lockstep/
+    service_config(c, port=10101)          # a fixed port instead of a free one
+
+It appends to ``c.JupyterHub.services`` a managed service (the hub starts
+``python -m spawner.hubservice`` and proxies ``/services/<name>/`` to it) and to
+``c.JupyterHub.load_roles`` the roles it needs:
+
+* ``lockstep-service``, held by the service: ``list:users`` and ``read:users`` (a user's
+  admin flag and groups, which an OAuth login token does not carry);
+* the default ``user`` role gains ``access:services!service=<name>``, so every hub user may
+  log in to the service (what they then see is decided per project by membership).
+
+The ``c.Lockstep`` values set so far travel to the service as JSON in its environment
+(``$LOCKSTEP_SERVICE_SETTINGS``), so the hub and the service read one configuration; set
+them before calling. Writes into ``c`` only; with ``port=0`` it asks the OS for a free
+loopback port once (the only thing it does outside ``c``).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+
+from traitlets.config import LazyConfigValue
+
+SERVICE_NAME = "lockstep"
+SERVICE_ROLE = "lockstep-service"
+SERVICE_SCOPES = ["list:users", "read:users"]
+USER_ROLE_SCOPES = ["self"]
+
+
+def free_port(ip: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((ip, 0))
+        return sock.getsockname()[1]
+
+
+def lockstep_values(c) -> dict:
+    """The plain ``c.Lockstep`` values set so far (lazy list/dict edits resolved). Pure."""
+    section = c.Lockstep if "Lockstep" in c else {}
+    out = {}
+    for key, value in section.items():
+        if isinstance(value, LazyConfigValue):
+            continue  # c.Lockstep.x.append(...) without a base: the service keeps its default
+        out[key] = list(value) if isinstance(value, set | tuple) else value
+    return json.loads(json.dumps(out, default=str))
+
+
+def _listed(section, key: str) -> list[dict]:
+    """``c.JupyterHub.<key>`` as a list ([] when unset; a lazy ``append`` is resolved)."""
+    value = section.get(key) if key in section else []
+    if isinstance(value, LazyConfigValue):
+        value = value.get_value([])
+    return list(value or [])
+
+
+def user_role(roles: list[dict], name: str) -> dict:
+    """The ``user`` role of ``roles`` (added when absent) granting access to service ``name``."""
+    role = next((r for r in roles if r.get("name") == "user"), None)
+    if role is None:
+        role = {"name": "user", "scopes": list(USER_ROLE_SCOPES)}
+        roles.append(role)
+    scope = f"access:services!service={name}"
+    role["scopes"] = sorted(set(role.get("scopes") or USER_ROLE_SCOPES) | {scope})
+    return role
+
+
+def service_config(c, *, name: str = SERVICE_NAME, port: int = 0, ip: str = "127.0.0.1",
+                   python: str = sys.executable) -> dict:
+    """Add the lockstep service and its roles to ``c``; returns the service entry."""
+    entry = {
+        "name": name,
+        "url": f"http://{ip}:{port or free_port(ip)}",
+        "command": [python, "-m", "spawner.hubservice"],
+        "environment": {"LOCKSTEP_SERVICE_SETTINGS": json.dumps(lockstep_values(c))},
+        "oauth_no_confirm": True,
+        "display": True,
+    }
+    services = [s for s in _listed(c.JupyterHub, "services") if s.get("name") != name]
+    c.JupyterHub.services = [*services, entry]
+    roles = [r for r in _listed(c.JupyterHub, "load_roles") if r.get("name") != SERVICE_ROLE]
+    roles.append({"name": SERVICE_ROLE, "description": "lockstep service: read hub users",
+                  "scopes": list(SERVICE_SCOPES), "services": [name]})
+    user_role(roles, name)
+    c.JupyterHub.load_roles = roles
+    return entry
