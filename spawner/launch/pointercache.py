@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 import threading
 import time
@@ -31,12 +30,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from traitlets.log import get_logger
+
 from spawner.image.registry import RegistryUnavailable
 from spawner.launch import stages
 from spawner.launch.spec import ImageRef
 
 FILENAME = "stage-pointers.json"
-log = logging.getLogger(__name__)
 
 
 class StageImages(dict):
@@ -79,8 +79,8 @@ class PointerCache:
                 found.update({s: ref for s, (ref, _) in known.items()})
                 notices.append(stale_notice(repository, known, exc))
         notice = "; ".join(notices)
-        if notice:
-            log.warning("lockstep: %s", notice)
+        if notice:  # the running Application's log: the hub's own, on either spawner
+            get_logger().warning("lockstep: %s", notice)
         return StageImages({s: found[s] for s in settings.stages if s in found}, notice)
 
     async def _read(self, settings, repository: str, names: list[str]) -> dict[str, ImageRef]:
@@ -153,7 +153,7 @@ class PointerCache:
                                       sort_keys=True) + "\n")
             os.replace(tmp, self.path)
         except OSError as exc:
-            log.warning("lockstep: could not keep last known stage pointers in %s (%s); "
+            get_logger().warning("lockstep: could not keep last known stage pointers in %s (%s); "
                         "they stay in memory. Make c.Lockstep.data_dir writable or set "
                         "c.Lockstep.remember_stage_pointers = False", self.path, exc)
 

@@ -126,7 +126,7 @@ def test_image_on_host_spawns_with_last_known_digest(down):
     assert (f"using the last known digest of {addr}/lockstep/e2e-rd-cached: "
             f"dev = {digest}") in notice
     log = hub.log_path.read_text(errors="replace")
-    assert re.search(r"WARNING .*lockstep: Registry \S+ did not answer", log)
+    assert re.search(r"\[W [^\]]*\] lockstep: Registry \S+ did not answer", log)
     # the spawn page shows it once the two tries (and the back-off) are over, not minutes later
     shown = re.findall(r"lockstep alice: \+(\d+\.\d+)s Registry ", log)
     assert shown and float(shown[-1]) < 2 * TIMEOUT + 3, shown
