@@ -1,6 +1,6 @@
 """Benchmark ``lockstep build`` against a ``docker build`` baseline, measured in one run.
 
-    python benchmarks/build.py [--keep]
+    python benchmarks/build.py [--keep] [--only build|pull]
 
 Scenarios, each for lockstep and for the baseline, against a private registry on
 127.0.0.1:5750 (fresh storage, so "cold" is cold):
@@ -10,6 +10,10 @@ Scenarios, each for lockstep and for the baseline, against a private registry on
 * no-op: the same lock again;
 * one package changed: the lock gains one package (``pip``), everything else equal;
   bytes uploaded are printed beside that package's own layer size.
+
+Pull sharing (``--only pull`` runs just this; ``pullshare.py``): the example projects
+are built with the layer rule before issue 10 and with the current one, and a real
+``docker pull`` of one project after another reports the bytes the second pull fetched.
 
 Baseline: the base layer is ``docker import``-ed; a Dockerfile ``COPY``-s the same staged,
 compiled environment into ``/opt/env``; ``docker build`` then ``docker push``.
@@ -130,83 +134,34 @@ def layer_sizes(result, *, exclude: set[str]) -> list[tuple[str, int]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--keep", action="store_true", help="keep the temp folder and registry")
+    parser.add_argument("--only", choices=("build", "pull"), help="run one part only")
     args = parser.parse_args()
     from channel.build import cached_channel
+
+    from benchmarks.pullshare import measure
 
     work = Path(tempfile.mkdtemp(prefix="lockstep-bench-"))
     default = Lockstep()
     cache = Path(default.cache_dir) / f"bench-{work.name}"  # beside pkgs: hardlinks work
-    cache.mkdir(parents=True)
-    (cache / "pkgs").symlink_to(default.cache_path("pkgs"))
-    config = Config()
-    config.Lockstep.registry = f"{ADDR}/bench"
-    config.Lockstep.cache_dir = str(cache)
-    config.Lockstep.data_dir = str(work / "state")
-    settings = Lockstep(config=config)
+    channel = cached_channel(jupyter=True)
+
+    def settings_for(name: str) -> Lockstep:
+        """Settings with their own registry namespace and a cold cache (shared pkgs)."""
+        (cache / name).mkdir(parents=True)
+        (cache / name / "pkgs").symlink_to(default.cache_path("pkgs"))
+        config = Config()
+        config.Lockstep.registry = f"{ADDR}/{name}"
+        config.Lockstep.cache_dir = str(cache / name)
+        config.Lockstep.data_dir = str(work / "state")
+        config.Lockstep.channel_urls = {"conda-forge": channel.as_uri()}
+        return Lockstep(config=config)
+
     localregistry.start(work / "registry", ADDR)
     try:
-        channel = cached_channel(jupyter=True)
-        envs = work / "environments"
-        demo = lock(envs / "demo", ["python=3.11", "numpy"], channel, settings)
-        key, base_layer = build_base_layer(DEFINITION, settings.cache_path("base"))
-        steps: list[str] = []
-        t0 = time.perf_counter()
-        t_cold, cold = timed(
-            build_image,
-            demo,
-            settings,
-            progress=lambda m: steps.append(f"  {time.perf_counter() - t0:6.2f}s {m}"),
-        )
-        t_noop, noop = timed(build_image, demo, settings)
-        shutil.copy(demo / "conda-lock.yml", work / "demo.lock")
-        lock(demo, ["python=3.11", "numpy", "pip"], channel, settings)
-        t_one, one = timed(build_image, demo, settings)
-        new_layers = layer_sizes(one, exclude=set(cold.layer_digests))
-
-        # baseline: same base (docker import), same staged env, docker build + push
-        sh("docker", "import", base_layer.path, BASE_TAG)
-        shutil.copy(work / "demo.lock", demo / "conda-lock.yml")
-        context = work / "context"
-        context.mkdir()
-        b_cold, image = baseline(context, settings, demo, "a", no_cache=True)
-        b_noop, _ = baseline(context, settings, demo, "a", no_cache=False, restage=False)
-        lock(demo, ["python=3.11", "numpy", "pip"], channel, settings)
-        b_one, _ = baseline(context, settings, demo, "b", no_cache=False)
-        size = json.loads(sh("docker", "image", "inspect", image))[0]["Size"]
-        top = max(
-            int(n)
-            for n in sh("docker", "history", "-H=false", "--format", "{{.Size}}", image).split()
-        )
-
-        print("lockstep cold build steps:\n" + "\n".join(steps))
-        print(
-            f"project: {cold.layers} layers ({len(cold.layer_digests)} blobs), "
-            f"{cold.size / 1e6:.1f} MB compressed; base layer "
-            f"{base_layer.uncompressed_size / 1e6:.1f} MB unpacked, "
-            f"{base_layer.size / 1e6:.1f} MB gz"
-        )
-        print(f"baseline image (docker build): {size / 1e6:.1f} MB unpacked")
-        print(
-            f"{'':10} {'cold s':>8} {'cold MB up':>11} {'no-op s':>8} {'no-op up':>9} "
-            f"{'1 pkg s':>8} {'1 pkg MB up':>12}"
-        )
-        print(
-            f"{'lockstep':10} {t_cold:8.2f} {cold.bytes_uploaded / 1e6:11.1f} {t_noop:8.2f} "
-            f"{noop.bytes_uploaded:9d} {t_one:8.2f} {one.bytes_uploaded / 1e6:12.2f}"
-        )
-        print(
-            f"{'baseline':10} {b_cold:8.2f} {'(push)':>11} {b_noop:8.2f} {'-':>9} "
-            f"{b_one:8.2f} {'(push)':>12}"
-        )
-        print(
-            "one package changed (pip added): new lockstep layers "
-            + ", ".join(f"{h} = {n / 1e6:.2f} MB" for h, n in new_layers)
-            + f"; uploaded {one.bytes_uploaded / 1e6:.2f} MB (layers + config)"
-        )
-        print(
-            f"baseline: its COPY layer ({top / 1e6:.1f} MB unpacked) is rebuilt and pushed "
-            "whole on any change"
-        )
+        if args.only != "build":
+            print("\n".join(measure(ROOT, work, settings_for)), flush=True)
+        if args.only != "pull":
+            build_scenarios(work, settings_for("bench"), channel)
     finally:
         if not args.keep:
             localregistry.stop(work / "registry", ADDR)
@@ -224,6 +179,80 @@ def main() -> int:
                 capture_output=True,
             )
     return 0
+
+
+def split(steps: list[tuple[float, str]], total: float) -> str:
+    """Cold build time by phase, from the build's progress lines."""
+    marks = {"installing": "install", "compiled": "compile", "writing": "layers", "pushing": "push"}
+    starts = [(t, label) for t, msg in steps for key, label in marks.items() if msg.startswith(key)]
+    ends = [t for t, _ in starts[1:]] + [total]
+    pairs = zip(starts, ends, strict=True)
+    return ", ".join(f"{label} {end - t:.2f}s" for (t, label), end in pairs)
+
+
+def build_scenarios(work: Path, settings: Lockstep, channel: Path) -> None:
+    """Cold, no-op and one-package builds, lockstep and ``docker build``; prints a table."""
+    envs = work / "environments"
+    demo = lock(envs / "demo", ["python=3.11", "numpy"], channel, settings)
+    key, base_layer = build_base_layer(DEFINITION, settings.cache_path("base"))
+    steps: list[tuple[float, str]] = []
+    t0 = time.perf_counter()
+    t_cold, cold = timed(
+        build_image,
+        demo,
+        settings,
+        progress=lambda m: steps.append((time.perf_counter() - t0, m)),
+    )
+    t_noop, noop = timed(build_image, demo, settings)
+    shutil.copy(demo / "conda-lock.yml", work / "demo.lock")
+    lock(demo, ["python=3.11", "numpy", "pip"], channel, settings)
+    t_one, one = timed(build_image, demo, settings)
+    new_layers = layer_sizes(one, exclude=set(cold.layer_digests))
+
+    # baseline: same base (docker import), same staged env, docker build + push
+    sh("docker", "import", base_layer.path, BASE_TAG)
+    shutil.copy(work / "demo.lock", demo / "conda-lock.yml")
+    context = work / "context"
+    context.mkdir()
+    b_cold, image = baseline(context, settings, demo, "a", no_cache=True)
+    b_noop, _ = baseline(context, settings, demo, "a", no_cache=False, restage=False)
+    lock(demo, ["python=3.11", "numpy", "pip"], channel, settings)
+    b_one, _ = baseline(context, settings, demo, "b", no_cache=False)
+    size = json.loads(sh("docker", "image", "inspect", image))[0]["Size"]
+    top = max(
+        int(n) for n in sh("docker", "history", "-H=false", "--format", "{{.Size}}", image).split()
+    )
+
+    print("lockstep cold build steps:\n" + "\n".join(f"  {t:6.2f}s {m}" for t, m in steps))
+    print(f"cold build split: {split(steps, t_cold)} (total {t_cold:.2f}s)")
+    print(
+        f"project: {cold.layers} layers ({len(cold.layer_digests)} blobs), "
+        f"{cold.size / 1e6:.1f} MB compressed; base layer "
+        f"{base_layer.uncompressed_size / 1e6:.1f} MB unpacked, "
+        f"{base_layer.size / 1e6:.1f} MB gz"
+    )
+    print(f"baseline image (docker build): {size / 1e6:.1f} MB unpacked")
+    print(
+        f"{'':10} {'cold s':>8} {'cold MB up':>11} {'no-op s':>8} {'no-op up':>9} "
+        f"{'1 pkg s':>8} {'1 pkg MB up':>12}"
+    )
+    print(
+        f"{'lockstep':10} {t_cold:8.2f} {cold.bytes_uploaded / 1e6:11.1f} {t_noop:8.2f} "
+        f"{noop.bytes_uploaded:9d} {t_one:8.2f} {one.bytes_uploaded / 1e6:12.2f}"
+    )
+    print(
+        f"{'baseline':10} {b_cold:8.2f} {'(push)':>11} {b_noop:8.2f} {'-':>9} "
+        f"{b_one:8.2f} {'(push)':>12}"
+    )
+    print(
+        "one package changed (pip added): new lockstep layers "
+        + ", ".join(f"{h} = {n / 1e6:.2f} MB" for h, n in new_layers)
+        + f"; uploaded {one.bytes_uploaded / 1e6:.2f} MB (layers + config)"
+    )
+    print(
+        f"baseline: its COPY layer ({top / 1e6:.1f} MB unpacked) is rebuilt and pushed "
+        "whole on any change"
+    )
 
 
 if __name__ == "__main__":

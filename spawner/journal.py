@@ -10,6 +10,9 @@ Guarantees:
   writes its line with ``O_APPEND`` and ``fsync``s it, so lines from concurrent writers
   (threads or processes, of any length) never interleave, and a line ``append`` returned
   for is on disk. A newly created file's folder is ``fsync``ed too.
+- *Linked appends.* ``append_linked`` builds the new record from the last whole line
+  while it holds the exclusive lock, so a record that names its predecessor (the
+  promotion trail's hash chain) always names the line it really follows.
 - *Consistent reads.* ``read`` holds a shared lock while it reads, so it never sees half
   of a line that is being written.
 - *Crash tolerance.* A writer killed mid-write leaves a *torn* last line (no newline).
@@ -28,7 +31,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -91,6 +94,30 @@ def append(path: Path, record: Mapping[str, Any], *, mode: int = 0o640) -> None:
         _fsync_dir(path.parent)
 
 
+def append_linked(
+    path: Path, build: Callable[[bytes | None], Mapping[str, Any]], *, mode: int = 0o640
+) -> dict[str, Any]:
+    """Append ``build(last)`` as one line, where ``last`` is the journal's last whole line
+    (bytes without its newline; None for an empty journal), read under the same exclusive
+    lock as the write. Returns the record written; ``build`` must not touch the file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    created = not path.exists()
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, mode)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        _seal_tail(fd)
+        record = dict(build(_last_line(fd)))
+        _write_all(fd, (encode(record) + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if created:
+        _fsync_dir(path.parent)
+    return record
+
+
 def read(path: Path, *, skip_corrupt: bool = False) -> list[Entry]:
     """Every record of the journal at ``path``, oldest first; ``[]`` when there is none.
 
@@ -121,6 +148,30 @@ def read(path: Path, *, skip_corrupt: bool = False) -> list[Entry]:
     return entries
 
 
+def read_from(path: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+    """The records of the whole lines from byte ``offset`` on, and the offset after the
+    last of them: an incremental reader remembers it and asks again from there.
+
+    Only newline-terminated lines are returned (a last line without its newline waits
+    for the next call); lines that are not JSON objects are skipped. The caller checks
+    that the file was not replaced or cut (inode, size) before it passes an old offset.
+    """
+    with Path(path).open("rb") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_SH)
+        handle.seek(offset)
+        raw = handle.read()
+    end = raw.rfind(b"\n") + 1
+    lines = [line for line in raw[:end].split(b"\n") if line.strip()]
+    try:  # one parse for the whole batch; line by line when any line is damaged
+        batch = json.loads(b"[" + b",".join(lines) + b"]")
+        if all(isinstance(item, dict) for item in batch):
+            return batch, offset + end
+    except ValueError:
+        pass
+    found = (decode(line) for line in lines)
+    return [item for item in found if item is not None], offset + end
+
+
 def _seal_tail(fd: int) -> None:
     """Under the exclusive lock: make the file end with a newline before a new line."""
     size = os.fstat(fd).st_size
@@ -131,6 +182,18 @@ def _seal_tail(fd: int) -> None:
         os.ftruncate(fd, start)  # a torn write: drop the bytes no reader ever returned
     else:
         _write_all(fd, b"\n")
+
+
+def _last_line(fd: int) -> bytes | None:
+    """Under the lock, after ``_seal_tail``: the last non-blank line, or None."""
+    end = os.fstat(fd).st_size
+    while end > 0:
+        start = _last_line_start(fd, end - 1)  # the file (or the cut) ends with a newline
+        line = os.pread(fd, end - 1 - start, start)
+        if line.strip():
+            return line
+        end = start
+    return None
 
 
 def _last_line_start(fd: int, size: int) -> int:

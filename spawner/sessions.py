@@ -14,8 +14,10 @@ failing (a spawn must not fail on the log). The record builders are pure; only
 
 from __future__ import annotations
 
+import os
 import secrets
-from dataclasses import asdict, dataclass, replace
+import threading
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -73,19 +75,67 @@ def append_event(path: Path, event: dict) -> None:
     journal.append(path, event, mode=0o640)
 
 
+def apply_event(state: dict[str, dict], event: dict) -> str | None:
+    """Fold one event into ``state`` (id -> session fields), in place; returns the id it
+    changed, or None. A start creates, a later stop closes."""
+    sid = event.get("id")
+    if not sid:
+        return None
+    kind = event.get("event")
+    if kind == "start":
+        state[sid] = {k: str(event.get(k) or "") for k in FIELDS}
+        return sid
+    if kind == "stop" and sid in state:
+        state[sid]["stop"] = str(event.get("stop") or "")
+        return sid
+    return None
+
+
 def fold_events(events: list[dict]) -> list[Session]:
     """Sessions from events in log order: a start creates, a later stop closes. Pure."""
-    sessions: dict[str, Session] = {}
+    state: dict[str, dict] = {}
     for event in events:
-        sid = event.get("id")
-        if not sid:
-            continue
-        if event.get("event") == "start":
-            known = {k: str(event.get(k) or "") for k in FIELDS}
-            sessions[sid] = Session(**known)
-        elif event.get("event") == "stop" and sid in sessions:
-            sessions[sid] = replace(sessions[sid], stop=str(event.get("stop") or ""))
-    return list(sessions.values())
+        apply_event(state, event)
+    return [Session(**fields) for fields in state.values()]
+
+
+class SessionLog:
+    """The session log read incrementally: each ``sessions()`` reads only the lines
+    appended since the last call (``journal.read_from``) and folds them into the state it
+    keeps; a file that shrank or was replaced (inode) is read again from the start.
+    Thread-safe. For long-running readers (the lockstep service); it never writes."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._guard = threading.Lock()
+        self._reset(None)
+
+    def _reset(self, inode: int | None) -> None:
+        self._inode, self._offset = inode, 0
+        self._state: dict[str, dict] = {}
+        self._built: dict[str, Session] = {}
+
+    def sessions(self) -> list[Session]:
+        """Every session in the log, oldest first (as ``read_sessions``)."""
+        with self._guard:
+            try:
+                stat = os.stat(self.path)
+            except FileNotFoundError:
+                self._reset(None)
+                return []
+            if stat.st_ino != self._inode or stat.st_size < self._offset:
+                self._reset(stat.st_ino)
+            if stat.st_size > self._offset:
+                events, self._offset = journal.read_from(self.path, self._offset)
+                for event in events:
+                    changed = apply_event(self._state, event)
+                    if changed:
+                        self._built.pop(changed, None)
+            built = self._built
+            for sid, fields in self._state.items():
+                if sid not in built:
+                    built[sid] = Session(**fields)
+            return [built[sid] for sid in self._state]
 
 
 def read_events(path: Path) -> list[dict]:

@@ -410,6 +410,24 @@ class Lockstep(Configurable):
         """,
     ).tag(config=True)
 
+    layer_order = List(
+        Unicode(),
+        [],
+        help="""
+        Ordered packages whose dependency closures form the bottom layers of every image.
+
+        Docker and containerd reuse a pulled layer only when every layer below it is the
+        same, so what most projects share goes first: package ``i``'s closure (less the
+        earlier ones) is tier ``i``, everything else comes last; each tier is grouped into
+        layers by content-defined boundaries (``spawner.image.grouping``). Empty (the
+        default): ``python`` then ``c.Lockstep.server_packages``. One rule for the whole
+        site: changing it changes every image digest (the next build of each project
+        pushes new layers).
+
+            c.Lockstep.layer_order = ["python", "jupyterhub-singleuser", "ipykernel", "numpy"]
+        """,
+    ).tag(config=True)
+
     def data_path(self, *parts: str) -> Path:
         """Return a path under ``data_dir``."""
         return Path(self.data_dir).expanduser().joinpath(*parts)

@@ -27,7 +27,10 @@ Several hubs on one host (a demo beside a test hub, say) share the chains: each 
 the host ports already allowed and adds its own, so one hub never locks out another's
 servers. ``remove_firewall`` clears them all.
 
-The builders are pure; ``ensure_network`` and ``sync_firewall`` do the I/O.
+The builders are pure; ``engine.ensure_network`` and ``sync_firewall`` do the I/O, and
+``spawner.docker.prepare`` runs them for every container lockstep starts on a network
+(servers, jobs, services), holding a host-wide lock so the bridge list and the rules written
+from it are one step even when a hub and ``lockstep run``/``deploy`` sync at once.
 """
 
 from __future__ import annotations

@@ -1,10 +1,14 @@
 """Isolation runtimes: ``project.yaml``'s ``isolation`` -> the engine's OCI runtime name.
 
 ``isolation: runc`` uses the engine default; ``gvisor`` maps to ``runsc`` and ``kata`` to
-``kata-runtime`` (site-configurable). ``engine_runtime`` refuses, before anything is
-created, a runtime the engine has not registered, naming the fix. ``merge_runtime`` is the
-pure edit of ``/etc/docker/daemon.json``; ``register_runtime`` writes it and asks dockerd
-to reload (SIGHUP: ``runtimes`` is a live-reloadable option), e.g.::
+``kata-runtime``. A site renames them once, in ``c.LockstepDockerSpawner.runtime_names``
+(``spawner.docker.site``), and servers, jobs, services and gates all use that table
+(``spawner.docker.prepare.check_host``); ``scripts/register-runtimes.sh`` registers
+``lockstep-runc-alias`` (runc by another name) so the tests can prove it.
+``engine_runtime`` refuses, before anything is created, a runtime the engine has not
+registered, naming the fix. ``merge_runtime`` is the pure edit of
+``/etc/docker/daemon.json``; ``register_runtime`` writes it and asks dockerd to reload
+(SIGHUP: ``runtimes`` is a live-reloadable option), e.g.::
 
     python -m spawner.docker.runtimes runsc /usr/bin/runsc --network=host
 

@@ -12,5 +12,8 @@ Modules, one job each: ``config`` (``service_config(c)`` for ``jupyterhub_config
 ``Requester``), and the pure ``visibility``, ``views``, ``packagediff``, ``timeline``,
 ``svg``, ``sessionsview``, ``page``.
 
-Nothing here writes: promotions, approvals and rollbacks are not served yet.
+Write side: ``writes`` (promote, approve, reject, rollback for the authenticated hub
+user, through ``spawner.promote.core``) and ``approvals`` (pending promotions to the last
+stage and who may decide them). Writes are ``POST``s: API clients with a hub token, the
+page with forms carrying the hub's XSRF token.
 """

@@ -10,8 +10,9 @@ site settings (``$LOCKSTEP_SERVICE_SETTINGS``, JSON of ``c.Lockstep`` written by
 ``service_config``, then ``$LOCKSTEP_CONFIG``) and serves.
 
 Guarantees: it binds only the address the hub gave it; a missing hub variable stops it
-with a message naming the variable and how the service is meant to be started. It must not
-write files or stage pointers.
+with a message naming the variable and how the service is meant to be started; the trail
+and the session log are read once before it takes requests. Writes (stage pointers, the
+trail, ``approvals.jsonl``) happen only in ``spawner.hubservice.writes``.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from spawner.errors import LockstepError
 from spawner.hubservice import handlers
 from spawner.hubservice.identity import Identities
 from spawner.hubservice.source import Source
+from spawner.hubservice.writes import Writer
 from spawner.settings import load_settings
 
 ROUTES = (
@@ -43,6 +45,11 @@ ROUTES = (
     ("api/projects/{name}", handlers.ProjectApi),
     ("api/projects/{name}/diff", handlers.DiffApi),
     ("api/projects/{name}/timeline", handlers.TimelineApi),
+    ("api/projects/{name}/approvals", handlers.ApprovalsApi),
+    ("api/projects/{name}/promote", handlers.PromoteApi),
+    ("api/projects/{name}/approve", handlers.ApproveApi),
+    ("api/projects/{name}/reject", handlers.RejectApi),
+    ("api/projects/{name}/rollback", handlers.RollbackApi),
     ("api/sessions", handlers.SessionsApi),
 )
 SETTINGS_ENV = "LOCKSTEP_SERVICE_SETTINGS"
@@ -56,10 +63,12 @@ def route_regex(template: str) -> str:
 
 
 def make_app(source: Source, *, prefix: str, identities: Identities,
-             cookie_secret: bytes | None = None) -> web.Application:
+             cookie_secret: bytes | None = None, writer: Writer | None = None) -> web.Application:
     """The tornado application serving ``ROUTES`` under ``prefix`` (``/services/NAME/``)."""
     prefix = prefix if prefix.endswith("/") else prefix + "/"
-    shared = {"source": source, "identities": identities, "base": prefix}
+    if writer is None and source is not None:
+        writer = Writer(source)
+    shared = {"source": source, "identities": identities, "base": prefix, "writer": writer}
     rules = []
     for template, handler in ROUTES:
         path = url_path_join(prefix, route_regex(template)) + ("/?" if template else "")
@@ -99,6 +108,7 @@ async def serve(environ=os.environ) -> None:
     url = urlsplit(hub["JUPYTERHUB_SERVICE_URL"])
     prefix = environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/lockstep/")
     source = Source(settings_from_env(environ))
+    await asyncio.to_thread(source.warm)  # the first page must not pay for parsing the logs
     identities = Identities(hub["JUPYTERHUB_API_URL"], hub["JUPYTERHUB_API_TOKEN"])
     app = make_app(source, prefix=prefix, identities=identities)
     app.listen(url.port or 80, url.hostname or "127.0.0.1", xheaders=True)

@@ -10,11 +10,19 @@ errors as a short HTML page. A ``LockstepError`` keeps its message (they are wri
 people); anything else is logged and answered with a generic message: no traceback ever
 reaches a user.
 
-Must not: build answers (``answers``), render HTML (``page``) or write anything.
+Writes (``POST``: promote, approve, reject, rollback) take a JSON body from API clients or
+a form from the page. The hub's auth decides both: a request with a hub API token is
+token-authenticated; a cookie-authenticated (browser) ``POST`` must carry the hub's XSRF
+token (``_xsrf``, rendered into every form of the page), or the hub's
+``HubOAuthenticated`` treats it as anonymous and it is refused (403): a forged cross-site
+post never acts. A form post is answered with a short HTML page; an API call with JSON.
+
+Must not: build answers (``answers``), decide (``writes``), render HTML (``page``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
@@ -23,10 +31,13 @@ from tornado import web
 
 from spawner.errors import LockstepError
 from spawner.hubservice import answers, page
+from spawner.hubservice.approvals import actions_for
 from spawner.hubservice.identity import Identities
 from spawner.hubservice.source import Source
 from spawner.hubservice.svg import render_svg
 from spawner.hubservice.timeline import build_timeline
+from spawner.hubservice.visibility import BadRequest
+from spawner.hubservice.writes import Done, Writer
 from spawner.image.registry import RegistryUnavailable
 from spawner.launch.access import Requester
 
@@ -48,10 +59,12 @@ def status_of(exc: BaseException) -> tuple[int, str]:
 class BaseHandler(HubOAuthenticated, web.RequestHandler):
     """Shared: the source, the identity of the caller, error answers."""
 
-    def initialize(self, source: Source, identities: Identities, base: str) -> None:
+    def initialize(self, source: Source, identities: Identities, base: str,
+                   writer: Writer | None = None) -> None:
         self.source = source
         self.identities = identities
         self.base = base
+        self.writer = writer
 
     async def requester(self) -> Requester:
         return await self.identities.requester(self.current_user)
@@ -84,6 +97,8 @@ class ApiHandler(BaseHandler):
                                  "through the hub")
 
     def render_error(self, status: int, message: str) -> None:
+        if self.from_form():
+            return super().render_error(status, message)
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps({"status": status, "message": message}))
@@ -92,6 +107,78 @@ class ApiHandler(BaseHandler):
         self.set_header("Content-Type", "application/json")
         self.set_header("Cache-Control", "no-store")
         self.finish(json.dumps(data, sort_keys=True))
+
+    def from_form(self) -> bool:
+        kind = self.request.headers.get("Content-Type", "")
+        return self.request.method == "POST" and kind.startswith(
+            ("application/x-www-form-urlencoded", "multipart/form-data"))
+
+    def params(self) -> dict[str, str]:
+        """The POST's fields: a JSON object, or the form's fields."""
+        if self.from_form():
+            return {k: self.get_body_argument(k) for k in self.request.body_arguments}
+        if not self.request.body.strip():
+            return {}
+        try:
+            data = json.loads(self.request.body)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise BadRequest("the body is not a JSON object; send e.g. {\"to\": \"qa\"}")
+        return {k: str(v) for k, v in data.items() if v is not None}
+
+    def field(self, params: dict[str, str], name: str, example: str) -> str:
+        value = params.get(name, "").strip()
+        if not value:
+            raise BadRequest(f"{name!r} is missing; send e.g. {example}")
+        return value
+
+    def done(self, name: str, result: Done) -> None:
+        if self.from_form():
+            self.set_status(result.status)
+            self.set_header("Content-Type", "text/html; charset=utf-8")
+            self.finish(page.result_page(self.base, name, result.body))
+            return
+        self.set_status(result.status)
+        self.answer(result.body)
+
+
+class PromoteApi(ApiHandler):
+    @web.authenticated
+    async def post(self, name: str):
+        params = self.params()
+        to = self.field(params, "to", '{"to": "qa"}')
+        self.done(name, await self.writer.promote(await self.requester(), name, to,
+                                                  params.get("digest") or None))
+
+
+class ApproveApi(ApiHandler):
+    @web.authenticated
+    async def post(self, name: str):
+        rid = self.field(self.params(), "request", '{"request": "0123abcd4567"}')
+        self.done(name, await self.writer.approve(await self.requester(), name, rid))
+
+
+class RejectApi(ApiHandler):
+    @web.authenticated
+    async def post(self, name: str):
+        params = self.params()
+        rid = self.field(params, "request", '{"request": "0123abcd4567", "reason": "..."}')
+        self.done(name, await self.writer.reject(await self.requester(), name, rid,
+                                                 params.get("reason", "")))
+
+
+class RollbackApi(ApiHandler):
+    @web.authenticated
+    async def post(self, name: str):
+        stage = self.field(self.params(), "stage", '{"stage": "prod"}')
+        self.done(name, await self.writer.rollback(await self.requester(), name, stage))
+
+
+class ApprovalsApi(ApiHandler):
+    @web.authenticated
+    async def get(self, name: str):
+        self.answer(await self.writer.approvals(await self.requester(), name))
 
 
 class ProjectsApi(ApiHandler):
@@ -164,5 +251,14 @@ class HomePage(BaseHandler):
         timeline = build_timeline(records, project=name, stages=self.source.stages,
                                   limit=PAGE_MOVES)
         moves = [m.to_json() for m in timeline.moves]
-        return [page.detail_section(detail), diff_html,
+        return [page.detail_section(detail), await self._actions(who, name), diff_html,
                 page.timeline_section(render_svg(timeline), moves, timeline.total)]
+
+    async def _actions(self, who: Requester, name: str) -> str:
+        if self.writer is None:
+            return ""
+        pending = await asyncio.to_thread(self.writer.book.requests, name)
+        acts = actions_for(who, self.source.stages, self.writer.approvers, pending)
+        token = self.xsrf_token
+        token = token.decode() if isinstance(token, bytes) else str(token)
+        return page.actions_section(self.base, name, self.source.stages, acts, token)

@@ -4,9 +4,12 @@ Server-rendered HTML from plain data (the same dicts the API answers with), one 
 the service's root: every project the user may use with each stage's digest, lock hash,
 build time and size; for the selected project (``?project=``) its data mounts and GPU, the
 package diff between two stages (``?from=dev&to=qa`` by default), the promotion timeline
-as an inline SVG with the latest moves as a table; the user's own sessions; and, for hub
-admins, the running servers by project and digest. The only script is none: the diff's
-stage choice is a plain GET form.
+as an inline SVG with the latest moves as a table; the actions the user may take (promote
+to the next stage before the last, ask for the last, roll back, and for approvers the
+pending promotions to approve or reject); the user's own sessions; and, for hub admins,
+the running servers by project and digest. The only script is none: the diff's stage
+choice is a plain GET form, and every action a plain POST form carrying the hub's XSRF
+token (``_xsrf``) to the API route that acts.
 
 Guarantees: pure (data in, a string out); every value is HTML-escaped (``html.escape``
 with quotes), links are built from escaped, URL-quoted parts; no external stylesheet,
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from html import escape
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:0;color:#1f2328;background:#f6f8fa}
@@ -136,6 +139,62 @@ def timeline_section(svg: str, moves: Sequence[Mapping], total: int) -> str:
             f"</p><div class=\"svgbox\">{svg}</div><table><tr><th>when</th><th>who</th>"
             "<th>action</th><th>stages</th><th>result</th><th>gates</th><th>approved by</th>"
             f"<th>digest</th></tr>{rows}</table></section>")
+
+
+def _form(base: str, project: str, verb: str, xsrf: str, fields: Mapping[str, str],
+          label: str, extra: str = "") -> str:
+    action = e(f"{base}api/projects/{quote(project, safe='')}/{verb}")
+    hidden = "".join(f"<input type=\"hidden\" name=\"{e(k)}\" value=\"{e(v)}\">"
+                     for k, v in {"_xsrf": xsrf, **fields}.items())
+    return (f"<form method=\"post\" action=\"{action}\" class=\"act {e(verb)}\" "
+            f"style=\"display:inline\">{hidden}{extra}<button type=\"submit\">{e(label)}"
+            "</button></form> ")
+
+
+def actions_section(base: str, project: str, stages: Sequence[str], actions, xsrf: str) -> str:
+    """Buttons for ``actions`` (``approvals.Actions``), each a POST form with ``xsrf``."""
+    before = {s: stages[i - 1] for i, s in enumerate(stages) if i}
+    moves = [_form(base, project, "promote", xsrf, {"to": s}, f"promote {before[s]} -> {s}")
+             for s in actions.promote_to]
+    if actions.request_to:
+        moves.append(_form(base, project, "promote", xsrf, {"to": actions.request_to},
+                           f"ask to promote {before[actions.request_to]} -> "
+                           f"{actions.request_to} (an approver decides)"))
+    backs = [_form(base, project, "rollback", xsrf, {"stage": s}, f"roll back {s}")
+             for s in actions.rollback]
+    rows = []
+    for r in actions.decide:
+        buttons = (_form(base, project, "approve", xsrf, {"request": r.id}, "approve")
+                   + _form(base, project, "reject", xsrf, {"request": r.id}, "reject",
+                           "<input name=\"reason\" placeholder=\"reason\" size=\"14\"> "))
+        rows.append(_request_row(r, buttons))
+    for r in actions.waiting:
+        rows.append(_request_row(r, "<span class=\"muted\">waiting for another approver"
+                                    "</span>"))
+    table = ("<table id=\"pending\"><tr><th>request</th><th>stages</th><th>digest</th>"
+             f"<th>asked by</th><th>when</th><th></th></tr>{''.join(rows)}</table>"
+             if rows else "<p class=\"muted\">No promotion waits for an approver.</p>")
+    role = "You are an approver." if actions.approver else "Approvers decide promotions to " \
+        f"{stages[-1] if stages else 'the last stage'}."
+    return (f"<section id=\"actions\"><h2>Promote</h2><p>{''.join(moves)}</p>"
+            f"<p>{''.join(backs)}</p><h2>Pending approvals</h2><p class=\"muted\">{e(role)}"
+            f"</p>{table}</section>")
+
+
+def _request_row(r, cell: str) -> str:
+    return (f"<tr class=\"request\" data-request=\"{e(r.id)}\"><td><code>{e(r.id)}</code></td>"
+            f"<td>{e(r.from_stage)} -&gt; {e(r.to_stage)}</td><td><code title=\"{e(r.digest)}\">"
+            f"{e(short(r.digest))}</code></td><td>{e(r.requested_by)}</td><td>{e(r.time)}</td>"
+            f"<td>{cell}</td></tr>")
+
+
+def result_page(base: str, project: str, body: Mapping) -> str:
+    """The answer to a form post: the outcome, its message, and the way back."""
+    back = link(base, project=project)
+    return render_page(base=base, user="", body=[
+        f"<section id=\"result\"><h2>{e(body.get('outcome', ''))}</h2>"
+        f"<p>{e(body.get('message', ''))}</p><p><a href=\"{back}\">back to {e(project)}</a>"
+        "</p></section>"])
 
 
 def sessions_section(sessions: Sequence[Mapping], admin: Sequence[Mapping] | None) -> str:

@@ -7,8 +7,10 @@ promotion trail and the session log, with the caching that keeps a page fast.
   repository per ``c.Lockstep.stage_pointer_ttl``, the last known digest when the registry
   is down), in memory only: the hub owns ``stage-pointers.json``;
 * images: ``spawner.hubservice.images.ImageReader`` (once per digest);
-* the trail (``<data_dir>/audit.jsonl``) and the session log (``sessions.jsonl``): parsed
-  again only when the file's size or modification time changed.
+* the trail (``<data_dir>/audit.jsonl``): parsed again only when the file's size or
+  modification time changed; the session log (``sessions.jsonl``): read incrementally
+  (``spawner.sessions.SessionLog``: only appended lines are parsed; all again when the file
+  shrank or was replaced). ``warm()`` reads both once, before the service takes requests.
 
 Guarantees: read-only; blocking reads run in worker threads (``asyncio.to_thread``). It
 must not decide what a user may see (``visibility``) nor shape answers (``views``).
@@ -29,7 +31,7 @@ from spawner.launch.pointercache import PointerCache
 from spawner.lock.package import LockedPackage
 from spawner.promote.trail import AuditRecord, AuditTrail
 from spawner.sessions import FILENAME as SESSIONS_FILE
-from spawner.sessions import Session, read_sessions
+from spawner.sessions import Session, SessionLog
 
 CATALOG_TTL = 2.0
 TRAIL_FILE = "audit.jsonl"
@@ -65,7 +67,7 @@ class Source:
         self.images = ImageReader(settings)
         self._catalog: tuple[float, Catalog] | None = None
         self._trail = FileMemo(settings.data_path(TRAIL_FILE), lambda p: AuditTrail(p).read())
-        self._sessions = FileMemo(settings.data_path(SESSIONS_FILE), read_sessions)
+        self._sessions = SessionLog(settings.data_path(SESSIONS_FILE))
 
     @property
     def stages(self) -> list[str]:
@@ -102,4 +104,14 @@ class Source:
         return [r for r in self._trail.get() if r.project == project]
 
     def sessions(self) -> list[Session]:
-        return list(self._sessions.get())
+        return self._sessions.sessions()
+
+    def forget_pointers(self) -> None:
+        """Drop every remembered stage pointer (after this service moved one)."""
+        self.pointers = PointerCache(None)
+
+    def warm(self) -> None:
+        """Read the trail and the session log once (blocking), so that the first page a
+        user asks for does not pay for parsing them."""
+        self._trail.get()
+        self._sessions.sessions()

@@ -3,7 +3,8 @@
 Steps: make sure the base image is in the registry; if the registry already holds the
 image this lock and base give (looked up by the digest recorded for them), push nothing;
 else install the lock for /opt/env into a staging folder, compile bytecode, write one
-deterministic layer per package (grouped under ``layer_limit``) plus a final layer with
+deterministic layer per package group (``grouping``: the site-wide order and
+content-defined groups, at most ``layer_limit`` layers) plus a final layer with
 the normalised ``conda-meta``, build config and manifest, push what the registry lacks
 (HEAD, then cross-repository mount, then upload), PUT the manifest by digest and tag it
 with the first stage. A build record is written beside the lock.
@@ -31,7 +32,7 @@ from spawner.errors import LockstepError
 from spawner.image import oci
 from spawner.image.base import BaseImage, ensure_base, external_base
 from spawner.image.envlayout import Layout, layout_prefix
-from spawner.image.grouping import LayerGroup, group_packages
+from spawner.image.grouping import RULE, LayerGroup, group_packages, tier_roots
 from spawner.image.registry import RegistryClient
 from spawner.image.sandbox import require_sandbox
 from spawner.image.staging import (
@@ -81,12 +82,16 @@ def lock_hash(lockfile: Path) -> str:
     return "sha256:" + hashlib.sha256(Path(lockfile).read_bytes()).hexdigest()
 
 
-def image_key(
-    *, lock_hash: str, base_digest: str, layer_limit: int, server_packages, epoch: int
-) -> str:
-    """Everything that decides the image digest apart from the installed bytes."""
+def layer_roots(settings) -> tuple[str, ...]:
+    """The site's ordered shared roots for the layer rule (``grouping.tier_roots``)."""
+    return tier_roots(server_packages=settings.server_packages, layer_order=settings.layer_order)
+
+
+def image_key(*, lock_hash: str, base_digest: str, layer_limit: int, roots, epoch: int) -> str:
+    """Everything that decides the image digest apart from the installed bytes: the
+    lock, the base, the layer rule (``grouping.RULE``, the site's roots, the limit)."""
     text = json.dumps(
-        [FORMAT, GZIP_LEVEL, lock_hash, base_digest, layer_limit, sorted(server_packages), epoch]
+        [FORMAT, GZIP_LEVEL, lock_hash, base_digest, RULE, list(roots), layer_limit, epoch]
     )
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -172,7 +177,7 @@ class Builder:
             lock_hash=lhash,
             base_digest=base.digest,
             layer_limit=self.settings.layer_limit,
-            server_packages=self.settings.server_packages,
+            roots=layer_roots(self.settings),
             epoch=self.epoch,
         )
         known = self._known(key)
@@ -283,7 +288,7 @@ class Builder:
         layout = layout_prefix(staging)
         slots = self.settings.layer_limit - len(base.layers) - 1
         groups = group_packages(
-            layout.package_infos(), slots=slots, server_packages=self.settings.server_packages
+            layout.package_infos(), slots=slots, roots=layer_roots(self.settings)
         )
         planned = group_entries(layout, groups)
         self.progress(f"writing {len(planned)} layers")

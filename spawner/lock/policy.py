@@ -74,6 +74,8 @@ def url_problem(url: str, *, conda: bool, platform: str) -> str | None:
     """Why ``url`` is not a plain package URL (``None`` when it is)."""
     if "\0" in url or any(c.isspace() for c in url):
         return "a URL without NUL or whitespace"
+    if not conda:
+        return None  # pip entries are listed (inspect, sbom), never fetched by lockstep
     parts = urlsplit(url)
     if parts.scheme not in SCHEMES:
         return "an https://, http:// or file:// URL"
@@ -82,8 +84,6 @@ def url_problem(url: str, *, conda: bool, platform: str) -> str | None:
     segments = unquote(parts.path).split("/")
     if any(s in (".", "..") for s in segments) or "\0" in unquote(parts.path):
         return "a URL path without '.' or '..' segments"
-    if not conda:
-        return None
     if len(segments) < 3 or not ARCHIVE_RE.match(parts.path.rsplit("/", 1)[-1]):
         return "CHANNEL/SUBDIR/NAME-VERSION-BUILD.conda (or .tar.bz2)"
     if segments[-2] not in (platform, "noarch"):

@@ -6,6 +6,11 @@ checks that neither pointer moved meanwhile and writes the tag. ``rollback`` poi
 back at the digest it held before (from the audit trail). Each attempt appends exactly one
 ``AuditRecord``, whatever its outcome, and the returned record is that line.
 
+Both first check the trail's hash chain (``spawner.promote.trail``): a broken chain raises
+``TrailBroken`` (naming the line and the fix) before any registry read, and appends
+nothing. ``authenticated`` is recorded as given: the lockstep service passes True for a
+hub identity; the command line's local single-admin mode leaves it False.
+
 Guarantees: no pointer changes unless every gate passed and the compare-and-swap holds;
 an unreachable registry, a refused gate or a conflict leave every pointer as it was and
 say so. ``plan`` is pure. Nothing here prints: progress goes to the ``progress`` callback.
@@ -144,12 +149,14 @@ def promote(
     digest: str | None = None,
     gates: Sequence[Gate] | None = None,
     progress: Progress | None = None,
+    authenticated: bool = False,
 ) -> AuditRecord:
     """Promote ``project`` to ``to_stage``; returns the audit record that was appended."""
     say = progress or (lambda message: None)
     step = plan(settings.stages, to_stage)
     user = acting_user(user)
     trail = trail_of(settings)
+    trail.check()
     started = time.monotonic()
     base = dict(
         action="promote",
@@ -158,6 +165,7 @@ def promote(
         to_stage=to_stage,
         from_stage=step.from_stage,
         approved_by=approved_by,
+        authenticated=authenticated,
     )
     if gates is None:
         gates = default_gates(settings, project, last=step.last)
@@ -201,7 +209,7 @@ def promote(
         record = replace(record, outcome="failed", message=f"{reason}; {NO_CHANGE}")
     record = replace(record, seconds=round(time.monotonic() - started, 4))
     if record.outcome != "promoted":  # a promoted record was appended under the stage lock
-        trail.append(record)
+        record = trail.append(record)
     return record
 
 
@@ -215,7 +223,7 @@ def _gate_and_move(settings, record, step, source, target, gates, trail, say) ->
         source_repository=source.name,
         user=record.user,
         approved_by=record.approved_by,
-        records=tuple(trail.read(record.project)),
+        records=tuple(trail.read(record.project, verify=True)),
     )
     say(f"promoting {source.name}@{record.digest} from {step.from_stage} to {step.to_stage}")
     results = run_gates(gates, ctx, progress=say)
@@ -251,18 +259,25 @@ def _gate_and_move(settings, record, step, source, target, gates, trail, say) ->
                 f"{move.bytes_moved} bytes)"
             ),
         )
-        trail.append(record)
+        record = trail.append(record)
     return record
 
 
 def rollback(
-    settings, project: str, stage: str, *, user: str | None = None, progress: Progress | None = None
+    settings,
+    project: str,
+    stage: str,
+    *,
+    user: str | None = None,
+    progress: Progress | None = None,
+    authenticated: bool = False,
 ) -> AuditRecord:
     """Point ``stage`` back at the digest it held before its last move (from the trail)."""
     if stage not in settings.stages:
         raise PromotionError(unknown_stage(stage, settings.stages))
     say = progress or (lambda message: None)
     trail = trail_of(settings)
+    trail.check()
     started = time.monotonic()
     say(f"rolling back {project} {stage}")
     record = _record(
@@ -272,6 +287,7 @@ def rollback(
         to_stage=stage,
         outcome="failed",
         digest=None,
+        authenticated=authenticated,
     )
     try:
         with ExitStack() as stack:
@@ -279,7 +295,8 @@ def rollback(
             with StageLock(settings.data_path("locks"), project, stage):
                 current = read_pointer(target, stage)
                 wanted, why = rollback_target(
-                    trail.read(project), project=project, stage=stage, current=current
+                    trail.read(project, verify=True), project=project, stage=stage,
+                    current=current,
                 )
                 record = replace(record, previous_digest=current, digest=wanted)
                 if wanted is None:
@@ -295,14 +312,12 @@ def rollback(
                         seconds=round(time.monotonic() - started, 4),
                         message=(f"{target.name}:{stage} points back at {wanted} (was {current})"),
                     )
-                    trail.append(record)
-                    return record
+                    return trail.append(record)
     except (RegistryError, PointerError) as exc:
         reason = unreachable_message(exc) or str(exc)
         record = replace(record, outcome="failed", message=f"{reason}; {NO_CHANGE}")
     record = replace(record, seconds=round(time.monotonic() - started, 4))
-    trail.append(record)
-    return record
+    return trail.append(record)
 
 
 __all__ = ["GateResult", "PromotionError", "plan", "promote", "rollback"]

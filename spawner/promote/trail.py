@@ -8,13 +8,30 @@ skipped; any other line that is not a record is an error naming the line. Record
 serialise with sorted keys and UTC ISO-8601 times.
 The queries (``promoter_of``, ``pointer_stack``, ``rollback_target``) are pure functions
 of a list of records. Nothing here talks to a registry.
+
+Integrity: a hash chain. Every record appended carries ``prev``, the ``link`` of the
+record on the line before it: ``sha256:`` + the SHA-256 of that record's canonical line
+(``journal.encode``: sorted keys, no spaces), or ``""`` for the first line of a trail.
+``AuditTrail.append`` reads that line under the journal's exclusive lock
+(``journal.append_linked``), so concurrent writers chain correctly. ``chain_break`` (pure)
+finds the first line whose ``prev`` does not match: the line before it was edited, or a
+line between was deleted; ``AuditTrail.read(verify=True)``, which promotion and rollback
+use before they move anything, raises ``TrailBroken`` naming that line and the fix.
+Trails written before the chain (no ``prev``) are read as they are: the chain starts at
+the first record that carries ``prev`` (which links the last unhashed line), and from then
+on a record without ``prev`` is a break. Limits: the newest line is covered once a record
+follows it; deleting the newest lines, or rewriting the whole chain, is not detectable
+from the file alone (keep a copy of the trail on append-only storage for that).
+Records also say ``authenticated``: true when the lockstep service acted for a hub
+identity, false for the local single-admin mode, null in records older than that field.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -31,6 +48,23 @@ MOVED = ("promoted", "rolled-back")
 
 class AuditError(LockstepError):
     """The audit trail cannot be read or written."""
+
+
+class TrailBroken(AuditError):
+    """The trail's hash chain is broken: a line was edited or deleted."""
+
+    status = 409
+
+    def __init__(self, path: Path, line: int, reason: str):
+        self.path, self.line, self.reason = Path(path), line, reason
+        super().__init__(
+            f"{path}, line {line}: the audit trail's hash chain is broken ({reason}): the "
+            f"line before it was edited, or lines before it were deleted. Promotion "
+            "and rollback refuse until the trail is whole; no stage was changed. Fix: restore "
+            f"{path.name} from a backup; if the change is known and accepted, move the file "
+            f"aside (mv {path} {path}.broken) and promote explicitly: a new trail starts a "
+            "new chain (rollback then has no history to go back to)"
+        )
 
 
 @dataclass(frozen=True)
@@ -65,6 +99,8 @@ class AuditRecord:
     message: str = ""
     seconds: float = 0.0
     bytes_moved: int = 0
+    authenticated: bool | None = None
+    prev: str | None = None
     version: int = field(default=FORMAT_VERSION)
 
     def to_dict(self) -> dict:
@@ -91,28 +127,78 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def link(data: dict) -> str:
+    """The hash the next record's ``prev`` carries: SHA-256 of ``data``'s canonical line."""
+    return "sha256:" + hashlib.sha256(journal.encode(data).encode()).hexdigest()
+
+
+def link_of_line(raw: bytes | None) -> str:
+    """``link`` of a raw journal line ('' for none; a line that is not JSON is hashed as
+    it is, and ``chain_break`` reports it)."""
+    if raw is None:
+        return ""
+    data = journal.decode(raw)
+    return link(data) if data is not None else "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def chain_break(entries: Sequence[journal.Entry]) -> tuple[int, str] | None:
+    """(line, reason) of the first record whose ``prev`` does not match the record before
+    it, or None when the chain holds. Records before the first ``prev`` are unchained.
+    Pure."""
+    chained, previous = False, ""
+    for entry in entries:
+        claimed = entry.data.get("prev")
+        if claimed is None:
+            if chained:
+                return entry.line, "the record carries no hash of the one before it"
+        elif claimed != previous:
+            return entry.line, (
+                "it names no record before it, but it is not the first line" if claimed == ""
+                else "it follows a record that is no longer in the file" if previous == ""
+                else "its prev hash does not match the line before it"
+            )
+        else:
+            chained = True
+        previous = link(entry.data)
+    return None
+
+
 class AuditTrail:
     """The journal at ``path`` (see ``spawner.journal``), read and written as audit records."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
 
-    def append(self, record: AuditRecord) -> None:
+    def append(self, record: AuditRecord) -> AuditRecord:
+        """Append ``record`` chained to the last line; returns it with its ``prev``."""
+        def build(last: bytes | None) -> dict:
+            return {**record.to_dict(), "prev": link_of_line(last)}
+
         try:
-            journal.append(self.path, record.to_dict(), mode=0o644)
+            written = journal.append_linked(self.path, build, mode=0o644)
         except OSError as exc:
             raise AuditError(
                 f"cannot write the audit trail {self.path}: {exc}; check c.Lockstep.data_dir"
             ) from None
+        return replace(record, prev=written["prev"])
 
-    def read(self, project: str | None = None) -> list[AuditRecord]:
-        """Every record (of ``project``), oldest first. A torn last line is skipped."""
+    def check(self) -> None:
+        """Raise ``TrailBroken`` when the hash chain is broken (see the module)."""
+        self.read(verify=True)
+
+    def read(self, project: str | None = None, *, verify: bool = False) -> list[AuditRecord]:
+        """Every record (of ``project``), oldest first. A torn last line is skipped.
+        ``verify``: first check the whole trail's hash chain (``TrailBroken``)."""
         try:
             entries = journal.read(self.path)
         except OSError as exc:
             raise AuditError(f"cannot read the audit trail {self.path}: {exc}") from None
         except journal.JournalError as exc:
             raise self._damaged(exc.line, exc.reason) from None
+        if verify:
+            broken = chain_break(entries)
+            if broken is not None:
+                raise TrailBroken(self.path, *broken)
         records = []
         for entry in entries:
             try:

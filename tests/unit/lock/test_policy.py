@@ -98,3 +98,11 @@ def test_build_sandbox_setting_is_validated():
     assert Lockstep(build_sandbox="none").build_sandbox == "none"
     with pytest.raises(Exception, match="allowed: 'bwrap' .default. or 'none' .unsafe."):
         Lockstep(build_sandbox="docker")
+
+
+def test_pip_entries_are_listed_not_fetched_so_only_names_and_hashes_are_checked():
+    pip = dep(manager="pip", build="", md5="", name="requests", version="2.32.3",
+              url="https://files.pythonhosted.org/packages/x/requests-2.32.3.whl#sha256=ab")
+    check_package(pip, source="x")
+    with pytest.raises(LockFieldError, match="field 'name'"):
+        check_package(dep(manager="pip", build="", md5="", name="../r"), source="x")

@@ -61,6 +61,7 @@ def test_record_format_is_pinned():
     assert json.loads(line) == {
         "action": "promote",
         "approved_by": None,
+        "authenticated": None,
         "bytes_moved": 0,
         "digest": A,
         "from_stage": "dev",
@@ -75,6 +76,7 @@ def test_record_format_is_pinned():
         ],
         "message": "gate notebooks failed: bad.ipynb failed; no stage was changed",
         "outcome": "refused",
+        "prev": None,
         "previous_digest": None,
         "project": "forecast",
         "seconds": 4.9,
