@@ -17,6 +17,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from unittest import mock
 
@@ -47,8 +48,12 @@ def legacy_group_packages(packages, *, slots: int, roots) -> list[LayerGroup]:
     return groups
 
 
-def build_examples(root: Path, work: Path, settings_for, rule: str) -> dict:
-    """Build the example projects with ``rule`` ('old' or 'new'); name -> BuildResult."""
+def build_examples(root: Path, work: Path, settings_for, rule: str, epoch: int) -> dict:
+    """Build the example projects with ``rule`` ('old' or 'new'); name -> BuildResult.
+
+    ``epoch`` (layer mtimes) is unique to the run, so no other image in the engine (a test's
+    build of the same lock) holds these layers and "Already exists" means this run's pull.
+    """
     settings = settings_for(rule)
     results = {}
     for name in PROJECTS:
@@ -58,9 +63,9 @@ def build_examples(root: Path, work: Path, settings_for, rule: str) -> dict:
             shutil.copy(root / "environments" / name / file, project / file)
         if rule == "old":
             with mock.patch.object(build_module, "group_packages", legacy_group_packages):
-                results[name] = build_module.build_image(project, settings)
+                results[name] = build_module.build_image(project, settings, epoch=epoch)
         else:
-            results[name] = build_module.build_image(project, settings)
+            results[name] = build_module.build_image(project, settings, epoch=epoch)
     return results
 
 
@@ -113,7 +118,8 @@ def _common_prefix(a, b) -> int:
 
 def measure(root: Path, work: Path, settings_for) -> list[str]:
     """Build with both rules, pull each pair; report lines (old vs new)."""
-    built = {rule: build_examples(root, work, settings_for, rule) for rule in ("old", "new")}
+    epoch = int(time.time())
+    built = {rule: build_examples(root, work, settings_for, rule, epoch) for rule in ("old", "new")}
     everything = [r for results in built.values() for r in results.values()]
     lines = [
         f"{'second pull (after first)':28} {'rule':4} {'layers':>6} {'prefix':>6} "

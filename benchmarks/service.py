@@ -11,8 +11,11 @@ records in the journal format (``tests/unit/hubservice/servicedata.py``), read b
 ``Source``. Left out, and said so in the output: the hub's token check (``HubOAuth``
 caches it per token) and registry reads (stage pointers are reused for
 ``c.Lockstep.stage_pointer_ttl``, image facts once per digest): stage images and packages
-come from memory here. "cold" is the first request (the files are parsed), "warm" the
-median of the rest.
+come from memory here. The service reads the trail and the session log once before it
+takes requests (``Source.warm``, timed here as "start-up read"); "cold" is the first
+request after that, "warm" the median of the rest. "after N appended sessions" is a page
+request right after N new session events were appended (the log is read incrementally:
+only the new lines are parsed).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,6 +105,10 @@ async def run(args) -> None:
     with tempfile.TemporaryDirectory(prefix="lockstep-bench-") as tmp:
         settings = write_site(Path(tmp), args.records, args.sessions)
         source = MemorySource(settings, locks(300))
+        began = time.perf_counter()
+        if hasattr(source, "warm"):
+            source.warm()
+        warmed = time.perf_counter() - began
         app = make_app(source, prefix="/services/lockstep/",
                        identities=Identities("http://127.0.0.1:9", "unused"))
         server = app.listen(0, "127.0.0.1")
@@ -108,6 +116,7 @@ async def run(args) -> None:
         base = f"http://127.0.0.1:{port}/services/lockstep/"
         print(f"{args.records} trail records, {args.sessions} sessions; hub token check and "
               "registry reads left out (cached in the service)")
+        print(f"  start-up read of trail and session log  {warmed * 1000:7.1f} ms")
         cases = [("page ?project=forecast", base + "?project=forecast", USER),
                  ("page as admin", base + "?project=forecast", ADMIN),
                  ("api/projects", base + "api/projects", USER),
@@ -121,6 +130,12 @@ async def run(args) -> None:
             cold, warm, size = await measure(url, model, args.repeat)
             print(f"  {name:34} cold {cold * 1000:7.1f} ms  warm {warm * 1000:7.1f} ms"
                   f"  ({size / 1024:.0f} KiB)")
+        log = Path(settings.data_dir) / "sessions.jsonl"
+        for added in (1, 100):
+            for s in sessions(added):
+                journal.append(log, start_event(replace(s, id=f"new{added}-{s.id}")))
+            first, _, _ = await measure(base + "?project=forecast", USER, 2)
+            print(f"  page after {added:3} appended sessions    {first * 1000:7.1f} ms")
         server.stop()
     before, after = locks(300)
     times = []

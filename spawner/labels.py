@@ -34,6 +34,10 @@ BASE = f"{PREFIX}.base"
 BASE_KEY = f"{PREFIX}.base-key"
 """On a base image: its cache key (sha256 of the base definition's inputs), which names it."""
 
+CUDA = f"{PREFIX}.cuda"
+"""On a project image whose lock states one: the CUDA its GPU code needs from the driver, a
+minimum (``>=12.0``, ``spawner.cuda``). Absent when the project states none."""
+
 # -- objects the engines run (containers, pods) ----------------------------------------------
 
 MANAGED = f"{PREFIX}.managed"

@@ -17,6 +17,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from spawner import cuda as cudareq
 from spawner.errors import LockstepError
 
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")
@@ -165,6 +166,29 @@ class Gpu(Strict):
     count: int = Field(1, ge=1, le=16)
     vendor: Literal["nvidia", "amd"] = "nvidia"
     type: str = ""
+    cuda: str = ""
+    """The CUDA the project's GPU code needs from the driver, a minimum: ``">=12.0"``
+    (``spawner.cuda``); '' states none."""
+
+    @field_validator("cuda", mode="before")
+    @classmethod
+    def _cuda_minimum(cls, value: object) -> str:
+        if value in ("", None):
+            return ""
+        return str(cudareq.parse_requirement(value, where="the value"))
+
+    @model_validator(mode="after")
+    def _cuda_is_nvidia(self) -> Gpu:
+        if self.cuda and self.vendor != "nvidia":
+            raise ValueError(
+                f"cuda is an NVIDIA requirement but vendor is {self.vendor!r}; set "
+                "vendor: nvidia or remove cuda"
+            )
+        return self
+
+    @property
+    def cuda_requirement(self) -> cudareq.CudaRequirement | None:
+        return cudareq.parse_requirement(self.cuda) if self.cuda else None
 
 
 class Resources(Strict):

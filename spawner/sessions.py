@@ -102,7 +102,9 @@ def fold_events(events: list[dict]) -> list[Session]:
 class SessionLog:
     """The session log read incrementally: each ``sessions()`` reads only the lines
     appended since the last call (``journal.read_from``) and folds them into the state it
-    keeps; a file that shrank or was replaced (inode) is read again from the start.
+    keeps; a file that was replaced (inode), shrank, or was rewritten in place (same size
+    with a new mtime, or no newline just before the remembered offset) is read again from
+    the start.
     Thread-safe. For long-running readers (the lockstep service); it never writes."""
 
     def __init__(self, path: Path):
@@ -110,8 +112,21 @@ class SessionLog:
         self._guard = threading.Lock()
         self._reset(None)
 
+    def _replaced(self, stat: os.stat_result) -> bool:
+        """A new file, a shorter one, one rewritten to the same size, or one whose byte
+        before the remembered offset is no longer a newline: read it all again."""
+        if stat.st_ino != self._inode or stat.st_size < self._offset:
+            return True
+        if stat.st_size == self._offset:
+            return stat.st_mtime_ns != self._mtime and self._offset > 0
+        if self._offset == 0:
+            return False
+        with self.path.open("rb") as handle:
+            handle.seek(self._offset - 1)
+            return handle.read(1) != b"\n"
+
     def _reset(self, inode: int | None) -> None:
-        self._inode, self._offset = inode, 0
+        self._inode, self._offset, self._mtime = inode, 0, 0
         self._state: dict[str, dict] = {}
         self._built: dict[str, Session] = {}
 
@@ -123,10 +138,11 @@ class SessionLog:
             except FileNotFoundError:
                 self._reset(None)
                 return []
-            if stat.st_ino != self._inode or stat.st_size < self._offset:
+            if self._replaced(stat):
                 self._reset(stat.st_ino)
             if stat.st_size > self._offset:
                 events, self._offset = journal.read_from(self.path, self._offset)
+                self._mtime = stat.st_mtime_ns
                 for event in events:
                     changed = apply_event(self._state, event)
                     if changed:

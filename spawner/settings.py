@@ -139,11 +139,21 @@ class Lockstep(Configurable):
     ).tag(config=True)
 
     virtual_packages = Dict(
-        {"linux-64": ["__unix=0=0", "__linux=5.10=0", "__glibc=2.36=0", "__archspec=1=x86_64"]},
+        {
+            "linux-64": ["__unix=0=0", "__linux=5.10=0", "__glibc=2.36=0", "__archspec=1=x86_64"],
+            "linux-aarch64": [
+                "__unix=0=0", "__linux=5.10=0", "__glibc=2.36=0", "__archspec=1=aarch64",
+            ],
+            "osx-64": ["__unix=0=0", "__osx=11.0=0", "__archspec=1=x86_64"],
+            "osx-arm64": ["__unix=0=0", "__osx=11.0=0", "__archspec=1=arm64"],
+            "win-64": ["__win=0=0", "__archspec=1=x86_64"],
+        },
         help="""
         Virtual packages (``name=version=build``) the solver assumes, per platform.
 
-        They describe the machines images run on, not the machine that solves.
+        They describe the machines images run on (and, for osx-* and win-64, the laptops
+        that share the lock), not the machine that solves. ``__cuda`` comes from the
+        project (``gpu: {cuda: ">=12.0"}`` in project.yaml) and replaces one set here.
 
             c.Lockstep.virtual_packages = {"linux-64": ["__glibc=2.28=0", "__cuda=12.2=0"]}
         """,
@@ -180,6 +190,37 @@ class Lockstep(Configurable):
         Registry hosts spoken to over plain HTTP (loopback only, by default).
 
             c.Lockstep.insecure_registries = ["127.0.0.1", "registry.lab.internal:5000"]
+        """,
+    ).tag(config=True)
+
+    registry_auth_file = Unicode(
+        "",
+        help="""
+        A Docker config file to read registry credentials from before the Docker config
+        (``$DOCKER_CONFIG/config.json``, else ``~/.docker/config.json``).
+
+        Point it at a mounted ``kubernetes.io/dockerconfigjson`` Secret (the same Secret as
+        the pods' ``imagePullSecrets``) so the hub reads stage pointers with the
+        credentials the kubelet pulls with. ``auths`` entries, ``credHelpers`` and
+        ``credsStore`` are honoured in both files (``docker-credential-<helper> get``).
+        Empty: the Docker config only.
+
+            c.Lockstep.registry_auth_file = "/etc/lockstep/registry/.dockerconfigjson"
+        """,
+    ).tag(config=True)
+
+    prepull_on_promote = Bool(
+        False,
+        help="""
+        On a Docker host, pull the promoted digest onto the host's engine before the stage
+        pointer moves.
+
+        ``lockstep promote`` then runs a ``prepull`` gate after the other gates, so the
+        first server started on the promoted stage finds its image already pulled; a pull
+        that fails stops the promotion. Kubernetes nodes are pre-pulled by the pre-puller
+        instead (``lockstep prepull``).
+
+            c.Lockstep.prepull_on_promote = True
         """,
     ).tag(config=True)
 
@@ -372,6 +413,57 @@ class Lockstep(Configurable):
         against the lock's sha256, but repodata read over HTTP can be altered in transit.
 
             c.Lockstep.insecure_channel_hosts = ["mirror.lab.internal:8080"]
+        """,
+    ).tag(config=True)
+
+    pip_index_url = Unicode(
+        "https://pypi.org/simple",
+        help="""
+        The package index (PEP 503 simple API) ``pip:`` sections of specs resolve against.
+
+        A spec may name another with ``--index-url``/``--extra-index-url`` lines only when
+        that index is this one or listed in ``pip_allowed_indexes``. Must be ``https://``
+        unless its host is in ``insecure_channel_hosts``.
+
+            c.Lockstep.pip_index_url = "https://pypi.lab.internal/simple"
+        """,
+    ).tag(config=True)
+
+    pip_allowed_indexes = List(
+        Unicode(),
+        [],
+        help="""
+        Package index URLs, besides ``pip_index_url``, that specs' pip sections may name.
+
+            c.Lockstep.pip_allowed_indexes = ["https://download.pytorch.org/whl/cu121"]
+        """,
+    ).tag(config=True)
+
+    pypi_mapping = Unicode(
+        "",
+        help="""
+        A conda-lock PyPI-to-conda lookup file (``--pypi_to_conda_lookup_file`` format,
+        JSON or YAML: ``{pypi_name: {conda_name: ..., pypi_name: ...}}``).
+
+        lockstep learns which PyPI distributions a conda package provides from the
+        package's own ``*.dist-info``; this file adds names for packages that carry none,
+        so a pip requirement never installs a second copy of a conda package. Empty: none.
+
+            c.Lockstep.pypi_mapping = "/etc/lockstep/pypi-mapping.yaml"
+        """,
+    ).tag(config=True)
+
+    pip_allow_sdists = Bool(
+        False,
+        help="""
+        Whether a pip package with no wheel for a locked platform may be locked by its
+        source distribution.
+
+        Off by default: ``lockstep lock`` refuses it, naming the package, and suggests a
+        wheel or a conda package. When on, the sdist is locked (URL and sha256), but
+        ``lockstep install``/``build`` still refuse to build it.
+
+            c.Lockstep.pip_allow_sdists = True
         """,
     ).tag(config=True)
 

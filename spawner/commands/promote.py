@@ -1,10 +1,21 @@
-"""``lockstep promote``: move the previous stage's digest to a stage, after its gates."""
+"""``lockstep promote``: move the previous stage's digest to a stage, after its gates.
+
+Two modes. With ``--hub URL`` the hub's lockstep service promotes for the caller's hub
+identity (``spawner.promote.remote``; to the last stage it records a request an approver
+decides with ``lockstep approve``). Without it, the local single-admin mode: this process
+holds the registry credential and records ``"authenticated": false`` in the trail (the
+user is ``--as`` or ``$USER``, the approver ``--approved-by``: nothing checks them).
+"""
 
 from __future__ import annotations
 
 import sys
 
-EXIT = {"promoted": 0, "unchanged": 0, "rolled-back": 0, "refused": 1, "failed": 2}
+from spawner.errors import LockstepError
+from spawner.promote.remote import HubService, add_hub_arguments
+
+EXIT = {"promoted": 0, "unchanged": 0, "rolled-back": 0, "refused": 1, "failed": 2,
+        "pending": 0, "rejected": 0}
 
 
 def register(subparsers) -> None:
@@ -39,6 +50,7 @@ def register(subparsers) -> None:
         "--approved-by", metavar="USER", help="approver, needed to promote to the last stage"
     )
     parser.add_argument("--json", action="store_true", help="print the audit record as JSON")
+    add_hub_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -53,8 +65,41 @@ def print_record(record, as_json: bool) -> int:
     return EXIT.get(record.outcome, 2)
 
 
+def print_answer(answer: dict, as_json: bool) -> int:
+    """Print the service's answer (a trail record, a request, or both); the exit code."""
+    import json
+
+    from spawner.promote.trail import AuditRecord
+
+    outcome = answer.get("outcome", "failed")
+    if as_json:
+        print(json.dumps(answer, sort_keys=True))
+        return EXIT.get(outcome, 2)
+    if answer.get("record"):
+        return print_record(AuditRecord.from_dict(answer["record"]), False)
+    stream = sys.stdout if EXIT.get(outcome, 2) == 0 else sys.stderr
+    print(f"{outcome}: {answer.get('message', '')}", file=stream)
+    return EXIT.get(outcome, 2)
+
+
+def refuse_local_names(args) -> None:
+    given = [flag for flag, value in (("--as", getattr(args, "user", None)),
+                                      ("--approved-by", getattr(args, "approved_by", None)))
+             if value]
+    if given:
+        raise LockstepError(f"{' and '.join(given)} cannot be used with --hub: the hub says "
+                            "who you are (your API token); approvers approve with "
+                            "`lockstep approve PROJECT REQUEST --hub URL`")
+
+
 def run(args, settings) -> int:
     from spawner.promote import promote
+
+    if args.hub:
+        refuse_local_names(args)
+        body = {"to": args.stage, **({"digest": args.digest} if args.digest else {})}
+        with HubService.from_args(args) as service:
+            return print_answer(service.call("POST", args.project, "promote", body), args.json)
 
     progress = None if args.json else (lambda message: print(message, file=sys.stderr))
     record = promote(

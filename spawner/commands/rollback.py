@@ -1,8 +1,15 @@
-"""``lockstep rollback``: point a stage back at the digest it held before (audited)."""
+"""``lockstep rollback``: point a stage back at the digest it held before (audited).
+
+With ``--hub URL`` the hub's lockstep service rolls back for the caller's hub identity
+(the last stage: approvers only); without it, the local single-admin mode
+(``"authenticated": false`` in the trail). Either way a broken trail hash chain refuses.
+"""
 
 from __future__ import annotations
 
 import sys
+
+from spawner.promote.remote import HubService, add_hub_arguments
 
 
 def register(subparsers) -> None:
@@ -18,12 +25,19 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--as", dest="user", metavar="USER", help="acting user (default: $USER)")
     parser.add_argument("--json", action="store_true", help="print the audit record as JSON")
+    add_hub_arguments(parser)
     parser.set_defaults(func=run)
 
 
 def run(args, settings) -> int:
-    from spawner.commands.promote import print_record
+    from spawner.commands.promote import print_answer, print_record, refuse_local_names
     from spawner.promote import rollback
+
+    if args.hub:
+        refuse_local_names(args)
+        with HubService.from_args(args) as service:
+            answer = service.call("POST", args.project, "rollback", {"stage": args.stage})
+        return print_answer(answer, args.json)
 
     progress = None if args.json else (lambda message: print(message, file=sys.stderr))
     record = rollback(settings, args.project, args.stage, user=args.user, progress=progress)

@@ -43,11 +43,15 @@ class _Slot:
 class Booting:
     """Progress and readiness of a starting server (mixed into the spawner)."""
 
+    _news: asyncio.Event | None = None  # set by _emit: progress readers wake on news only
+
     def _emit(self, message: str, progress: int | None = None) -> None:
         event: dict = {"message": message}
         if progress is not None:
             event["progress"] = progress
         self._events.append(event)
+        if self._news is not None:
+            self._news.set()
         elapsed = time.monotonic() - self._began
         self.log.info("lockstep %s: +%.2fs %s", self._log_name, elapsed, message)
 
@@ -59,7 +63,13 @@ class Booting:
                 seen += 1
             if self._start_done:
                 return
-            await asyncio.sleep(0.1)
+            if self._news is None:
+                self._news = asyncio.Event()
+            self._news.clear()
+            try:  # woken by _emit; the timeout only notices the end of start()
+                await asyncio.wait_for(self._news.wait(), 1.0)
+            except TimeoutError:
+                pass
 
     async def _wait_ready(self, ip: str, slot: _Slot | None = None) -> bool | None:
         """Poll the server until it answers (True), exits (refused) or ``ready_timeout``
@@ -69,6 +79,7 @@ class Booting:
         url = f"http://{ip}:{self.port}{self.server.base_url if self.server else '/'}api"
         began = time.monotonic()
         deadline, polled, delay = began + self.ready_timeout, began, POLL_FIRST
+        gap = 1.0  # seconds until the next look at the container (did it exit?), doubling
         # plain HTTP to the container: no TLS context to build (costly on the Hub's loop)
         async with httpx.AsyncClient(timeout=1.0, verify=False, trust_env=False) as client:
             while time.monotonic() < deadline:
@@ -80,8 +91,8 @@ class Booting:
                     pass
                 if slot is not None and time.monotonic() - began > self.start_slot_grace:
                     slot.release()
-                if time.monotonic() - polled > 1.0:
-                    polled = time.monotonic()
+                if time.monotonic() - polled > gap:
+                    polled, gap = time.monotonic(), min(gap * 2, 8.0)
                     if await self.poll() is not None:
                         logs = await asyncio.to_thread(dockerops.container_logs, self.client,
                                                        self.object_id)

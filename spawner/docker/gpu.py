@@ -25,13 +25,16 @@ by lockstep).
 
 ``detect_gpu_mode`` picks a mode from ``docker info`` (and, optionally, ``/version``);
 ``check_gpu`` refuses, before anything is created, a GPU request the engine cannot honour,
-naming what to install. Everything here is pure: the caller fetches ``docker info``.
+naming what to install; ``check_cuda`` refuses one whose CUDA requirement (``gpu.cuda``)
+the host's driver does not meet. Everything here is pure: the caller fetches ``docker
+info`` and the host's CUDA version.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+from spawner.cuda import CudaVersion, check_driver, parse_requirement
 from spawner.errors import LockstepError
 from spawner.launch.spec import GpuRequest
 
@@ -172,3 +175,17 @@ def check_gpu(request: GpuRequest | None, mode: str, *, project: str, info: Mapp
             + INSTALL_HINT + " Or start the project without a GPU."
         )
     return resolved
+
+
+def check_cuda(
+    request: GpuRequest | None, host: CudaVersion | None, *, project: str, source: str
+) -> bool:
+    """Raise ``CudaError`` when ``request`` needs a newer CUDA than ``host`` supports.
+
+    True when checked and met; False when there is nothing to check (no GPU, no CUDA
+    requirement, or the host's CUDA version is unknown).
+    """
+    if request is None or not request.cuda or host is None:
+        return False
+    check_driver(parse_requirement(request.cuda), host, project=project, source=source)
+    return True

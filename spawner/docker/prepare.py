@@ -4,8 +4,9 @@
 step that fails (nothing is created before the checks pass):
 
 1. **host checks** (``check_host``, pure over ``docker info``): the project's ``isolation``
-   maps to a runtime the engine has registered (``site.runtime_names``), and a GPU request
-   can be honoured in ``site.gpu_mode``;
+   maps to a runtime the engine has registered (``site.runtime_names``), a GPU request
+   can be honoured in ``site.gpu_mode``, and the host's driver meets the project's CUDA
+   requirement (``site.host_cuda_version``, else ``nvidia-smi`` when present);
 2. **image**: pulled by digest when the engine lacks it, with progress (unless the caller
    pulls by its own policy);
 3. **network** (unless the spec's network is ``none``): the project's bridge, ``--internal``
@@ -30,8 +31,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from spawner.cuda import CudaVersion, detect_host_cuda, parse_version
 from spawner.docker import engine, firewall
-from spawner.docker.gpu import check_gpu
+from spawner.docker.gpu import check_cuda, check_gpu
 from spawner.docker.oneshot import run_to_end
 from spawner.docker.render import volume_labels
 from spawner.docker.runtimes import engine_runtime
@@ -76,7 +78,21 @@ def check_host(gpu: GpuRequest | None, *, project: Project, site: DockerSite,
     runtime = engine_runtime(project.isolation, project=project.name, info=info,
                              names=site.runtimes)
     gpu_mode = check_gpu(gpu, site.gpu_mode, project=project.name, info=info)
+    if gpu is not None and gpu.cuda:
+        host, source = host_cuda(site)
+        check_cuda(gpu, host, project=project.name, source=source)
     return runtime, gpu_mode
+
+
+def host_cuda(site: DockerSite) -> tuple[CudaVersion | None, str]:
+    """(CUDA version of the host's driver, where it was read): the site's
+    ``host_cuda_version``, else ``nvidia-smi`` when on PATH (the one I/O of the host
+    checks, run only for a GPU request that states a CUDA requirement), else unknown."""
+    if site.host_cuda_version:
+        where = "c.LockstepDockerSpawner.host_cuda_version"
+        return parse_version(site.host_cuda_version, where=where), f"{where} = " \
+            f"{site.host_cuda_version!r}"
+    return detect_host_cuda(), "nvidia-smi on the hub's host"
 
 
 def volume_init_body(image: str, volume: str, target: str, labels: Mapping) -> dict:

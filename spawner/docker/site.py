@@ -48,6 +48,8 @@ class DockerSite:
     firewall: bool = True
     allowed_host_ports: tuple[int, ...] = ()
     volume_ownership: str = "chown"
+    host_cuda_version: str = ""
+    """The CUDA the host's driver supports ('' = read it from nvidia-smi, or unknown)."""
 
     @property
     def runtimes(self) -> dict[str, str]:
@@ -71,6 +73,7 @@ class DockerSite:
             firewall=bool(traits.firewall),
             allowed_host_ports=tuple(sorted({int(p) for p in traits.allowed_host_ports})),
             volume_ownership=traits.volume_ownership,
+            host_cuda_version=traits.host_cuda_version,
         )
 
 

@@ -372,7 +372,7 @@ class LockstepDockerSpawner(Booting, HonourParentTraits, DockerSpawner,
 
 
 def _gpu_request(gpu) -> GpuRequest:
-    return GpuRequest(gpu.count, gpu.vendor, gpu.type)
+    return GpuRequest(gpu.count, gpu.vendor, gpu.type, gpu.cuda)
 
 
 async def _options_form(spawner: LockstepDockerSpawner) -> str:

@@ -12,6 +12,7 @@ from copy import deepcopy
 from traitlets import Bool, Dict, Float, HasTraits, Integer, List, Unicode, validate
 from traitlets.config import Config, LazyConfigValue
 
+from spawner.cuda import parse_version
 from spawner.docker.gpu import GPU_MODES
 from spawner.docker.inherited import WEAKENINGS, WeakeningRefused, from_traits, owned_keys
 from spawner.docker.inherited import refusal as weakening_refusal
@@ -91,6 +92,25 @@ class LockstepDockerTraits(HasTraits):
             raise ValueError(f"gpu_mode must be one of {GPU_MODES}, got {proposal['value']!r}")
         return proposal["value"]
 
+    host_cuda_version = Unicode(
+        "",
+        help="""
+        The CUDA version this Docker host's NVIDIA driver supports (what ``nvidia-smi`` prints
+        after "CUDA Version:"). A project whose project.yaml states ``gpu: {cuda: ">=X.Y"}``
+        is refused, before anything is created, when this is older. '' reads it from
+        ``nvidia-smi`` on the hub's host when that is on PATH (and skips the check when not:
+        set it when the hub runs where nvidia-smi cannot see the Docker host's driver).
+
+            c.LockstepDockerSpawner.host_cuda_version = "12.4"
+        """,
+    ).tag(config=True)
+
+    @validate("host_cuda_version")
+    def _validate_host_cuda_version(self, proposal):
+        if proposal["value"]:
+            parse_version(proposal["value"], where="host_cuda_version")
+        return proposal["value"]
+
     runtime_names = Dict(
         {},
         help="""
@@ -164,7 +184,8 @@ class LockstepDockerTraits(HasTraits):
     ready_timeout = Float(
         20.0,
         help="""
-        Seconds start() polls the server's HTTP endpoint (every 50 ms) before returning,
+        Seconds start() polls the server's HTTP endpoint (after 50 ms, backing off to every
+        250 ms; no HTTP request before its port accepts) before returning,
         so the Hub's randomized back-off wait finds it up at once. 0 turns this off.
 
             c.LockstepDockerSpawner.ready_timeout = 5

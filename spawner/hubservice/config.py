@@ -15,6 +15,13 @@ It appends to ``c.JupyterHub.services`` a managed service (the hub starts
 * the default ``user`` role gains ``access:services!service=<name>``, so every hub user may
   log in to the service (what they then see is decided per project by membership).
 
+The service is the one writer of stage pointers after the first stage, so it alone needs
+the registry's write credential: ``registry_credentials`` names a Docker config folder
+(``config.json`` with ``auths``) readable by the hub's user only, and becomes the
+service's ``DOCKER_CONFIG``; users' servers never see it::
+
+    service_config(c, registry_credentials="/etc/lockstep/registry")
+
 The ``c.Lockstep`` values set so far travel to the service as JSON in its environment
 (``$LOCKSTEP_SERVICE_SETTINGS``), so the hub and the service read one configuration; set
 them before calling. Writes into ``c`` only; with ``port=0`` it asks the OS for a free
@@ -72,13 +79,17 @@ def user_role(roles: list[dict], name: str) -> dict:
 
 
 def service_config(c, *, name: str = SERVICE_NAME, port: int = 0, ip: str = "127.0.0.1",
-                   python: str = sys.executable) -> dict:
+                   python: str = sys.executable,
+                   registry_credentials: str | None = None) -> dict:
     """Add the lockstep service and its roles to ``c``; returns the service entry."""
+    environment = {"LOCKSTEP_SERVICE_SETTINGS": json.dumps(lockstep_values(c))}
+    if registry_credentials:
+        environment["DOCKER_CONFIG"] = str(registry_credentials)
     entry = {
         "name": name,
         "url": f"http://{ip}:{port or free_port(ip)}",
         "command": [python, "-m", "spawner.hubservice"],
-        "environment": {"LOCKSTEP_SERVICE_SETTINGS": json.dumps(lockstep_values(c))},
+        "environment": environment,
         "oauth_no_confirm": True,
         "display": True,
     }

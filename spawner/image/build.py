@@ -33,7 +33,7 @@ from spawner.image import oci
 from spawner.image.base import BaseImage, ensure_base, external_base
 from spawner.image.envlayout import Layout, layout_prefix
 from spawner.image.grouping import RULE, LayerGroup, group_packages, tier_roots
-from spawner.image.registry import RegistryClient
+from spawner.image.registry import RegistryClient, for_each_blob
 from spawner.image.sandbox import require_sandbox
 from spawner.image.staging import (
     Installer,
@@ -44,6 +44,7 @@ from spawner.image.staging import (
 )
 from spawner.image.tarlayer import GZIP_LEVEL, BlobCache, Entry, LayerBlob, with_parents
 from spawner.lock.condalock import read_lockfile
+from spawner.lock.cuda import lock_requirement
 from spawner.lock.policy import ChannelPolicy
 from spawner.project import load_project
 
@@ -67,6 +68,8 @@ class BuildResult:
     noop: bool
     tag: str
     layer_digests: tuple[str, ...] = ()
+    cuda: str = ""
+    """The CUDA minimum the lock states (``lockstep.cuda``; the image's ``CUDA`` label)."""
 
     def to_json(self) -> dict:
         return {k: v for k, v in asdict(self).items() if k != "layer_digests"} | {
@@ -116,9 +119,13 @@ def assemble(
     project: str,
     lock_hash: str,
     epoch: int,
+    runtime: oci.RuntimeSpec | None = None,
 ) -> tuple[bytes, bytes]:
-    """(config bytes, manifest bytes) for the project image (pure)."""
-    runtime = oci.project_runtime(project=project, lock_hash=lock_hash, base=base.reference)
+    """(config bytes, manifest bytes) for the project image (pure); ``runtime`` defaults to
+    ``oci.project_runtime`` (the hub image passes its own, ``spawner.image.hubimage``)."""
+    runtime = runtime or oci.project_runtime(
+        project=project, lock_hash=lock_hash, base=base.reference
+    )
     config = oci.canonical_json(
         oci.image_config(
             runtime=runtime,
@@ -159,6 +166,7 @@ class Builder:
         self.name = self.project_dir.name
         self.repo = oci.repository_for(self.registry, self.name)
         self.tag = settings.stages[0]
+        self.cuda = ""  # the lock's CUDA requirement, read with the lock (``_lockfile``)
         self.client = RegistryClient.for_host(
             self.repo.host, insecure_registries=settings.insecure_registries
         )
@@ -197,6 +205,7 @@ class Builder:
             project=self.name,
             lock_hash=lhash,
             epoch=self.epoch,
+            runtime=self.runtime(lhash, base),
         )
         digest = oci.sha256_digest(manifest)
         if self.client.head_manifest(self.repo.repository, digest):
@@ -219,8 +228,17 @@ class Builder:
                 noop=noop,
                 tag=self.tag,
                 layer_digests=tuple(d.digest for d in base.layers) + tuple(b.digest for b in blobs),
+                cuda=self.cuda,
             ),
         )
+
+    def runtime(self, lock_hash: str, base: BaseImage) -> oci.RuntimeSpec | None:
+        """What the image runs; None: a project image's (``oci.project_runtime``)."""
+        if self.cuda:
+            return oci.project_runtime(
+                project=self.name, lock_hash=lock_hash, base=base.reference, cuda=self.cuda
+            )
+        return None
 
     # -- steps ----------------------------------------------------------------------------
     def _lockfile(self) -> Path:
@@ -235,6 +253,7 @@ class Builder:
                 f"{lockfile} does not exist; create it with `lockstep lock {self.project_dir}`"
             )
         model = read_lockfile(lockfile)
+        self.cuda = lock_requirement(model)
         ChannelPolicy.from_settings(self.settings).check_packages(
             model.package, source=str(lockfile)
         )
@@ -335,9 +354,8 @@ class Builder:
                 )
             return self.client.ensure_blob(repo, blob_digest, path, mount_from)
 
-        with ThreadPoolExecutor(4) as pool:
-            uploaded = sum(pool.map(push, jobs))
-        uploaded += self.client.ensure_blob(repo, oci.sha256_digest(config), config)
+        jobs.append((oci.sha256_digest(config), config, ()))
+        uploaded = sum(for_each_blob(push, jobs))  # PUSH_WORKERS at once; the manifest last
         self.client.put_manifest(repo, digest, manifest, oci.MEDIA_MANIFEST)
         return uploaded
 

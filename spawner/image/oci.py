@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from spawner.labels import BASE, LOCK_HASH, PROJECT
+from spawner.labels import BASE, CUDA, LOCK_HASH, PROJECT
 from spawner.settings import ENV_PREFIX
 
 MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -85,8 +85,12 @@ class RuntimeSpec:
     stop_signal: str = ""
 
 
-def project_runtime(*, project: str, lock_hash: str, base: str) -> RuntimeSpec:
-    """The runtime every lockstep project image has: jovyan, /opt/env first on PATH."""
+def project_runtime(*, project: str, lock_hash: str, base: str, cuda: str = "") -> RuntimeSpec:
+    """The runtime every lockstep project image has: jovyan, /opt/env first on PATH; the
+    ``CUDA`` label when the lock states a CUDA requirement."""
+    labels = {PROJECT: project, LOCK_HASH: lock_hash, BASE: base}
+    if cuda:
+        labels[CUDA] = cuda
     return RuntimeSpec(
         env={
             "CONDA_PREFIX": ENV_PREFIX,
@@ -97,7 +101,7 @@ def project_runtime(*, project: str, lock_hash: str, base: str) -> RuntimeSpec:
         },
         entrypoint=("/usr/bin/tini", "-g", "--"),
         cmd=("jupyterhub-singleuser",),
-        labels={PROJECT: project, LOCK_HASH: lock_hash, BASE: base},
+        labels=labels,
         exposed_ports=("8888/tcp",),
     )
 

@@ -2,13 +2,16 @@
 
 Only the distribution-spec calls lockstep needs, over httpx with a timeout on every call:
 HTTP for hosts in ``insecure_registries`` (loopback by default), HTTPS otherwise.
-Credentials come from the Docker config file (``auths``: base64 ``user:password``); a
+Credentials come from the Docker config file (``auths``, ``credHelpers``, ``credsStore``;
+``spawner.image.credentials``), after ``c.Lockstep.registry_auth_file`` when set; a
 ``401`` with ``WWW-Authenticate: Bearer realm=...`` is answered with the token flow.
 Errors a person can fix raise ``RegistryError`` (a ``LockstepError``) naming the registry,
 the call and the fix; credentials never appear in messages. A registry that does not answer
 (connection refused, timed out, 5xx) raises its subclass ``RegistryUnavailable``, so a
 caller can tell "down" from "answered no". Reads (GET/HEAD) may be retried once with a
-back-off (``retries``); writes never are.
+back-off (``retries``); writes never are. An image's blobs are pushed or copied on up to
+``PUSH_WORKERS`` threads at once (each still HEAD, then mount, then upload); its manifest
+is PUT only after every blob is there.
 
 No Python client library fit (oras-py pushes artifacts, not cross-repository mounts or
 manifests by digest), so this module keeps the protocol surface small and explicit.
@@ -23,8 +26,10 @@ import os
 import re
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
@@ -34,6 +39,8 @@ from spawner.image.oci import MANIFEST_TYPES, sha256_digest
 TIMEOUT = httpx.Timeout(30.0, read=300.0)
 CHUNK = 1 << 20
 RETRY_BACKOFF = 0.5  # seconds before the one retry of a read (``retries=1``)
+PUSH_WORKERS = 6  # blobs uploaded (or copied) at once; the manifest always goes last
+T = TypeVar("T")
 
 
 class RegistryError(LockstepError):
@@ -44,21 +51,14 @@ class RegistryUnavailable(RegistryError):
     """The registry did not answer: refused, timed out, or a 5xx answer."""
 
 
-def docker_config_auth(host: str, config_path: Path | None = None) -> tuple[str, str] | None:
-    """(user, password) for ``host`` from ``~/.docker/config.json`` ``auths``, or None."""
-    if config_path is None:
-        config_dir = os.environ.get("DOCKER_CONFIG") or str(Path.home() / ".docker")
-        config_path = Path(config_dir) / "config.json"
-    try:
-        auths = json.loads(Path(config_path).read_text()).get("auths", {})
-    except (OSError, ValueError):
-        return None
-    for key in (host, f"https://{host}", f"http://{host}", f"https://{host}/v1/"):
-        token = auths.get(key, {}).get("auth")
-        if token:
-            user, _, password = base64.b64decode(token).decode().partition(":")
-            return user, password
-    return None
+def docker_config_auth(
+    host: str, config_path: Path | None = None, auth_file: str = ""
+) -> tuple[str, str] | None:
+    """(user, password) for ``host``: ``auth_file`` (a mounted dockerconfigjson), then the
+    Docker config; ``auths``, ``credHelpers`` and ``credsStore`` (``spawner.image.credentials``)."""
+    from spawner.image.credentials import find_credentials
+
+    return find_credentials(host, config_path=config_path, auth_file=auth_file)
 
 
 class RegistryAuth(httpx.Auth):
@@ -145,11 +145,13 @@ class RegistryClient:
 
     @classmethod
     def for_host(cls, host: str, *, insecure_registries=(), config_path: Path | None = None,
-                 timeout=TIMEOUT, retries: int = 0):
-        """A client for ``host`` using Docker config credentials and the insecure list."""
+                 timeout=TIMEOUT, retries: int = 0, auth_file: str = ""):
+        """A client for ``host`` using Docker config credentials (``auth_file`` first: a
+        mounted pull secret, ``c.Lockstep.registry_auth_file``) and the insecure list."""
         bare = host.split(":")[0]
         insecure = host in insecure_registries or bare in insecure_registries
-        return cls(host, insecure=insecure, credentials=docker_config_auth(host, config_path),
+        credentials = docker_config_auth(host, config_path, auth_file)
+        return cls(host, insecure=insecure, credentials=credentials,
                    timeout=timeout, retries=retries)
 
     def close(self) -> None:
@@ -325,6 +327,15 @@ def _file_chunks(path: Path) -> Iterator[bytes]:
             yield chunk
 
 
+def for_each_blob(func: Callable[[T], int], items: Sequence[T], workers: int = PUSH_WORKERS):
+    """``func`` over ``items`` on at most ``workers`` threads (one client, shared: httpx's
+    pool is thread-safe); results in input order, the first error raised once all stop."""
+    if len(items) <= 1 or workers <= 1:
+        return [func(item) for item in items]
+    with ThreadPoolExecutor(min(workers, len(items))) as pool:
+        return list(pool.map(func, items))
+
+
 def copy_image(
     src: RegistryClient,
     src_repo: str,
@@ -343,19 +354,21 @@ def copy_image(
     if found != digest:
         raise RegistryError(f"{src.host}/{src_repo}@{digest} returned a manifest of other digest")
     manifest = json.loads(data)
-    uploaded = 0
-    for desc in [manifest["config"], *manifest.get("layers", [])]:
-        blob = desc["digest"]
+
+    def copy_blob(blob: str) -> int:
         if dst.blob_exists(dst_repo, blob):
-            continue
+            return 0
         if src.host == dst.host and dst.mount_blob(dst_repo, blob, src_repo):
-            continue
+            return 0
         tmp = Path(workdir) / blob.replace(":", "-")
         src.download_blob(src_repo, blob, tmp)
         try:
-            uploaded += dst.push_blob(dst_repo, blob, tmp)
+            return dst.push_blob(dst_repo, blob, tmp)
         finally:
             tmp.unlink(missing_ok=True)
+
+    blobs = dict.fromkeys(d["digest"] for d in [manifest["config"], *manifest.get("layers", [])])
+    uploaded = sum(for_each_blob(copy_blob, list(blobs)))
     dst.put_manifest(dst_repo, digest, data, media_type)
     for tag in tags:
         dst.put_manifest(dst_repo, tag, data, media_type)

@@ -69,6 +69,8 @@ class GpuRequest:
     count: int
     vendor: str
     type: str = ""
+    cuda: str = ""
+    """The CUDA the project needs from the driver (``>=12.0``; '' for none)."""
 
 
 @dataclass(frozen=True)
@@ -239,7 +241,7 @@ def build_launch_spec(
         home=HOME,
         env=tuple(sorted(merged_env.items())),
         mounts=tuple(sorted(mounts, key=lambda m: (m.target, m.kind))),
-        gpu=GpuRequest(project.gpu.count, project.gpu.vendor, project.gpu.type)
+        gpu=GpuRequest(project.gpu.count, project.gpu.vendor, project.gpu.type, project.gpu.cuda)
         if want_gpu and project.gpu else None,
         resources=Resources(
             cpu=project.resources.cpu,

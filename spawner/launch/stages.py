@@ -7,8 +7,9 @@ the lock hash from the image config label ``org.lockstep.lock-hash``; the result
 ``ImageRef`` pinned by digest, which is all a spawner ever runs.
 
 Guarantees: read-only (HEAD/GET only, through ``spawner.image.registry.RegistryClient``:
-Docker-config credentials, a timeout on every request), ``None`` for a stage that has no
-pointer (404), ``RegistryUnavailable`` when the registry does not answer, and a
+``c.Lockstep.registry_auth_file`` then Docker-config credentials, credential helpers
+included, re-read when a client is renewed; a timeout on every request), ``None`` for a
+stage that has no pointer (404), ``RegistryUnavailable`` when the registry does not answer, and a
 ``LockstepError`` naming the registry and the fix for anything else. ``read_pointers`` is
 the hub's read: ``c.Lockstep.registry_timeout`` on each request, one retry, a client reused
 per registry host, and an image's lock hash (immutable: the digest names the content) read
@@ -69,12 +70,13 @@ def stage_groups(settings: Lockstep, project: str) -> dict[str, list[str]]:
 
 def _quick_client(settings: Lockstep, host: str) -> RegistryClient:
     """The hub's shared client for ``host``: short timeouts, one retry (thread-safe)."""
-    key = (host, tuple(settings.insecure_registries), settings.registry_timeout)
+    key = (host, tuple(settings.insecure_registries), settings.registry_timeout,
+           settings.registry_auth_file)
     with _guard:
         stamp, client = _clients.get(key, (0.0, None))
         if client is None or time.monotonic() - stamp > CLIENT_TTL:
             client = RegistryClient.for_host(
-                host, insecure_registries=key[1], retries=1,
+                host, insecure_registries=key[1], retries=1, auth_file=key[3],
                 timeout=httpx.Timeout(settings.registry_timeout))
             _clients[key] = (time.monotonic(), client)  # an old one is left to the GC
         return client
@@ -88,7 +90,8 @@ class _Reader:
         host, self.name = split_repository(repository)
         self.shared = quick
         self.client = _quick_client(settings, host) if quick else RegistryClient.for_host(
-            host, insecure_registries=tuple(settings.insecure_registries))
+            host, insecure_registries=tuple(settings.insecure_registries),
+            auth_file=settings.registry_auth_file)
 
     def __enter__(self):
         return self

@@ -171,8 +171,12 @@ def make_lockfile(
     platforms: Sequence[str],
     sources: Sequence[str],
     custom_metadata: Mapping[str, str],
+    pip_packages: Sequence[Mapping[str, Any]] = (),
 ) -> Lockfile:
-    """A conda-lock ``Lockfile`` from solved records (category main, not optional)."""
+    """A conda-lock ``Lockfile`` from solved records (category main, not optional).
+
+    ``pip_packages`` (``pypi.resolve``'s dicts) become ``manager: pip`` entries: URL,
+    ``hash: {sha256}`` and the names they depend on, as conda-lock writes them."""
     from conda_lock.lockfile.v2prelim.models import HashModel, LockedDependency, Lockfile, LockMeta
     from conda_lock.models.channel import Channel
 
@@ -189,6 +193,18 @@ def make_lockfile(
             categories={"main"},
         )
         for p in packages
+    ] + [
+        LockedDependency(
+            name=p["name"],
+            version=p["version"],
+            manager="pip",
+            platform=p["platform"],
+            dependencies={d: "*" for d in p["depends"]},
+            url=p["url"],
+            hash=HashModel(sha256=p["sha256"]),
+            categories={"main"},
+        )
+        for p in pip_packages
     ]
     return Lockfile(
         package=locked,

@@ -6,7 +6,10 @@ content-addressed cache and its sha256 checked against the lock before rattler s
 subprocess, with link scripts off; ``target_prefix`` (``--as``) makes files land in
 ``prefix`` but read as if installed at ``target_prefix`` (how image builds stage
 ``/opt/env``); ``conda-meta/*.json`` keeps the lock's URL for each package, not the cache
-path. Installing the same lock twice is a no-op link. pip entries are refused, not skipped.
+path. Installing the same lock twice is a no-op link. pip entries are installed after the
+conda packages, hash-checked and without dependency resolution (``pipinstall``: wheels
+unpacked by lockstep, no pip or package code run); a pip entry that is not a wheel is
+refused before anything is fetched.
 Every lock field that reaches a path or URL is checked when the lock is read
 (``policy.check_lock_fields``) and, given the site's ``ChannelPolicy``, every package's
 channel is checked, all before the first archive is fetched or the prefix is created.
@@ -24,6 +27,8 @@ from typing import Any
 from spawner.errors import LockstepError
 from spawner.lock import condalock
 from spawner.lock.fetch import Archive, fetch_archives
+from spawner.lock.pipinstall import Wheel, install_wheels
+from spawner.lock.pipwheels import WHEEL_NAME_RE
 from spawner.lock.policy import ChannelPolicy
 from spawner.lock.runner import WorkerError, run_worker
 
@@ -72,14 +77,6 @@ def select_archives(lockfile: Any, platform: str, *, source: str) -> list[Archiv
         for p in lockfile.package
         if p.platform == platform and p.categories & INSTALLED_CATEGORIES
     ]
-    pip = sorted(f"{p.name}=={p.version}" for p in chosen if p.manager == "pip")
-    if pip:
-        shown = ", ".join(pip[:8]) + (f" and {len(pip) - 8} more" if len(pip) > 8 else "")
-        raise LockstepError(
-            f"{source}: has {len(pip)} pip package(s) for {platform} ({shown}); lockstep "
-            "installs conda packages only. Replace them with conda packages in the spec and "
-            "re-lock with `lockstep lock`."
-        )
     return [
         Archive(
             name=p.name,
@@ -90,7 +87,26 @@ def select_archives(lockfile: Any, platform: str, *, source: str) -> list[Archiv
             md5=p.hash.md5 or "",
         )
         for p in chosen
+        if p.manager == "conda"
     ]
+
+
+def select_wheels(lockfile: Any, platform: str, *, source: str) -> list[Wheel]:
+    """The ``manager: pip`` entries for ``platform``; refuses a non-wheel (sdist) entry."""
+    wheels = [
+        Wheel(name=p.name, version=p.version, url=p.url, sha256=p.hash.sha256 or "")
+        for p in lockfile.package
+        if p.platform == platform and p.manager == "pip" and p.categories & INSTALLED_CATEGORIES
+    ]
+    sdists = [w for w in wheels if not WHEEL_NAME_RE.match(w.filename)]
+    if sdists:
+        shown = ", ".join(f"{w.name}=={w.version} ({w.filename})" for w in sdists[:5])
+        raise LockstepError(
+            f"{source}: pip package(s) {shown} for {platform} are source distributions, "
+            "which lockstep does not build. Pin versions with a wheel for this platform, or "
+            "use the conda packages, and re-lock with `lockstep lock`. Nothing was installed."
+        )
+    return wheels
 
 
 def install_lock(
@@ -128,6 +144,7 @@ def install_lock(
     model = condalock.read_lockfile(lockfile)
     platform = platform or default_platform(model, source=str(lockfile))
     archives = select_archives(model, platform, source=str(lockfile))
+    wheels = select_wheels(model, platform, source=str(lockfile))
     if channels is not None:
         channels.check_packages(
             [p for p in model.package if p.platform == platform], source=str(lockfile)
@@ -156,6 +173,10 @@ def install_lock(
     except WorkerError as exc:
         raise LockstepError(f"installing {lockfile} into {prefix} failed: {exc}") from None
     record_lock_urls(prefix, archives)
+    if wheels:
+        say(f"installing {len(wheels)} pip packages (hash-checked, no dependencies)...")
+        install_wheels(wheels, prefix, target_prefix=target_prefix or str(prefix.resolve()),
+                       cache_dir=cache_dir, mirrors=dict(mirrors or {}))
     say(
         f"installed {len(archives)} packages into {prefix}"
         + (f" (for {target_prefix})" if target_prefix else "")
@@ -164,7 +185,8 @@ def install_lock(
         prefix=prefix,
         target_prefix=target_prefix or str(prefix),
         platform=platform,
-        packages=tuple(sorted(f"{a.name}={a.version}={a.build}" for a in archives)),
+        packages=tuple(sorted(f"{a.name}={a.version}={a.build}" for a in archives))
+        + tuple(f"pypi:{w.name}=={w.version}" for w in sorted(wheels, key=lambda w: w.name)),
         downloaded=sum(f.downloaded for f in fetched),
         cached=sum(not f.downloaded for f in fetched),
         seconds=time.perf_counter() - started,

@@ -12,8 +12,9 @@ What a lock records beyond conda-lock's hash, so ``check_lock`` can see it go st
 them: ``conda-lock lock`` refuses a lock whose channels differ from the spec's), and
 ``metadata.custom_metadata`` holds ``lockstep.channel.<name>`` (the URL each named channel
 was solved against), ``lockstep.server-packages`` (what lockstep added to the solve) and
-``lockstep.virtual-packages.<platform>`` (the machines it assumed). Package URLs are the
-real ones.
+``lockstep.virtual-packages.<platform>`` (the machines it assumed, ``__cuda`` included) and,
+when the project states one, ``lockstep.cuda`` (the CUDA minimum, see ``spawner.lock.cuda``).
+Package URLs are the real ones.
 """
 
 from __future__ import annotations
@@ -25,8 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from spawner.lock import condalock
+from spawner.lock.cuda import META_CUDA, CudaPlan, plan_cuda, unsolvable_hint, with_cuda
 from spawner.lock.freshness import Freshness, conda_lock_verdict
+from spawner.lock.pipplan import PipPlan, plan_pip, resolve_pip
 from spawner.lock.policy import ChannelPolicy
+from spawner.lock.pypi import PipInputs
 from spawner.lock.runner import WorkerError, run_worker
 from spawner.lock.spec import (
     ResolvedChannel,
@@ -59,6 +63,8 @@ class LockInputs:
     """Channel URLs allowed besides ``channel_urls``' values (``c.Lockstep.allowed_channels``)."""
     insecure_channel_hosts: tuple[str, ...] = ()
     """Hosts whose channels may be ``http://`` (``c.Lockstep.insecure_channel_hosts``)."""
+    pip: PipInputs = field(default_factory=PipInputs)
+    """How the ``pip:`` section is resolved (``c.Lockstep.pip_*``, ``pypi_mapping``)."""
 
     def channel_policy(self) -> ChannelPolicy:
         """The channels a spec may use: ``channel_urls``' values and ``allowed_channels``."""
@@ -82,6 +88,7 @@ class LockInputs:
             repodata_cache=settings.cache_path("repodata"),
             allowed_channels=tuple(settings.allowed_channels),
             insecure_channel_hosts=tuple(settings.insecure_channel_hosts),
+            pip=PipInputs.from_settings(settings),
         )
 
 
@@ -102,6 +109,10 @@ class LockPlan:
     custom_metadata: Mapping[str, str]
     lock_spec: Any = field(default=None, repr=False, compare=False)
     """conda-lock's ``LockSpecification`` of the spec (what its content hash reads)."""
+    pip: PipPlan = field(default_factory=PipPlan)
+    """The spec's ``pip:`` requirements (``spawner.lock.pipplan``), empty when none."""
+    cuda: CudaPlan = field(default_factory=CudaPlan)
+    """The CUDA the project states (``spawner.lock.cuda``), empty when none."""
 
 
 @dataclass(frozen=True)
@@ -139,8 +150,13 @@ def plan_lock(target: Path, inputs: LockInputs) -> LockPlan:
     for channel in channels:
         what = "channel" if channel.name == channel.url else f"channel {channel.name!r}, URL"
         policy.check_channel(channel.url, source=str(spec_path), what=what)
-    virtual = {p: parse_virtual_packages(p, inputs.virtual_packages) for p in platforms}
-    lock_spec = condalock.lock_specification([spec_path], platforms=platforms)
+    gpu = plan_cuda(spec_path.parent, platforms)
+    virtual = {
+        p: with_cuda(parse_virtual_packages(p, inputs.virtual_packages), gpu.versions.get(p))
+        for p in platforms
+    }
+    pip = plan_pip(spec_path, platforms)  # conda-lock's reading; parser errors named
+    lock_spec = pip.lock_spec
     urls = {c.name: c.url for c in channels}
     # conda-lock names a channel pinned by URL (``https://host/chan::pkg``) ``chan``
     urls.update({c.url.rsplit("/", 1)[-1]: c.url for c in channels if c.name == c.url})
@@ -160,6 +176,9 @@ def plan_lock(target: Path, inputs: LockInputs) -> LockPlan:
     vp_file = condalock.virtual_package_file(spec_path.parent)
     custom = {META_CHANNEL + c.name: c.url for c in channels if c.name != c.url}
     custom[META_SERVER] = ", ".join(added)
+    custom.update(pip.custom_metadata)
+    if gpu.requirement:
+        custom[META_CUDA] = gpu.requirement
     custom.update({META_VIRTUAL + p: " ".join("=".join(t) for t in virtual[p]) for p in platforms})
     return LockPlan(
         spec_path=spec_path,
@@ -173,6 +192,8 @@ def plan_lock(target: Path, inputs: LockInputs) -> LockPlan:
         recorded_channels=tuple(lock_spec.channels),
         custom_metadata=custom,
         lock_spec=lock_spec,
+        cuda=gpu,
+        pip=pip,
     )
 
 
@@ -204,6 +225,8 @@ def lock_environment(
     for platform in plan.platforms:
         say(f"{platform}: {len(solved[platform])} packages")
         packages.extend(solved[platform])
+    pip = resolve_pip(plan.pip, solved, virtual=plan.virtual_packages, inputs=inputs.pip,
+                      source=str(plan.spec_path), progress=say)
     lockfile = condalock.make_lockfile(
         packages,
         content_hash=plan.content_hash,
@@ -211,6 +234,7 @@ def lock_environment(
         platforms=plan.platforms,
         sources=[condalock.source_entry(plan.lock_path, plan.spec_path)],
         custom_metadata=plan.custom_metadata,
+        pip_packages=[p for platform in plan.platforms for p in pip.get(platform, [])],
     )
     condalock.write_lockfile(lockfile, plan.lock_path)
     say(f"wrote {plan.lock_path}")
@@ -248,6 +272,7 @@ def solve(plan: LockPlan, inputs: LockInputs, *, progress, timeout: float) -> di
                 "Loosen or remove the pins on the packages named above (server packages "
                 f"added by lockstep: {', '.join(plan.added) or 'none'}); "
                 f"{plan.lock_path.name} was left unchanged."
+                + unsolvable_hint(str(exc), plan.cuda, platform)
             ) from None
         if exc.kind == "spec":
             raise SpecError(

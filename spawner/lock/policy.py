@@ -3,7 +3,8 @@
 Guarantees: ``check_lock_fields`` refuses a locked package whose name, version or build
 is not a plain token (no ``/``, ``..``, NUL or spaces), whose ``sha256``/``md5`` is not
 lowercase hex of the right length, or whose URL is not ``https``/``http``/``file`` with a
-plain archive file name under ``<channel>/<subdir>/``; ``ChannelPolicy`` refuses channel
+plain archive file name under ``<channel>/<subdir>/`` (for ``manager: pip``: a plain
+wheel or sdist file name, no ``..``); ``ChannelPolicy`` refuses channel
 URLs the site did not allow (``c.Lockstep.channel_urls`` values and
 ``c.Lockstep.allowed_channels``), and ``http://`` for hosts not in
 ``c.Lockstep.insecure_channel_hosts``. Every error names the package (or spec), the
@@ -74,9 +75,9 @@ def url_problem(url: str, *, conda: bool, platform: str) -> str | None:
     """Why ``url`` is not a plain package URL (``None`` when it is)."""
     if "\0" in url or any(c.isspace() for c in url):
         return "a URL without NUL or whitespace"
-    if not conda:
-        return None  # pip entries are listed (inspect, sbom), never fetched by lockstep
     parts = urlsplit(url)
+    if not conda:
+        return pip_url_problem(url)
     if parts.scheme not in SCHEMES:
         return "an https://, http:// or file:// URL"
     if parts.query or parts.fragment:
@@ -88,6 +89,24 @@ def url_problem(url: str, *, conda: bool, platform: str) -> str | None:
         return "CHANNEL/SUBDIR/NAME-VERSION-BUILD.conda (or .tar.bz2)"
     if segments[-2] not in (platform, "noarch"):
         return f"a URL in the {platform} or noarch subdir"
+    return None
+
+
+PIP_FILE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+!-]*\.(whl|tar\.gz|zip)$")
+
+
+def pip_url_problem(url: str) -> str | None:
+    """Why a ``manager: pip`` URL is not a plain wheel/sdist URL (``None`` when it is)."""
+    parts = urlsplit(url)
+    if parts.scheme not in SCHEMES:
+        return "an https://, http:// or file:// URL"
+    if parts.query:
+        return "a URL without '?query'"
+    segments = unquote(parts.path).split("/")
+    if any(s in (".", "..") for s in segments):
+        return "a URL path without '.' or '..' segments"
+    if not PIP_FILE_RE.match(segments[-1]):
+        return "a URL ending in a wheel (.whl) or sdist (.tar.gz, .zip) file name"
     return None
 
 

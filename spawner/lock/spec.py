@@ -18,8 +18,9 @@ import yaml
 
 from spawner.errors import LockstepError
 
-PLATFORMS = ("linux-64", "linux-aarch64", "linux-ppc64le", "osx-64", "osx-arm64", "win-64")
-"""Platforms conda-lock's selector table knows, so the only ones a spec may name."""
+PLATFORMS = ("linux-64", "linux-aarch64", "osx-64", "osx-arm64", "win-64")
+"""The platforms a lock may hold: laptops (osx-*, win-64) and the Linux machines images are
+built for (``spawner.lock.platforms`` says which get images)."""
 
 SPEC_KEYS = ("name", "channels", "dependencies", "platforms")
 IGNORED_KEYS = ("prefix",)
@@ -78,7 +79,7 @@ def parse_environment(text: str, *, source: str) -> EnvSpec:
         name=_name(raw, source),
         channels=_channels(raw, source),
         dependencies=_dependencies(raw, source),
-        platforms=_platforms(raw.get("platforms"), source, key="platforms"),
+        platforms=_platforms(raw.get("platforms"), source, key="platforms", text=text),
     )
 
 
@@ -137,28 +138,21 @@ def _dependencies(raw: dict, source: str) -> tuple[str, ...]:
             f"got {value!r}; e.g.\n  dependencies:\n    - python=3.11\n    - numpy"
         )
     specs: list[str] = []
-    pip: list[str] = []
     for index, item in enumerate(value):
         if isinstance(item, str) and item.strip():
             specs.append(item.strip())
         elif isinstance(item, dict) and set(item) == {"pip"}:
-            entries = item["pip"] or []
-            pip.extend(str(p) for p in (entries if isinstance(entries, list) else [entries]))
+            continue  # read and checked by ``pipplan`` (``pipspec`` parses each line)
         else:
             raise SpecError(
                 f"{source}: dependencies[{index}] must be a conda package spec such as "
-                f"'numpy>=1.26' (quote it if YAML reads it as a number), got {item!r}."
+                f"'numpy>=1.26' or a 'pip:' list (quote it if YAML reads it as a number), "
+                f"got {item!r}."
             )
-    if pip:
-        raise SpecError(
-            f"{source}: pip dependencies are not supported yet: {', '.join(pip)}; remove the "
-            "pip: section, or list the conda-forge packages instead (most PyPI packages are "
-            "there, often under the same name)."
-        )
     return tuple(specs)
 
 
-def _platforms(value: object, source: str, *, key: str) -> tuple[str, ...]:
+def _platforms(value: object, source: str, *, key: str, text: str = "") -> tuple[str, ...]:
     if value is None:
         return ()
     if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
@@ -168,11 +162,22 @@ def _platforms(value: object, source: str, *, key: str) -> tuple[str, ...]:
         )
     unknown = [p for p in value if p not in PLATFORMS]
     if unknown:
+        where = "".join(f" (line {n})" for n in _lines_of(text, unknown[0]))
         raise SpecError(
-            f"{source}: {key} names unknown platform(s) {', '.join(unknown)}; "
-            f"allowed: {', '.join(PLATFORMS)}."
+            f"{source}{where}: {key} names unknown platform(s) {', '.join(unknown)}; "
+            f"allowed: {', '.join(PLATFORMS)}. Use conda's subdir names, e.g. osx-arm64 for "
+            "Apple silicon, linux-aarch64 for ARM servers."
         )
     return tuple(dict.fromkeys(value))
+
+
+def _lines_of(text: str, item: str) -> list[int]:
+    """1-based numbers of the lines listing ``item`` (``- item``), for messages."""
+    return [
+        n
+        for n, line in enumerate(text.splitlines(), 1)
+        if line.strip().lstrip("-").strip().strip("'\"") == item and line.strip().startswith("-")
+    ][:1]
 
 
 def select_platforms(
@@ -268,7 +273,6 @@ def parse_virtual_packages(
 _VIRTUAL_EXAMPLES = {
     "linux-64": ["__unix=0=0", "__linux=5.10=0", "__glibc=2.28=0", "__archspec=1=x86_64"],
     "linux-aarch64": ["__unix=0=0", "__linux=5.10=0", "__glibc=2.28=0", "__archspec=1=aarch64"],
-    "linux-ppc64le": ["__unix=0=0", "__linux=5.10=0", "__glibc=2.28=0", "__archspec=1=ppc64le"],
     "osx-64": ["__unix=0=0", "__osx=11.0=0", "__archspec=1=x86_64"],
     "osx-arm64": ["__unix=0=0", "__osx=11.0=0", "__archspec=1=arm64"],
     "win-64": ["__win=0=0", "__archspec=1=x86_64"],

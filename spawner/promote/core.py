@@ -115,6 +115,7 @@ class _Session:
 
 def default_gates(settings, project: str, *, last: bool, lock_path=None) -> list[Gate]:
     from spawner.promote.notebooks import notebooks_gate
+    from spawner.promote.prepull import hooks as prepull_hooks
 
     proj = load_project(settings.project_dir(project))
     gates = []
@@ -128,7 +129,7 @@ def default_gates(settings, project: str, *, last: bool, lock_path=None) -> list
         verify_gate(settings, lock_path or settings.project_dir(project) / "conda-lock.yml")
     )
     gates.append(notebooks_gate(settings, proj))
-    return gates
+    return gates + prepull_hooks(settings)  # c.Lockstep.prepull_on_promote: pull, then move
 
 
 def trail_of(settings) -> AuditTrail:

@@ -6,10 +6,13 @@ Usage::
     python tests/channel/build.py --cached [--jupyter]  # build (or reuse) the cache; print it
 
 The channel always holds the tiny solver fixtures (:mod:`.tiny`), a relocatable
-``python`` 3.11.7 with ``python_abi``, ``pip`` (from CPython's bundled wheel) and
-``libstdcxx-ng``; ``--jupyter`` adds every pinned wheel of ``wheels.lock`` converted to a
-conda package, plus the ``jupyterhub-singleuser`` metapackage. ``OUT_DIR/linux-64`` and
-``OUT_DIR/noarch`` get a ``repodata.json`` written by rattler's indexer.
+``python`` 3.11.7 with ``python_abi``, ``pip`` (from CPython's bundled wheel),
+``libstdcxx-ng`` and the multi-platform and CUDA fixtures (:mod:`.platforms`: ``zeta`` for
+every platform, ``cudatoy`` needing ``__cuda``); ``--jupyter`` adds every pinned wheel of
+``wheels.lock`` converted to a conda package, plus the ``jupyterhub-singleuser``
+metapackage. Every subdir
+(``noarch``, ``linux-64``, ``osx-arm64``, ...) gets a ``repodata.json`` written by rattler's
+indexer.
 
 Guarantees: package archives are byte-identical across builds of the same inputs;
 :func:`cached_channel` never returns a half-built channel (it builds in a temporary folder
@@ -39,6 +42,7 @@ if __package__ in (None, ""):  # run as a script: make this folder the `channel`
 import zstandard
 
 from .conda_pkg import PackageSpec, write_conda
+from .platforms import platform_specs
 from .python_pkg import PY_VERSION, SOURCE_PREFIX, libstdcxx_spec, python_specs
 from .tiny import tiny_specs
 from .wheel_convert import convert_and_write, convert_wheel, wheel_meta
@@ -51,6 +55,7 @@ _SOURCES = (
     "build.py",
     "conda_pkg.py",
     "elf.py",
+    "platforms.py",
     "python_pkg.py",
     "tiny.py",
     "wheel_convert.py",
@@ -132,7 +137,12 @@ def build_channel(out_dir: Path, jupyter: bool, wheel_cache: Path = CACHE_DIR) -
     """
     out_dir = Path(out_dir).resolve()
     with tempfile.TemporaryDirectory(prefix="lockstep-channel-") as tmp:
-        specs = [*tiny_specs(), *python_specs(Path(tmp), SOURCE_PREFIX), libstdcxx_spec()]
+        specs = [
+            *tiny_specs(),
+            *platform_specs(),
+            *python_specs(Path(tmp), SOURCE_PREFIX),
+            libstdcxx_spec(),
+        ]
         pip_wheel = next((SOURCE_PREFIX / "lib/python3.11/ensurepip/_bundled").glob("pip-*.whl"))
         specs.append(convert_wheel(pip_wheel, {}))
         for spec in specs:

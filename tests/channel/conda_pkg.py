@@ -73,7 +73,8 @@ class PkgFile:
 class PackageSpec:
     """Metadata and payload of one conda package.
 
-    ``subdir`` is ``"noarch"`` (with ``noarch="generic"``) or ``"linux-64"``.
+    ``subdir`` is ``"noarch"`` (with ``noarch="generic"``) or a platform of
+    :data:`SUBDIR_ARCH` (``"linux-64"``, ``"osx-arm64"``, ...).
     """
 
     name: str
@@ -110,10 +111,19 @@ def index_json(spec: PackageSpec) -> dict:
     }
     if spec.noarch:
         index["noarch"] = spec.noarch
-    elif spec.subdir == "linux-64":
-        index["arch"] = "x86_64"
-        index["platform"] = "linux"
+    elif spec.subdir in SUBDIR_ARCH:
+        index["platform"], index["arch"] = SUBDIR_ARCH[spec.subdir]
     return index
+
+
+#: ``(platform, arch)`` of ``info/index.json`` for each subdir, as conda-build writes them.
+SUBDIR_ARCH = {
+    "linux-64": ("linux", "x86_64"),
+    "linux-aarch64": ("linux", "aarch64"),
+    "osx-64": ("osx", "x86_64"),
+    "osx-arm64": ("osx", "arm64"),
+    "win-64": ("win", "x86_64"),
+}
 
 
 def paths_json(spec: PackageSpec) -> dict:

@@ -23,6 +23,7 @@ PINNED = {
     "LOCK_HASH": "org.lockstep.lock-hash",
     "BASE": "org.lockstep.base",
     "BASE_KEY": "org.lockstep.base-key",
+    "CUDA": "org.lockstep.cuda",
     "MANAGED": "org.lockstep.managed",
     "PROJECT": "org.lockstep.project",
     "USER": "org.lockstep.user",

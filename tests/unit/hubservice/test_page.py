@@ -37,3 +37,23 @@ def test_size_text():
     assert page.size_text(None) == "-"
     assert page.size_text(512) == "512 B"
     assert page.size_text(3 * 1024 * 1024) == "3.0 MiB"
+
+
+def test_actions_offer_each_user_only_what_they_may_do_with_the_xsrf_token():
+    from spawner.hubservice.approvals import Request, actions_for
+    from spawner.launch.access import Requester
+
+    ask = Request(id="r1", project="forecast", from_stage="qa", to_stage="prod",
+                  digest=digest("x"), requested_by="alice", time="t")
+    member = actions_for(Requester("alice"), STAGES, ["lead"], [ask])
+    html = page.actions_section("/s/", "forecast", STAGES, member, 'tok"<')
+    assert 'action="/s/api/projects/forecast/promote"' in html
+    assert ">promote dev -&gt; qa<" in html and "ask to promote qa -&gt; prod" in html
+    assert ">roll back qa<" in html and "roll back prod" not in html
+    assert "/approve" not in html and "waiting for another approver" in html
+    assert 'name="_xsrf" value="tok&quot;&lt;"' in html  # on every form, escaped
+    assert html.count('name="_xsrf"') == html.count("<form")
+    lead = actions_for(Requester("lead"), STAGES, ["lead"], [ask])
+    html = page.actions_section("/s/", "forecast", STAGES, lead, "tok")
+    assert 'action="/s/api/projects/forecast/approve"' in html and 'value="r1"' in html
+    assert "/reject" in html and "roll back prod" in html and "You are an approver." in html

@@ -175,3 +175,32 @@ def test_copy_image_keeps_digest(tmp_path):
         assert b.head_manifest("prod/p", "prod") == digest
         assert copy_image(a, "ns/p", b, "prod/p", digest, workdir=tmp_path) == 0
     assert hashlib.sha256(dst.blobs["prod/p"][oci.sha256_digest(layer)]).hexdigest()
+
+
+def test_blobs_go_up_concurrently_bounded_and_in_order():
+    import threading
+    import time
+
+    from spawner.image.registry import PUSH_WORKERS, for_each_blob
+
+    lock, state = threading.Lock(), {"now": 0, "most": 0}
+
+    def upload(n: int) -> int:
+        with lock:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+        time.sleep(0.02)
+        with lock:
+            state["now"] -= 1
+        return n * 10
+
+    assert for_each_blob(upload, list(range(20))) == [n * 10 for n in range(20)]
+    assert 1 < state["most"] <= PUSH_WORKERS
+
+    def failing(n: int) -> int:
+        if n == 3:
+            raise RegistryError("blob 3 refused")
+        return n
+
+    with pytest.raises(RegistryError, match="blob 3"):
+        for_each_blob(failing, list(range(8)))

@@ -151,7 +151,7 @@ def test_http_mirror_is_downloaded_and_verified(tmp_path, lockfile, channel, htt
         install(lockfile, tmp_path / "third", tmp_path / "cache3", mirrors=mirrors)
 
 
-def test_pip_entries_and_missing_platforms_are_refused(tmp_path, lockfile):
+def test_pip_sdists_and_missing_platforms_are_refused(tmp_path, lockfile):
     from conda_lock.lockfile.v2prelim.models import HashModel, LockedDependency
 
     model = condalock.read_lockfile(lockfile)
@@ -161,7 +161,7 @@ def test_pip_entries_and_missing_platforms_are_refused(tmp_path, lockfile):
             version="2.32.3",
             manager="pip",
             platform="linux-64",
-            url="https://files.pythonhosted.org/packages/requests-2.32.3-py3-none-any.whl",
+            url="https://files.pythonhosted.org/packages/requests-2.32.3.tar.gz",
             hash=HashModel(sha256="ab" * 32),
             categories={"main"},
         )
@@ -170,9 +170,11 @@ def test_pip_entries_and_missing_platforms_are_refused(tmp_path, lockfile):
     with_pip.parent.mkdir()
     condalock.write_lockfile(model, with_pip)
     with pytest.raises(
-        LockstepError, match=r"has 1 pip package\(s\) for linux-64 \(requests==2.32.3\)"
+        LockstepError, match=r"requests==2.32.3 \(requests-2.32.3.tar.gz\) for linux-64 are "
+        "source distributions, which lockstep does not build"
     ):
         install(with_pip, tmp_path / "prefix", tmp_path / "cache")
+    assert not (tmp_path / "prefix").exists()
     with pytest.raises(LockstepError, match="has no packages for osx-arm64; it locks linux-64"):
         install(lockfile, tmp_path / "prefix", tmp_path / "cache", platform="osx-arm64")
 

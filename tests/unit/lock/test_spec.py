@@ -41,18 +41,13 @@ def test_good_spec_is_read_as_written_without_nodefaults():
     assert spec.platforms == ("linux-64",)
 
 
-def test_pip_section_is_refused_with_the_list_and_the_fix():
+def test_pip_section_is_read_by_pipplan_not_as_conda_specs():
     text = GOOD.replace(
         "  - python=3.11\n", "  - python=3.11\n  - pip:\n    - requests\n    - rich==13\n"
     )
-    with pytest.raises(SpecError) as err:
-        parse(text)
-    message = str(err.value)
-    assert message.startswith(
-        "environments/demo/environment.yml: "
-        "pip dependencies are not supported yet: requests, rich==13;"
-    )
-    assert "remove the pip: section" in message
+    spec = parse(text)
+    assert "python=3.11" in spec.dependencies
+    assert not any("requests" in d or "rich" in d for d in spec.dependencies)
 
 
 def test_malformed_yaml_names_the_file_and_the_line():

@@ -104,3 +104,25 @@ def test_concurrent_appends_chain_in_file_order(tmp_path):
     for worker in workers:
         worker.join()
     assert len(trail.read(verify=True)) == 100
+
+
+def test_promote_and_rollback_refuse_a_broken_trail_before_any_registry_read(tmp_path):
+    from traitlets.config import Config
+
+    from spawner.promote.core import promote, rollback
+    from spawner.settings import Lockstep
+
+    config = Config()
+    config.Lockstep.data_dir = str(tmp_path)
+    config.Lockstep.registry = "127.0.0.1:9/nothing"  # never asked: the chain check is first
+    settings = Lockstep(config=config)
+    trail = AuditTrail(tmp_path / "audit.jsonl")
+    for user in ("alice", "bob"):
+        trail.append(rec(user=user))
+    edited = trail.path.read_text().replace('"user":"alice"', '"user":"eve"')
+    trail.path.write_text(edited)
+    with pytest.raises(TrailBroken, match="line 2"):
+        promote(settings, "forecast", "qa", gates=())
+    with pytest.raises(TrailBroken, match="line 2"):
+        rollback(settings, "forecast", "prod")
+    assert trail.path.read_text() == edited  # nothing appended
