@@ -154,6 +154,7 @@ def main() -> int:
         config.Lockstep.cache_dir = str(cache / name)
         config.Lockstep.data_dir = str(work / "state")
         config.Lockstep.channel_urls = {"conda-forge": channel.as_uri()}
+        config.Lockstep.allowed_channels = example_channels()  # the checked-in locks' channel
         return Lockstep(config=config)
 
     localregistry.start(work / "registry", ADDR)
@@ -179,6 +180,16 @@ def main() -> int:
                 capture_output=True,
             )
     return 0
+
+
+def example_channels() -> list[str]:
+    """The channel URLs the example projects' checked-in locks were solved against."""
+    found = set()
+    for lockfile in sorted((ROOT / "environments").glob("*/conda-lock.yml")):
+        for line in lockfile.read_text().splitlines():
+            if line.strip().startswith("lockstep.channel."):
+                found.add(line.split(":", 1)[1].strip())
+    return sorted(found)
 
 
 def split(steps: list[tuple[float, str]], total: float) -> str:

@@ -8,8 +8,9 @@ the log is an audit trail. A session's record is the fold of its events by ``id`
 
 Guarantees: appends are atomic with respect to each other and on disk when
 ``append_event`` returns; readers skip a torn last line, and any damaged line, instead of
-failing (a spawn must not fail on the log). The record builders are pure; only
-``append_event`` and ``read_events`` touch the file, through the journal.
+failing (a spawn must not fail on the log). The record builders and the fold are pure;
+only ``append_event``, ``read_events`` and ``SessionLog`` (an incremental reader for
+long-running processes: only appended lines are parsed) touch the file, through the journal.
 """
 
 from __future__ import annotations

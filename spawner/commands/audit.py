@@ -1,10 +1,14 @@
-"""``lockstep audit``: check lockstep's containers against CIS Docker Benchmark section 5.
+"""``lockstep audit``: check lockstep's containers against CIS Docker Benchmark section 5,
+and lockstep's networks and host firewall (``spawner.docker.netaudit``: icc off, CIS 2.1;
+IPv6 off and filtered, firewall chains present, bridge netfilter on, which have no CIS id).
 
 Lists the containers labelled ``org.lockstep.managed`` (running ones; ``--all`` adds
 stopped and created ones; ``--project`` / ``--label`` narrow the list), inspects each,
 asks ``docker info`` whether the host has AppArmor and seccomp, and runs the pure checks
 of ``spawner.docker.cis`` over them. Prints one row per container x check, or with ``--json``
-one object ``{"host", "containers", "results", "failed"}``.
+one object ``{"host", "containers", "results", "failed"}``. The network and host rows
+(``kind`` ``network``/``host``) come with every audit not narrowed by ``--label``;
+``--project`` narrows them to that project's network.
 
 Exit status: 0 when no check failed (``n/a`` and documented ``exception`` rows do not
 fail), 1 when at least one did, 2 when the engine cannot be asked.
@@ -18,7 +22,8 @@ from dataclasses import asdict
 from typing import Any
 
 from spawner.docker import cis as audit
-from spawner.docker import engine
+from spawner.docker import engine, firewall, netaudit
+from spawner.docker.site import load_docker_site
 from spawner.errors import LockstepError
 from spawner.labels import MANAGED, PROJECT, selector
 
@@ -99,13 +104,30 @@ def print_table(results: list[audit.Result], containers: int) -> None:
         print("  ".join([*cells, row[-1]]).rstrip())
     failed = audit.failures(results)
     names = sorted({r.container for r in failed})
-    print(f"\n{containers} container(s) x {len(audit.CHECKS)} checks: {len(failed)} failed"
-          + (f" (in {', '.join(names)})" if names else ""))
+    others = len(results) - containers * len(audit.CHECKS)
+    print(f"\n{containers} container(s) x {len(audit.CHECKS)} checks"
+          + (f" and {others} network/host checks" if others else "")
+          + f": {len(failed)} failed" + (f" (in {', '.join(names)})" if names else ""))
+
+
+def network_results(args, settings) -> list[audit.Result]:
+    """The network and host-firewall rows (none when ``--label`` narrows the audit)."""
+    if args.label:
+        return []
+    api = engine.connect(timeout=60)
+    try:
+        networks = engine.lockstep_networks(api)
+    finally:
+        api.close()
+    if args.project:
+        networks = [n for n in networks if (n.get("Labels") or {}).get(PROJECT) == args.project]
+    facts = firewall.facts(enabled=load_docker_site(settings).firewall)
+    return netaudit.audit_networks(networks, facts)
 
 
 def run(args, settings) -> int:
     infos, host = inspect_containers(label_filters(args), include_stopped=args.all)
-    results = audit.audit(infos, host=host)
+    results = audit.audit(infos, host=host) + network_results(args, settings)
     failed = audit.failures(results)
     if args.json:
         print(json.dumps({
@@ -114,7 +136,7 @@ def run(args, settings) -> int:
             "results": [r.to_json() for r in results],
             "failed": len(failed),
         }, sort_keys=True))
-    elif not infos:
+    elif not results:
         print("no " + ("" if args.all else "running ") + "lockstep containers to audit "
               f"(label filter: {', '.join(label_filters(args))})")
     else:

@@ -1,7 +1,9 @@
 """``lockstep build environments/<project>``: build the project's lock into an image.
 
-Progress goes to stderr; the last stdout line is the image reference by digest
-(``127.0.0.1:5000/lockstep/<project>@sha256:...``), or with ``--json`` one JSON object.
+Progress goes to stderr (a live line on a terminal, one line per step otherwise:
+``spawner.progress``); the last stdout line is the image reference by digest
+(``127.0.0.1:5000/lockstep/<project>@sha256:...``), or with ``--json`` one JSON object and
+no progress at all.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 
 from spawner.errors import LockstepError
 from spawner.image.build import build_image
+from spawner.progress import Progress
 
 
 def register(subparsers) -> None:
@@ -46,12 +49,11 @@ def run(args, settings) -> int:
     if not project_dir.is_dir():
         raise LockstepError(f"{project_dir} is not a folder; pass environments/<project>")
 
-    def progress(message: str) -> None:
-        print(f"lockstep build: {message}", file=sys.stderr, flush=True)
-
+    progress = Progress(sys.stderr, quiet=args.json, prefix="lockstep build: ")
     result = build_image(
         project_dir, settings, registry=args.registry, progress=progress, epoch=_epoch()
     )
+    progress.close()
     if args.json:
         print(json.dumps(result.to_json(), sort_keys=True))
         return 0

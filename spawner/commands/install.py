@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path, PurePosixPath
 
 from spawner.errors import LockstepError
 from spawner.lock.install import install_lock
+from spawner.progress import Progress
 
 
 def register(subparsers) -> None:
@@ -33,6 +36,9 @@ def register(subparsers) -> None:
         help="install for use from FINAL_PREFIX (e.g. /opt/env): files land in PREFIX, "
         "paths inside them name FINAL_PREFIX",
     )
+    parser.add_argument(
+        "--json", action="store_true", help="print the result as JSON (and no progress)"
+    )
     parser.set_defaults(func=run)
 
 
@@ -49,8 +55,15 @@ def run(args, settings) -> int:
         target_prefix=args.target_prefix,
         mirrors=dict(settings.mirrors),
         cache_dir=settings.cache_path("pkgs"),
-        progress=lambda line: print(line, flush=True),
+        progress=(progress := Progress(sys.stdout, quiet=args.json)),
     )
+    progress.close()
+    if args.json:
+        print(json.dumps({
+            "prefix": str(result.prefix), "platform": result.platform,
+            "packages": list(result.packages), "downloaded": result.downloaded,
+            "cached": result.cached, "seconds": round(result.seconds, 3)}, sort_keys=True))
+        return 0
     print(
         f"{len(result.packages)} packages ({result.downloaded} fetched, {result.cached} "
         f"from cache) in {result.seconds:.2f} s"

@@ -1,14 +1,19 @@
 """``lockstep lock PROJECT``: solve ``environment.yml`` into ``conda-lock.yml``.
 
-``--check`` solves nothing: exit 0 when the lock is current, 1 when it is stale.
+``--check`` solves nothing: exit 0 when the lock is current, 1 when it is stale. Progress
+(solving, packages per platform) goes to stdout, a live line on a terminal and one line per
+step otherwise (``spawner.progress``); ``--json`` prints only the result as one JSON object.
 """
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 
 from spawner.errors import LockstepError
 from spawner.lock.locking import LockInputs, check_lock, lock_environment
+from spawner.progress import Progress
 
 
 def register(subparsers) -> None:
@@ -47,6 +52,9 @@ def register(subparsers) -> None:
         action="store_true",
         help="solve nothing; exit 0 if conda-lock.yml is current, 1 if it is stale",
     )
+    parser.add_argument(
+        "--json", action="store_true", help="print the result as JSON (and no progress)"
+    )
     parser.set_defaults(func=run)
 
 
@@ -75,5 +83,12 @@ def run(args, settings) -> int:
             return 0
         print(f"stale: {'; '.join(verdict.reasons)}; run `lockstep lock {args.project}`")
         return 1
-    lock_environment(target, inputs, progress=lambda line: print(line, flush=True))
+    progress = Progress(sys.stdout, quiet=args.json)
+    result = lock_environment(target, inputs, progress=progress)
+    progress.close()
+    if args.json:
+        print(json.dumps({
+            "lock": str(result.lock_path), "platforms": list(result.platforms),
+            "packages": dict(result.packages), "added": list(result.added),
+            "seconds": round(result.seconds, 3)}, sort_keys=True))
     return 0

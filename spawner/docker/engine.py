@@ -24,7 +24,13 @@ import docker
 import requests
 from docker.errors import APIError, DockerException, NotFound
 
-from spawner.docker.firewall import BRIDGE_OPTION, bridge_name, network_create_kwargs
+from spawner.docker.firewall import (
+    BRIDGE_OPTION,
+    ICC_OPTION,
+    bridge_name,
+    gateway_of,
+    network_create_kwargs,
+)
 from spawner.errors import LockstepError
 from spawner.labels import MANAGED as MANAGED_LABEL
 from spawner.labels import selector
@@ -110,17 +116,16 @@ def info(client: docker.APIClient) -> dict:
 
 def ensure_network(client: docker.APIClient, project: str, name: str, *, internal: bool) -> dict:
     """Inspect (creating first if missing) ``project``'s network; refuse a foreign one, or
-    one whose ``--internal`` setting is not the site's."""
+    one whose ``--internal`` setting is not the site's. A network from an older lockstep
+    (icc on, or IPv6) is recreated when no container uses it, refused while one does."""
     with translated(f"create network {name}"):
         try:
             network = client.inspect_network(name)
         except NotFound:
-            try:
-                client.create_network(**network_create_kwargs(project, name, internal=internal))
-            except APIError as exc:
-                if exc.status_code != 409:  # created concurrently by another spawn
-                    raise
-            network = client.inspect_network(name)
+            network = _create_network(client, project, name, internal=internal)
+        if _outdated(network) and not network.get("Containers"):
+            client.remove_network(network["Id"])
+            network = _create_network(client, project, name, internal=internal)
     wanted = bridge_name(project)
     fix = (f"Remove it with `docker network rm {name}` (stop its containers first); lockstep "
            "recreates it.")
@@ -128,6 +133,13 @@ def ensure_network(client: docker.APIClient, project: str, name: str, *, interna
         raise EngineError(
             f"Docker network {name!r} exists but was not created by lockstep (its bridge is not "
             f"{wanted!r}, so the project firewall cannot guard it). {fix}")
+    if _outdated(network):
+        users = sorted(c.get("Name", "?") for c in (network.get("Containers") or {}).values())
+        raise EngineError(
+            f"Docker network {name!r} was created by an older lockstep ({_outdated(network)}), "
+            f"so containers on it could reach each other; it is still used by "
+            f"{', '.join(users)}. Stop those servers, jobs and services (lockstep then "
+            f"recreates the network on the next start), or {fix[0].lower()}{fix[1:]}")
     if bool(network.get("Internal")) != internal:
         raise EngineError(
             f"Docker network {name!r} is {'' if network.get('Internal') else 'not '}internal, "
@@ -135,16 +147,41 @@ def ensure_network(client: docker.APIClient, project: str, name: str, *, interna
     return network
 
 
+def _create_network(client: docker.APIClient, project: str, name: str, *,
+                    internal: bool) -> dict:
+    try:
+        client.create_network(**network_create_kwargs(project, name, internal=internal))
+    except APIError as exc:
+        if exc.status_code != 409:  # created concurrently by another spawn
+            raise
+    return client.inspect_network(name)
+
+
+def _outdated(network: dict) -> str:
+    """Why a lockstep network lacks today's isolation ('' when it has it)."""
+    if (network.get("Options") or {}).get(ICC_OPTION) != "false":
+        return "inter-container traffic enabled"
+    if network.get("EnableIPv6"):
+        return "IPv6 enabled"
+    return ""
+
+
+def lockstep_networks(client: docker.APIClient) -> list[dict]:
+    """Every lockstep network on the engine (``docker network ls`` entries)."""
+    with translated("list lockstep's networks"):
+        return list(client.networks(filters={"label": MANAGED}))
+
+
 def lockstep_bridges(client: docker.APIClient) -> list[str]:
     """Bridge interface names of every lockstep network on the engine."""
-    with translated("list lockstep's networks"):
-        networks = client.networks(filters={"label": MANAGED})
-    names = []
-    for net in networks:
-        bridge = (net.get("Options") or {}).get(BRIDGE_OPTION)
-        if bridge:
-            names.append(bridge)
-    return sorted(names)
+    return sorted(bridge for net in lockstep_networks(client)
+                  if (bridge := (net.get("Options") or {}).get(BRIDGE_OPTION)))
+
+
+def lockstep_gateways(client: docker.APIClient) -> list[str]:
+    """Gateway addresses of every lockstep bridge (where the Hub's port is admitted)."""
+    return sorted({gw for net in lockstep_networks(client)
+                   if (net.get("Options") or {}).get(BRIDGE_OPTION) and (gw := gateway_of(net))})
 
 
 def has_volume(client: docker.APIClient, name: str) -> bool:

@@ -9,9 +9,11 @@ step that fails (nothing is created before the checks pass):
    requirement (``site.host_cuda_version``, else ``nvidia-smi`` when present);
 2. **image**: pulled by digest when the engine lacks it, with progress (unless the caller
    pulls by its own policy);
-3. **network** (unless the spec's network is ``none``): the project's bridge, ``--internal``
-   as the site says, and, when ``site.firewall`` is on, lockstep's iptables chains rewritten
-   for every lockstep bridge (one writer at a time on the host, across processes);
+3. **network** (unless the spec's network is ``none``): the project's bridge (no
+   container-to-container traffic, no IPv6), ``--internal`` as the site says, and, when
+   ``site.firewall`` is on, lockstep's iptables/ip6tables chains rewritten for every
+   lockstep bridge with the site's ``allowed_egress`` (one writer at a time on the host,
+   across processes), the same for servers, jobs, services and gates;
 4. **volumes**: home and workspace volumes exist, handed to the notebook user by a one-shot
    container when the site's ``volume_ownership`` is ``chown``.
 
@@ -26,6 +28,7 @@ from __future__ import annotations
 import fcntl
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -163,9 +166,25 @@ def ensure_network(api, spec: LaunchSpec, *, project: Project, site: DockerSite,
                                     internal=site.network_internal)
     if site.firewall:
         with firewall_lock():
-            firewall.sync_firewall(bridges=engine.lockstep_bridges(api),
-                                   host_ports=sorted({*host_ports, *site.allowed_host_ports}))
+            wanted = dict(gateways=engine.lockstep_gateways(api),
+                          host_ports=sorted({*host_ports, *site.allowed_host_ports}),
+                          egress=site.allowed_egress)
+            if not _firewall_current(repr(wanted)):
+                firewall.sync_firewall(**wanted)
+                _FIREWALL_WRITTEN.update(rules=repr(wanted), at=time.monotonic())
     return network
+
+
+FIREWALL_RESYNC = 60.0  # seconds: rules this process wrote are rewritten at least this often
+_FIREWALL_WRITTEN: dict = {"rules": "", "at": 0.0}
+
+
+def _firewall_current(rules: str) -> bool:
+    """True when this process wrote exactly ``rules`` less than ``FIREWALL_RESYNC`` ago: a
+    crowd of spawns on one project (same bridges, same ports) runs iptables once. Another
+    hub's write keeps our bridges and ports (it reads them), so skipping is safe."""
+    return (_FIREWALL_WRITTEN["rules"] == rules
+            and time.monotonic() - _FIREWALL_WRITTEN["at"] < FIREWALL_RESYNC)
 
 
 def ensure_volumes(api, spec: LaunchSpec, *, chown: bool, report: Report) -> tuple[str, ...]:

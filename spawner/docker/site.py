@@ -27,6 +27,7 @@ from traitlets import TraitError
 from traitlets.config import Config
 from traitlets.config.loader import LazyConfigValue
 
+from spawner.docker.egress import Egress, parse_all
 from spawner.docker.runtimes import DEFAULT_RUNTIME_NAMES
 from spawner.docker.traits import LockstepDockerTraits
 from spawner.errors import LockstepError
@@ -47,6 +48,7 @@ class DockerSite:
     network_internal: bool = False
     firewall: bool = True
     allowed_host_ports: tuple[int, ...] = ()
+    allowed_egress: tuple[Egress, ...] = ()
     volume_ownership: str = "chown"
     host_cuda_version: str = ""
     """The CUDA the host's driver supports ('' = read it from nvidia-smi, or unknown)."""
@@ -72,6 +74,7 @@ class DockerSite:
             network_internal=bool(traits.network_internal),
             firewall=bool(traits.firewall),
             allowed_host_ports=tuple(sorted({int(p) for p in traits.allowed_host_ports})),
+            allowed_egress=parse_all(traits.allowed_egress),
             volume_ownership=traits.volume_ownership,
             host_cuda_version=traits.host_cuda_version,
         )

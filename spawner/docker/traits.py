@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from copy import deepcopy
 
-from traitlets import Bool, Dict, Float, HasTraits, Integer, List, Unicode, validate
+from traitlets import Bool, Dict, Float, HasTraits, Integer, List, TraitError, Unicode, validate
 from traitlets.config import Config, LazyConfigValue
 
 from spawner.cuda import parse_version
@@ -141,6 +141,31 @@ class LockstepDockerTraits(HasTraits):
             c.LockstepDockerSpawner.allowed_host_ports = [3128]  # a host proxy
         """,
     ).tag(config=True)
+
+    allowed_egress = List(
+        Unicode(),
+        [],
+        help="""
+        Destinations lockstep containers may reach although the firewall blocks their range
+        (10/8, 100.64/10, 172.16/12, 192.168/16, and any address of the host itself): each
+        ``CIDR``, ``CIDR:PORT`` or ``CIDR:PORT/udp`` (TCP unless /udp; every port when none
+        is given). The Hub's port on the bridge gateway and DNS to the host's nameservers
+        are always allowed; IPv6 and link-local (169.254.0.0/16, cloud metadata) cannot be.
+        The twin of the chart's ``singleuser.networkPolicy.projectEgress.<p>.cidrs``.
+
+            c.LockstepDockerSpawner.allowed_egress = ["10.20.0.5/32:5432", "10.20.0.53:53/udp"]
+        """,
+    ).tag(config=True)
+
+    @validate("allowed_egress")
+    def _validate_allowed_egress(self, proposal):
+        from spawner.docker.egress import EgressError, parse_all
+
+        try:
+            parse_all(proposal["value"])
+        except EgressError as exc:
+            raise TraitError(str(exc)) from None
+        return proposal["value"]
 
     network_internal = Bool(
         False,

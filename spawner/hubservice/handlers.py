@@ -31,7 +31,7 @@ from tornado import web
 
 from spawner.errors import LockstepError
 from spawner.hubservice import answers, page
-from spawner.hubservice.approvals import actions_for
+from spawner.hubservice.approvals import actions_for, is_approver
 from spawner.hubservice.identity import Identities
 from spawner.hubservice.source import Source
 from spawner.hubservice.svg import render_svg
@@ -137,7 +137,8 @@ class ApiHandler(BaseHandler):
         if self.from_form():
             self.set_status(result.status)
             self.set_header("Content-Type", "text/html; charset=utf-8")
-            self.finish(page.result_page(self.base, name, result.body))
+            user = str((self.current_user or {}).get("name", ""))
+            self.finish(page.result_page(self.base, name, result.body, user))
             return
         self.set_status(result.status)
         self.answer(result.body)
@@ -227,7 +228,8 @@ class HomePage(BaseHandler):
         names = [p["name"] for p in listing["projects"]]
         selected = self.get_argument("project", names[0] if names else "")
         rows = [await answers.project(self.source, who, n) for n in names]
-        body = [page.projects_section(self.base, rows, selected)]
+        body = [await self._waiting(who, names),
+                page.projects_section(self.base, rows, selected)]
         if selected:
             body += await self._project_parts(who, selected, rows)
         mine = await answers.sessions(self.source, who)
@@ -253,6 +255,14 @@ class HomePage(BaseHandler):
         moves = [m.to_json() for m in timeline.moves]
         return [page.detail_section(detail), await self._actions(who, name), diff_html,
                 page.timeline_section(render_svg(timeline), moves, timeline.total)]
+
+    async def _waiting(self, who: Requester, names: list[str]) -> str:
+        if self.writer is None or not is_approver(who, self.writer.approvers):
+            return ""
+        every = await asyncio.to_thread(self.writer.book.requests)
+        mine = [r for r in every if r.project in names and r.pending
+                and r.requested_by != who.name]
+        return page.waiting_section(self.base, mine)
 
     async def _actions(self, who: Requester, name: str) -> str:
         if self.writer is None:

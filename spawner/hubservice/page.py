@@ -188,10 +188,22 @@ def _request_row(r, cell: str) -> str:
             f"<td>{cell}</td></tr>")
 
 
-def result_page(base: str, project: str, body: Mapping) -> str:
+def waiting_section(base: str, requests: Sequence) -> str:
+    """For approvers: every pending request they may decide, across their projects."""
+    if not requests:
+        return ""
+    items = "".join(
+        f"<li><a href=\"{link(base, project=r.project)}#actions\">{e(r.project)}</a>: "
+        f"{e(r.from_stage)} -&gt; {e(r.to_stage)} <code>{e(short(r.digest))}</code>, asked by "
+        f"{e(r.requested_by)} at {e(r.time)}</li>" for r in requests)
+    return (f"<section id=\"waiting\"><h2>Waiting for your approval ({len(requests)})</h2>"
+            f"<ul>{items}</ul></section>")
+
+
+def result_page(base: str, project: str, body: Mapping, user: str = "") -> str:
     """The answer to a form post: the outcome, its message, and the way back."""
     back = link(base, project=project)
-    return render_page(base=base, user="", body=[
+    return render_page(base=base, user=user, body=[
         f"<section id=\"result\"><h2>{e(body.get('outcome', ''))}</h2>"
         f"<p>{e(body.get('message', ''))}</p><p><a href=\"{back}\">back to {e(project)}</a>"
         "</p></section>"])

@@ -33,6 +33,7 @@ from spawner.image import oci
 from spawner.image.base import BaseImage, ensure_base, external_base
 from spawner.image.envlayout import Layout, layout_prefix
 from spawner.image.grouping import RULE, LayerGroup, group_packages, tier_roots
+from spawner.image.index import image_platforms
 from spawner.image.registry import RegistryClient, for_each_blob
 from spawner.image.sandbox import require_sandbox
 from spawner.image.staging import (
@@ -46,6 +47,7 @@ from spawner.image.tarlayer import GZIP_LEVEL, BlobCache, Entry, LayerBlob, with
 from spawner.lock.condalock import read_lockfile
 from spawner.lock.cuda import lock_requirement
 from spawner.lock.policy import ChannelPolicy
+from spawner.progress import Counter, human_bytes
 from spawner.project import load_project
 
 FORMAT = "lockstep-image-1"
@@ -254,11 +256,23 @@ class Builder:
             )
         model = read_lockfile(lockfile)
         self.cuda = lock_requirement(model)
+        self._check_platforms(tuple(model.metadata.platforms), lockfile)
         ChannelPolicy.from_settings(self.settings).check_packages(
             model.package, source=str(lockfile)
         )
         require_sandbox(self.settings.build_sandbox)
         return lockfile
+
+    def _check_platforms(self, platforms: tuple[str, ...], lockfile: Path) -> None:
+        """Builds the lock's linux-64 image; laptops' platforms are skipped (``index``)."""
+        linux = image_platforms(platforms)
+        if "linux-64" not in linux:
+            raise LockstepError(
+                f"{lockfile} holds {', '.join(linux)} but no linux-64: lockstep builds "
+                "linux-64 images on this host; add linux-64 to platforms: and lock again."
+            )
+        if others := [p for p in platforms if p != "linux-64"]:
+            self.progress(f"building the linux-64 image; not for {', '.join(others)}")
 
     def _base(self) -> BaseImage:
         if self.settings.base_image:
@@ -312,8 +326,16 @@ class Builder:
         planned = group_entries(layout, groups)
         self.progress(f"writing {len(planned)} layers")
         cache = BlobCache(self.settings.cache_path("layers"))
+        written = Counter(self.progress, "writing", len(planned), "layers")
+
+        def write(item) -> LayerBlob:
+            blob = cache.layer(item[1], mtime=self.epoch)
+            written.add(blob.size)
+            return blob
+
         with ThreadPoolExecutor(self.workers) as pool:
-            blobs = list(pool.map(lambda item: cache.layer(item[1], mtime=self.epoch), planned))
+            blobs = list(pool.map(write, planned))
+        self.progress(f"wrote {len(blobs)} layers ({human_bytes(sum(b.size for b in blobs))})")
         return blobs, [text for text, _ in planned]
 
     def _sibling_repos(self) -> dict[str, str]:
@@ -355,8 +377,17 @@ class Builder:
             return self.client.ensure_blob(repo, blob_digest, path, mount_from)
 
         jobs.append((oci.sha256_digest(config), config, ()))
-        uploaded = sum(for_each_blob(push, jobs))  # PUSH_WORKERS at once; the manifest last
+        pushed = Counter(self.progress, "pushing", len(jobs), "blobs")
+
+        def counted(job) -> int:
+            sent = push(job)
+            pushed.add(sent)
+            return sent
+
+        uploaded = sum(for_each_blob(counted, jobs))  # PUSH_WORKERS at once; the manifest last
         self.client.put_manifest(repo, digest, manifest, oci.MEDIA_MANIFEST)
+        self.progress(f"pushed {len(jobs)} blobs: {human_bytes(uploaded)} uploaded, the rest "
+                      "already in the registry or mounted")
         return uploaded
 
     def _tag(self, digest: str, manifest: bytes | None = None) -> None:

@@ -2,7 +2,8 @@
 
 Guarantees: every file and symlink under the staging prefix lands in exactly one layer,
 at ``opt/env/<path>``: in the layer of the package whose ``conda-meta/<pkg>.json`` lists
-it, a ``__pycache__/*.pyc`` in the layer of its ``.py`` source, anything unowned in the
+it (or, for a pip package lockstep installed, whose ``RECORD`` lists it: see ``piplayer``),
+a ``__pycache__/*.pyc`` in the layer of its ``.py`` source, anything unowned in the
 ``extra`` list, and ``conda-meta/`` (normalised: no host paths) in its own list. py-rattler's
 ``CACHEDIR.TAG`` is dropped. Staged files are only read, never changed (they are
 hardlinks into the package cache).
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from spawner.image.grouping import PackageInfo
+from spawner.image.piplayer import read_pip_installed
 from spawner.image.tarlayer import Entry, entry_for_path
 from spawner.lock.package import LockedPackage
 from spawner.settings import ENV_PREFIX
@@ -113,6 +115,9 @@ def layout_prefix(staging: Path) -> Layout:
     """Assign every path of the staged prefix to its package (see the module guarantees)."""
     staging = Path(staging)
     packages, owner = read_installed(staging)
+    pip_packages, pip_owner = read_pip_installed(staging)  # ``pypi:<name>``, own layers
+    packages.update(pip_packages)
+    owner.update({path: key for path, key in pip_owner.items() if path not in owner})
     layout = Layout(packages=packages, owned={name: [] for name in packages})
     for rel, host, empty_dir in _walk(staging):
         if rel in DROPPED or rel == "conda-meta" or rel.startswith("conda-meta/"):

@@ -130,8 +130,8 @@ def _member(delta: LayerDelta, tar, member, buffer, hash_files: bool) -> None:
         delta.others.append(path)
         return
     key = _meta_key(path)
-    if key is None and not hash_files:
-        delta.files[path] = ""
+    if key is None and not hash_files and not path.endswith(".dist-info/INSTALLER"):
+        delta.files[path] = ""  # INSTALLER is always hashed: it marks pip packages
         return
     if buffer is not None:
         data = buffer[member.offset_data : member.offset_data + member.size]

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from spawner.kube.render import KubeRenderError, env_entry
+from spawner.kube.render import KubeRenderError, and_node_terms, env_entry
 
 SSL_VOLUME = "jupyterhub-internal-certs"
 OWNED_CONTAINER_KEYS = ("name", "image")
@@ -101,6 +101,19 @@ def _affinity(traits: PodTraits) -> dict[str, Any]:
                                 traits.pod_anti_affinity_preferred),
     }
     return {k: v for k, v in affinity.items() if v}
+
+
+def _with_lockstep_affinity(site: dict[str, Any], own: Mapping[str, Any]) -> dict[str, Any]:
+    """The site's affinity traits, still requiring the nodes lockstep's pod requires (the
+    project's CUDA, ``render.cuda_affinity``): required node terms are joined, not replaced."""
+    key = "requiredDuringSchedulingIgnoredDuringExecution"
+    own_terms = ((own.get("nodeAffinity") or {}).get(key) or {}).get("nodeSelectorTerms") or []
+    if not own_terms:
+        return site
+    node = dict(site.get("nodeAffinity") or {})
+    site_terms = (node.get(key) or {}).get("nodeSelectorTerms") or []
+    node[key] = {"nodeSelectorTerms": and_node_terms(site_terms, copy.deepcopy(own_terms))}
+    return {**site, "nodeAffinity": node}
 
 
 def _merge(target: dict[str, Any], changes: Mapping[str, Any], trait: str,
@@ -190,7 +203,7 @@ def apply_traits(pod: Mapping[str, Any], traits: PodTraits) -> dict[str, Any]:
     if tolerations:
         spec["tolerations"] = tolerations
     if affinity := _affinity(traits):
-        spec["affinity"] = affinity
+        spec["affinity"] = _with_lockstep_affinity(affinity, spec.get("affinity") or {})
     for key, value in (("schedulerName", traits.scheduler_name),
                        ("priorityClassName", traits.priority_class_name),
                        ("serviceAccountName", traits.service_account)):

@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from spawner.cuda import node_selector_terms, parse_requirement
 from spawner.labels import DIGEST, IMAGE, LOCK_HASH, MANAGED, PIDS_LIMIT, PROJECT, RUNTIME, USER
 from spawner.launch.spec import LaunchSpec, Mount, safe_slug
 
@@ -78,6 +79,9 @@ class KubeOptions:
     image_pull_policy: str = "IfNotPresent"
     cpu_request_fraction: float = 1.0
     memory_request_fraction: float = 1.0
+    cuda_affinity: bool = True
+    """A project's ``gpu.cuda`` becomes required node affinity on GPU feature discovery's
+    ``nvidia.com/cuda.runtime.*`` labels (``spawner.cuda.node_selector_terms``)."""
 
 
 def label_safe(value: str) -> str:
@@ -248,6 +252,30 @@ def _placement(spec: LaunchSpec, options: KubeOptions) -> tuple[dict[str, str], 
     return {}, tolerations
 
 
+def cuda_affinity(spec: LaunchSpec, options: KubeOptions) -> dict[str, Any]:
+    """Required node affinity for a GPU pod whose project states ``gpu.cuda`` ({} if none):
+    nodes whose driver supports that CUDA, as GPU feature discovery labels them."""
+    if spec.gpu is None or not spec.gpu.cuda or not options.cuda_affinity:
+        return {}
+    terms = node_selector_terms(parse_requirement(spec.gpu.cuda))
+    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": terms}}}
+
+
+def and_node_terms(first: list[dict], second: list[dict]) -> list[dict]:
+    """Node selector terms matching where both lists match (terms are ORed, the expressions
+    in one term ANDed, so each pair of terms is joined); either list empty: the other."""
+    if not first or not second:
+        return [dict(t) for t in first or second]
+    joined = []
+    for a in first:
+        for b in second:
+            term = {key: [*a.get(key, []), *b.get(key, [])]
+                    for key in ("matchExpressions", "matchFields") if key in a or key in b}
+            joined.append(term)
+    return joined
+
+
 def render_pod(
     spec: LaunchSpec,
     options: KubeOptions = KubeOptions(),
@@ -294,6 +322,8 @@ def render_pod(
     }
     if node_selector:
         pod_spec["nodeSelector"] = node_selector
+    if affinity := cuda_affinity(spec, options):
+        pod_spec["affinity"] = affinity
     if tolerations:
         pod_spec["tolerations"] = tolerations
     if options.image_pull_secrets:

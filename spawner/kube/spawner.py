@@ -213,6 +213,7 @@ class LockstepKubeSpawner(LockstepKubeTraits, KubeSpawner):
             image_pull_secrets=secrets, image_pull_policy=self.image_pull_policy,
             cpu_request_fraction=self.cpu_request_fraction,
             memory_request_fraction=self.memory_request_fraction,
+            cuda_affinity=self.cuda_affinity,
         )
 
     def pod_dict(self, spec: LaunchSpec) -> dict[str, Any]:

@@ -8,7 +8,7 @@ traits. It must not read the cluster or render anything.
 
 from __future__ import annotations
 
-from traitlets import Dict, Enum, Float, HasTraits, List, Unicode, validate
+from traitlets import Bool, Dict, Enum, Float, HasTraits, List, Unicode, validate
 
 from spawner.kube.hardening import WEAKENING_TRAITS
 
@@ -107,6 +107,18 @@ class LockstepKubeTraits(HasTraits):
                          "tolerations": [{"key": "dedicated", "operator": "Equal",
                                           "value": "gpu", "effect": "NoSchedule"}]},
             }
+        """,
+    ).tag(config=True)
+
+    cuda_affinity = Bool(
+        True,
+        help="""
+        Schedule a GPU pod whose project states ``gpu: {cuda: ">=X.Y"}`` only on nodes whose
+        NVIDIA driver supports that CUDA, by required node affinity on the labels NVIDIA
+        GPU feature discovery sets (``nvidia.com/cuda.runtime.major``/``minor``). Turn it
+        off only on clusters without GPU feature discovery (such pods would never schedule).
+
+            c.LockstepKubeSpawner.cuda_affinity = False
         """,
     ).tag(config=True)
 

@@ -14,8 +14,8 @@ import hashlib
 import os
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -110,10 +110,12 @@ def fetch_archives(
     mirrors: Mapping[str, str],
     jobs: int = 8,
     timeout: float = 120,
+    on_done: Callable[[Fetched], None] | None = None,
 ) -> list[Fetched]:
     """Make every archive present and verified in the cache, in the order given.
 
-    Every archive's cache path is checked before the first one is fetched.
+    Every archive's cache path is checked before the first one is fetched; ``on_done``
+    sees each archive as it is ready (in the order they finish), for progress.
     """
     for archive in archives:
         cache_path(cache_dir, archive)
@@ -122,6 +124,9 @@ def fetch_archives(
             pool.submit(ensure_archive, a, cache_dir=cache_dir, mirrors=mirrors, timeout=timeout)
             for a in archives
         ]
+        if on_done is not None:
+            for future in as_completed(futures):
+                on_done(future.result())
         return [f.result() for f in futures]
 
 

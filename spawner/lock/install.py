@@ -31,6 +31,7 @@ from spawner.lock.pipinstall import Wheel, install_wheels
 from spawner.lock.pipwheels import WHEEL_NAME_RE
 from spawner.lock.policy import ChannelPolicy
 from spawner.lock.runner import WorkerError, run_worker
+from spawner.progress import Counter, human_bytes
 
 INSTALLED_CATEGORIES = frozenset({"main", "dev"})
 """What ``conda-lock install`` installs by default; lockstep locks only have ``main``."""
@@ -150,7 +151,9 @@ def install_lock(
             [p for p in model.package if p.platform == platform], source=str(lockfile)
         )
     say(f"verifying {len(archives)} archives for {platform}...")
-    fetched = fetch_archives(archives, cache_dir=cache_dir, mirrors=dict(mirrors or {}))
+    fetched = fetch_archives(archives, cache_dir=cache_dir, mirrors=dict(mirrors or {}),
+                             on_done=fetch_counter(progress, len(archives)))
+    say(fetched_line(fetched))
     prefix.mkdir(parents=True, exist_ok=True)
     request = {
         "op": "install",
@@ -203,3 +206,17 @@ def record_lock_urls(prefix: Path, archives: list[Archive]) -> None:
         if data.get("url") != archive.url:
             data["url"] = archive.url
             meta.write_text(json.dumps(data, indent=2))
+
+
+def fetch_counter(progress, total: int):
+    """Live "fetching N/M packages, X MB" for ``fetch_archives``' ``on_done``."""
+    counter = Counter(progress, "fetching", total)
+    return lambda done: counter.add(done.path.stat().st_size if done.downloaded else 0)
+
+
+def fetched_line(fetched) -> str:
+    """The step line that ends fetching: how many were downloaded (bytes) or cached."""
+    down = [f for f in fetched if f.downloaded]
+    size = sum(f.path.stat().st_size for f in down)
+    return (f"fetched {len(fetched)} packages: {len(down)} downloaded ({human_bytes(size)}), "
+            f"{len(fetched) - len(down)} from the cache")

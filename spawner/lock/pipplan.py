@@ -79,8 +79,8 @@ def check_conda_lines(raw: dict, text: str, *, source: str) -> None:
             hint = (" Environment markers (';') belong to pip requirements: move it under "
                     "pip:, or use a selector comment such as '# [linux]'." if ";" in item else "")
             raise SpecError(
-                f"{where}: dependency {item!r} is not a conda match spec ({exc}). Write it as "
-                f"NAME, NAME=VERSION, NAME>=LOW,<HIGH or CHANNEL::NAME.{hint}"
+                f"{where}: dependency {exc} Write it as NAME, NAME=VERSION, NAME>=LOW,<HIGH "
+                f"or CHANNEL::NAME.{hint}"
             ) from None
 
 

@@ -65,8 +65,8 @@ class PipSection:
 def line_number(text: str, entry: str) -> int | None:
     """The 1-based line of ``text`` holding ``entry`` as a list item, else None."""
     for number, raw in enumerate(text.splitlines(), start=1):
-        stripped = raw.split(" #", 1)[0].strip()
-        if stripped.lstrip("-").strip().strip("'\"") == entry.strip():
+        item = raw.split(" #", 1)[0].strip().lstrip("-").strip()
+        if entry.strip() in (item, item.strip("'\"")):
             return number
     return None
 

@@ -166,7 +166,8 @@ def _uv_env(cache: Path, platform: str) -> dict[str, str]:
     keep = ("PATH", "HOME", "SSL_CERT_FILE", "SSL_CERT_DIR", "HTTPS_PROXY", "HTTP_PROXY",
             "NO_PROXY", "https_proxy", "http_proxy", "no_proxy")
     env = {k: os.environ[k] for k in keep if k in os.environ}
-    env.update({"UV_CACHE_DIR": str(cache), "UV_NO_PROGRESS": "1", "NO_COLOR": "1"})
+    env.update({"UV_CACHE_DIR": str(cache), "UV_NO_PROGRESS": "1", "NO_COLOR": "1",
+                "UV_HTTP_RETRIES": "1"})
     if platform in MAC:
         env["MACOSX_DEPLOYMENT_TARGET"] = "{}.{}".format(*MAC[platform][1])
     return env
@@ -240,17 +241,21 @@ def explain_uv_failure(stderr: str, *, source: str, platform: str) -> str:
         ln for ln in stderr.strip().splitlines() if ln.strip() and not ln.startswith("warning:")
     )[-2500:]
     lowered = text.lower()
-    if any(s in lowered for s in ("failed to fetch", "connect", "dns error", "timed out",
-                                  "error sending request", "tcp connect")):
+    named = re.search(r"for `([^`]+)`", text) or re.search(r"Because (\S+?)(==|>|<| )", text)
+    package = named[1] if named else "the package named above"
+    if any(s in lowered for s in ("failed to fetch", "dns error", "timed out",
+                                  "error sending request", "tcp connect", "request failed")):
         fix = ("the package index did not answer; check the index URL (--index-url, "
                "c.Lockstep.pip_index_url), the network or proxy, and try again")
-    elif "no-build" in lowered or "source distribution" in lowered or "sdist" in lowered or (
-        "no usable wheels" in lowered
+    elif "matching platform tag" in lowered:
+        fix = (f"{package} has no wheel for {platform}: pin a version of it that has one, "
+               f"use its conda package instead, or drop {platform} from platforms:")
+    elif "no-build" in lowered or "no usable wheels" in lowered or "source distribution" in (
+        lowered
     ):
-        fix = ("a package above has no wheel for this platform, only a source distribution, "
-               "which lockstep does not build: pin a version that has a wheel for "
-               f"{platform}, use the conda package instead, or drop {platform}")
-    elif "conda" in lowered or "constraint" in lowered or "unsatisfiable" in lowered:
+        fix = (f"{package} has only a source distribution, which lockstep does not build: "
+               f"pin a version with a wheel for {platform}, or use the conda package instead")
+    elif "unsatisfiable" in lowered or "constraint" in lowered:
         fix = ("the conda packages of this environment are fixed (a pip package never "
                "replaces one); loosen the pip pins named above, or change the conda pins so "
                "the versions fit")

@@ -144,7 +144,7 @@ def report_text(report: LockReport) -> str:
         ]
         if pip:
             lines.append(
-                f"  note: {len(pip)} pip package(s) above come from PyPI; "
-                "`lockstep install` refuses locks with pip entries."
+                f"  note: {len(pip)} pip package(s) above come from PyPI; `lockstep install` "
+                "installs their wheels hash-checked (an sdist entry is refused)."
             )
     return "\n".join(lines) + "\n"

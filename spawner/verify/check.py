@@ -22,6 +22,7 @@ from spawner.verify.diff import (
     locked_packages,
     packages_from_meta,
 )
+from spawner.verify.pipdiff import diff_pip, locked_pip, pip_from_files
 
 
 def lock_decision(*, label: str, lock_hashes: Sequence[str], lock_path: str) -> tuple[bool, str]:
@@ -62,6 +63,8 @@ def check_image(settings, reference: str, lock: Path | Callable[[Mapping[str, st
     locked = locked_packages(path, platform=platform)
     installed = packages_from_meta(contents.records)
     differences = diff_packages(locked=locked, installed=installed)
+    differences += diff_pip(locked=locked_pip(path, platform=platform),
+                            installed=pip_from_files(contents.files))
     if files:
         differences += file_differences(contents.records, contents.files)
     same_lock, note = lock_decision(label=contents.labels.get(LOCK_HASH, ""),

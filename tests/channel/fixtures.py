@@ -37,3 +37,20 @@ def tiny_channel() -> Path:
 def jupyter_channel() -> Path:
     """The full channel: everything in ``tiny_channel`` plus the jupyter wheel set."""
     return _channel(jupyter=True)
+
+
+@pytest.fixture(scope="session")
+def pypi_index(tmp_path_factory):
+    """A local PEP 503 index of pinned real wheels (``pypi_index.PINS``) on 127.0.0.1.
+
+    The wheels are downloaded once into ``~/.cache/lockstep/wheels/index-<key>/``; a cold
+    cache without PyPI access skips the test with the reason.
+    """
+    from .pypi_index import IndexUnavailable, build_index, serve_index
+
+    try:
+        root = build_index(tmp_path_factory.mktemp("pypi-index"))
+    except IndexUnavailable as exc:
+        pytest.skip(f"cannot fetch the pinned test wheels once (cache is cold): {exc}")
+    with serve_index(root) as url:
+        yield url

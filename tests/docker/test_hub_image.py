@@ -3,8 +3,9 @@
 Two copies of this checkout (different paths, fresh mtimes) each package lockstep as a
 conda package (``tests/channel/lockstep_pkg.py``: ``pip wheel --no-deps``, converted), lock
 ``images/hub/environment.yml`` against the offline hub channel and build the hub image
-without a daemon into the real registry. The second build is forced to install, compile
-and lay out everything again (its build index is ignored): both give the same lock bytes
+without a daemon into the real registry: the first with ``lockstep build-hub --lock`` run
+from (and importing) its checkout, the second in-process and forced to install, compile
+and lay out everything again (its build index is ignored). Both give the same lock bytes
 and the same digest. The image is then pulled by digest into the real engine and run
 read-only, unprivileged, with a hub config selecting ``lockstep-kube``: it loads the
 config and answers ``GET /hub/api`` with JupyterHub's version. Expensive parts are cached
@@ -14,7 +15,11 @@ under ``~/.cache/lockstep`` by their inputs (channels, packages, bytecode, layer
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -23,6 +28,8 @@ import pytest
 import yaml
 from traitlets.config import Config
 
+from spawner.image import localregistry
+from spawner.image.build import BuildResult
 from spawner.image.hubimage import HUB_CMD, HUB_CONFIG, HUB_WORKDIR, HubBuilder, lock_hub
 from spawner.settings import Lockstep
 from tests.channel.conda_pkg import BuildInputMissing
@@ -33,6 +40,8 @@ from tests.docker.lockstep_site import free_port
 pytestmark = [pytest.mark.docker, pytest.mark.registry]
 REPO = Path(__file__).resolve().parents[2]
 TEST_LABEL = "org.lockstep.test"
+HUB_REGISTRY = "127.0.0.1:5745"
+HUB_REGISTRY_ROOT = Path.home() / ".cache" / "lockstep" / "test-hub-registry"
 
 #: A hub config with lockstep's Kubernetes spawner selected and nothing that needs a cluster:
 #: no configurable-http-proxy (a proxy class that keeps no routes), sqlite and the cookie
@@ -68,13 +77,14 @@ c.Lockstep.data_dir = "/tmp/lockstep"
 
 
 def checkout(dest: Path) -> Path:
-    """A copy of what the hub image is made of: lockstep's sources and images/hub."""
+    """A copy of what the hub image is made of: lockstep's sources, images/base and hub."""
     for name in SOURCES:
         src = REPO / name
         if src.is_dir():
             shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy(src, dest / name)
+    shutil.copytree(REPO / "images" / "base", dest / "images" / "base")  # the base's definition
     (dest / "images" / "hub").mkdir(parents=True)
     shutil.copy(REPO / "images" / "hub" / "environment.yml", dest / "images" / "hub")
     return dest
@@ -85,6 +95,20 @@ class ForcedHubBuilder(HubBuilder):
 
     def _known(self, key: str):
         return None
+
+
+@pytest.fixture(scope="module")
+def hub_registry():
+    """The hub test's own registry: its storage is a cache (``~/.cache/lockstep/``), so a
+    warm run pushes nothing, and other sessions' registries coming and going on :5000 do
+    not touch it. Stopped at the end only when this module started it."""
+    if not shutil.which("docker-registry") and not localregistry.answers(HUB_REGISTRY):
+        pytest.skip("docker-registry is not installed (apt-get install docker-registry)")
+    started = not localregistry.answers(HUB_REGISTRY)
+    localregistry.start(HUB_REGISTRY_ROOT, HUB_REGISTRY)
+    yield HUB_REGISTRY
+    if started:
+        localregistry.stop(HUB_REGISTRY_ROOT, HUB_REGISTRY)
 
 
 @pytest.fixture(scope="module")
@@ -104,21 +128,43 @@ def site_settings(registry: str, state: Path, hub_channel: Path, lockstep_channe
     return Lockstep(config=config)
 
 
+def cli_build(root: Path, settings: Lockstep) -> BuildResult:
+    """``lockstep build-hub --lock images/hub --json``, run from (and importing) ``root``."""
+    config = root / "lockstep_config.py"
+    lines = [f"c.Lockstep.{k} = {v!r}\n" for k, v in settings.config.Lockstep.items()]
+    config.write_text("".join(lines))
+    proc = subprocess.run(
+        [sys.executable, "-m", "spawner.cli", "--config", str(config), "build-hub", "--lock",
+         "images/hub", "--json"], cwd=root, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "PYTHONPATH": str(root)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads(proc.stdout.splitlines()[-1])
+    data["layer_digests"] = tuple(data["layer_digests"])
+    return BuildResult(**data), proc.stderr.splitlines()
+
+
 @pytest.fixture(scope="module")
-def two_builds(registry, hub_channel, tmp_path_factory):
-    """(result, lock bytes) for each of two checkouts."""
+def two_builds(hub_registry, hub_channel, tmp_path_factory):
+    """(result, lock bytes, progress lines) for each of two checkouts: the first built by
+    the ``lockstep build-hub`` command run from it, the second in-process, forced."""
+    # one snapshot of this tree (others may edit it meanwhile), then two checkouts of it
+    snapshot = checkout(tmp_path_factory.mktemp("snapshot"))
     results = []
-    for index, builder in enumerate((HubBuilder, ForcedHubBuilder)):
-        root = checkout(tmp_path_factory.mktemp(f"checkout{index}"))
+    for index in range(2):
+        root = tmp_path_factory.mktemp(f"checkout{index}") / "lockstep"
+        shutil.copytree(snapshot, root)
         try:
             channel = cached_lockstep_channel(root)
         except BuildInputMissing as exc:
             pytest.skip(f"cannot package lockstep: {exc}")
-        settings = site_settings(registry, root / "state", hub_channel, channel)
+        settings = site_settings(hub_registry, root / "state", hub_channel, channel)
         folder = root / "images" / "hub"
-        lock_hub(folder, settings)
-        messages: list[str] = []
-        result = builder(folder, settings, progress=messages.append).run()
+        if index == 0:
+            result, messages = cli_build(root, settings)
+        else:
+            lock_hub(folder, settings)
+            messages = []
+            result = ForcedHubBuilder(folder, settings, progress=messages.append).run()
         results.append((result, (folder / "conda-lock.yml").read_bytes(), messages))
     return results
 

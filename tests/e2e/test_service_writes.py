@@ -110,6 +110,12 @@ def test_members_promote_approvers_approve_and_every_refusal_moves_nothing(site)
     assert (request["requested_by"], request["digest"]) == ("alice", first)
     assert site.post("alice", "promote", {"to": "prod"}).json()["request"]["id"] == request["id"]
 
+    page = httpx.get(f"{site.hub.url}/services/lockstep/?project={PROJECT}", timeout=60,
+                     headers={"Authorization": f"token {site.tokens['alice']}"}).text
+    assert "waiting for another approver" in page and "/approve" not in page
+    lead_page = httpx.get(f"{site.hub.url}/services/lockstep/?project={PROJECT}", timeout=60,
+                          headers={"Authorization": f"token {site.tokens['bob']}"}).text
+    assert "Waiting for your approval (1)" in lead_page and "/approve" in lead_page
     denied = site.post("alice", "approve", {"request": request["id"]})
     assert denied.status_code == 403 and "alice may not approve" in denied.json()["message"]
     assert site.post("alice", "rollback", {"stage": "prod"}).status_code == 403
@@ -180,6 +186,7 @@ def test_an_approver_approves_on_the_page_and_forged_or_replayed_posts_fail(site
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with browser.Browser() as chrome:
         chrome.login(site.hub.url, "carol", PASSWORD, f"/services/lockstep/?project={PROJECT}")
+        assert "Waiting for your approval" in chrome.body_text()
         row = chrome.request_row(request["id"])
         token = row.find_element(browser.By.NAME, "_xsrf").get_attribute("value")
         chrome.save(ARTIFACTS / "service-approve-before.png")

@@ -57,3 +57,13 @@ def test_actions_offer_each_user_only_what_they_may_do_with_the_xsrf_token():
     html = page.actions_section("/s/", "forecast", STAGES, lead, "tok")
     assert 'action="/s/api/projects/forecast/approve"' in html and 'value="r1"' in html
     assert "/reject" in html and "roll back prod" in html and "You are an approver." in html
+
+
+def test_the_waiting_list_links_each_request_to_its_project():
+    from spawner.hubservice.approvals import Request
+
+    ask = Request(id="r1", project=EVIL, from_stage="qa", to_stage="prod",
+                  digest=digest("x"), requested_by="alice", time="t")
+    html = page.waiting_section("/s/", [ask])
+    assert "Waiting for your approval (1)" in html and "<img" not in html
+    assert page.waiting_section("/s/", []) == ""

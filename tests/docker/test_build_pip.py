@@ -1,0 +1,103 @@
+"""A lock with conda and pip packages, built into an image, run, verified, rebuilt.
+
+Real wheels from the local test index (``tests/channel/pypi_index``), the jupyter test
+channel (which has ``requests`` as a conda package), the real registry and Docker engine.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from spawner.image.build import RECORD, build_image
+from spawner.lock.locking import LockInputs, lock_environment
+from spawner.lock.pypi import PipInputs
+from spawner.verify.check import check_image
+
+pytestmark = [pytest.mark.docker, pytest.mark.registry]
+TEST_LABEL = "org.lockstep.test"
+SPEC = """\
+name: mixed
+channels:
+  - conda-forge
+dependencies:
+  - python=3.11
+  - requests
+  - pip:
+    - requests-toolbelt
+    - msgpack>=1.0
+    - requests
+"""
+
+
+@pytest.fixture(scope="module")
+def mixed(environments_dir, jupyter_channel, lockstep_settings, pypi_index):
+    folder = environments_dir / "mixed"
+    folder.mkdir(exist_ok=True)
+    (folder / "environment.yml").write_text(SPEC)
+    (folder / "project.yaml").write_text("name: mixed\n")
+    inputs = LockInputs(
+        channel_urls={"conda-forge": jupyter_channel.as_uri()},
+        virtual_packages={k: tuple(v) for k, v in lockstep_settings.virtual_packages.items()},
+        server_packages=tuple(lockstep_settings.server_packages),
+        pip=PipInputs(index_url=pypi_index, insecure_hosts=("127.0.0.1",),
+                      cache_dir=lockstep_settings.cache_path("pkgs")),
+    )
+    lock_environment(folder, inputs, progress=None)
+    return folder
+
+
+def _run(docker_client, image: str, command: list[str]) -> str:
+    container = docker_client.containers.run(image, command, detach=True, labels={TEST_LABEL: "1"})
+    try:
+        status = container.wait(timeout=120)
+        logs = container.logs().decode()
+        assert status["StatusCode"] == 0, logs
+        return logs
+    finally:
+        container.remove(force=True)
+
+
+def test_pip_packages_install_build_run_verify_and_rebuild_to_one_digest(
+    mixed, lockstep_settings, docker_client
+):
+    first = build_image(mixed, lockstep_settings)
+    docker_client.images.pull(first.reference)
+    script = (
+        "import json, msgpack, requests, requests_toolbelt, pathlib; "
+        "site = pathlib.Path(msgpack.__file__).parent.parent; "
+        "print(json.dumps({'msgpack': msgpack.unpackb(msgpack.packb({'a': 1})), "
+        "'toolbelt': requests_toolbelt.__version__, 'requests': requests.__file__, "
+        "'installer': (site / 'msgpack-1.2.4.dist-info' / 'INSTALLER').read_text(), "
+        "'record': (site / 'msgpack-1.2.4.dist-info' / 'RECORD').read_text(), "
+        "'pyc': sorted(p.name for p in (site / 'msgpack' / '__pycache__').iterdir()), "
+        "'requests_dists': sorted(p.name for p in site.glob('requests-*.dist-info'))}))"
+    )
+    out = json.loads(_run(docker_client, first.reference,
+                          ["/opt/env/bin/python", "-c", script]).strip().splitlines()[-1])
+    assert out["msgpack"] == {"a": 1} and out["toolbelt"] == "1.0.0"
+    assert out["installer"] == "lockstep\n"
+    assert "/tmp" not in out["record"] and "staging" not in out["record"]
+    assert "__init__.cpython-311.pyc" in out["pyc"]
+    assert len(out["requests_dists"]) == 1  # conda's requests only, never a PyPI copy
+    check = check_image(lockstep_settings, first.reference, mixed / "conda-lock.yml")
+    assert check.differences == () and check.same_lock, check.differences
+    # a lock naming another msgpack version: verify names the pip package
+    other = mixed.parent / "mixed-other"
+    other.mkdir(exist_ok=True)
+    text = (mixed / "conda-lock.yml").read_text().replace("version: 1.2.4", "version: 1.2.3")
+    (other / "conda-lock.yml").write_text(text)
+    changed = check_image(lockstep_settings, first.reference, other / "conda-lock.yml")
+    assert [d.describe() for d in changed.differences if d.package.startswith("pypi:")] == [
+        "changed  pypi:msgpack: version 1.2.3 (lock) != 1.2.4 (image)"
+    ]
+    # a second build from scratch (no records, no layer cache) gives the same digest
+    (mixed / RECORD).unlink()
+    shutil.rmtree(lockstep_settings.cache_path("images"), ignore_errors=True)
+    shutil.rmtree(lockstep_settings.cache_path("layers"), ignore_errors=True)
+    second = build_image(mixed, lockstep_settings)
+    assert second.digest == first.digest
+    assert Path(mixed / RECORD).is_file()
