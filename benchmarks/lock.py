@@ -17,6 +17,11 @@ Measured, each the best and the median of ``--repeat`` runs:
 * ``lockstep lock`` as a command (a fresh interpreter: imports included).
 * install cold (empty package cache, fresh prefix) and warm (filled cache, fresh prefix),
   both staging for ``/opt/env``; and a re-install into the same prefix. Target warm <= 1 s.
+* lock of a spec with about 100 conda packages (the spec above with the server packages
+  named in it) and a pip section of 50 packages (``tests/channel/pypi_index.bench_wheels``:
+  small pure wheels, each fifth without dependencies, served from a local index on
+  127.0.0.1), warm (conda archives' dist-info names and uv's cache filled): conda solve,
+  then uv per platform, then the write. Target: <= 2 s.
 """
 
 from __future__ import annotations
@@ -43,7 +48,8 @@ elif str(REPO) not in sys.path:
 SPEC = "name: bench\nchannels:\n  - conda-forge\ndependencies:\n  - python=3.11\n  - numpy\n"
 SERVER = ("jupyterhub-singleuser", "ipykernel")
 LINUX = ("__unix=0=0", "__linux=5.10=0", "__glibc=2.36=0", "__archspec=1=x86_64")
-TARGETS = {"lock (solve + write)": 0.5, "install warm": 1.0}
+TARGETS = {"lock (solve + write)": 0.5, "install warm": 1.0, "lock, 100 conda + 50 pip, warm": 2.0}
+PIP_COUNT = 50
 
 
 def jupyter_channel() -> Path:
@@ -162,6 +168,37 @@ def bench_install(root: Path, lockfile: Path, repeat: int) -> dict[str, list[flo
     return results
 
 
+def bench_pip_lock(root: Path, channel: Path, repeat: int) -> dict[str, list[float]]:
+    """Lock 100 conda + 50 pip packages, warm (the first, untimed run fills the caches)."""
+    from spawner.lock import condalock
+    from spawner.lock.locking import LockInputs, lock_environment
+    from spawner.lock.pypi import PipInputs
+    from tests.channel.pypi_index import bench_wheels, serve_index, write_pages
+
+    (root / "index" / "files").mkdir(parents=True)
+    names = bench_wheels(root / "index" / "files", PIP_COUNT)
+    write_pages(root / "index")
+    project = root / "environments" / "bench-pip"
+    project.mkdir(parents=True)
+    deps = "".join(f"  - {d}\n" for d in SERVER)
+    pip = "".join(f"    - {n}\n" for n in names)
+    (project / "environment.yml").write_text(f"{SPEC}{deps}  - pip:\n{pip}")
+    with serve_index(root / "index") as url:
+        inputs = LockInputs(
+            channel_urls={"conda-forge": channel.as_uri()},
+            virtual_packages={"linux-64": LINUX},
+            repodata_cache=root / "cache" / "repodata",
+            pip=PipInputs(index_url=url, insecure_hosts=("127.0.0.1",),
+                          cache_dir=root / "cache" / "pkgs"),
+        )
+        lock_environment(project, inputs, progress=None)
+        times = timed(lambda: lock_environment(project, inputs, progress=None), repeat)
+    model = condalock.read_lockfile(project / "conda-lock.yml")
+    conda = sum(p.manager == "conda" for p in model.package)
+    pips = sum(p.manager == "pip" for p in model.package)
+    return {"lock, 100 conda + 50 pip, warm": times, "pip-count": [float(conda), float(pips)]}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=5)
@@ -192,9 +229,12 @@ def main(argv: list[str] | None = None) -> int:
             root, channel, args.repeat
         )
         results.update(bench_install(root, project / "conda-lock.yml", args.repeat))
+        results.update(bench_pip_lock(root, channel, args.repeat))
 
     count = int(results.pop("count")[0])
+    conda_count, pip_count = (int(x) for x in results.pop("pip-count"))
     print(f"Jupyter test spec: {count} packages, channel {channel}")
+    print(f"mixed spec: {conda_count} conda + {pip_count} pip packages (local index)")
     print(
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, {args.repeat} runs each\n"
     )

@@ -3,20 +3,23 @@
 Sub-commands (run by demo.sh with ``.venv/bin/python``; each takes ``--state DIR``)::
 
     prepare --channel-url URL [--test-channel] --data-dir DIR --registry HOST/NS
-        make the state dir (0700) with ``password`` and ``admin-password`` (0600, generated
-        once, never overwritten), ``demo-id`` and a generated ``lockstep_config.py``
+        make the state dir (0700) with ``passwords.json`` (0600: one generated password per
+        hub user, made once; a user added later gets one, none is ever overwritten),
+        ``demo-id`` and a generated ``lockstep_config.py``
     banner --url URL --pid PID
-        wait until the hub answers (or its process ends), then print URL, users, passwords
+        wait until the hub answers (or its process ends), then print URL, each user's
+        password
     check --url URL
-        log in as alice through the hub's form (and see a wrong password and an unlisted
-        user refused), start forecast at its most promoted stage (what the spawn form
-        preselects) through the spawn form, read
+        log in as alice through the hub's form (and see a wrong password, bob's password for
+        alice, alice's for bob and an unlisted user refused), start forecast at its most
+        promoted stage (what the spawn form preselects) through the spawn form, read
         /data/sales/sales.csv in a kernel, stop the server; print OK
     stop
         remove the containers labelled with this state dir's demo id
 
-Guarantees: passwords are random (``secrets``), kept only in the state dir and printed
-only by ``banner``; nothing is written into the repository; ``stop`` touches only
+Guarantees: passwords are random (``secrets``), one per user (the hub's
+``PrecreatedNativeAuthenticator`` makes the users from the file), kept only in the state dir
+and printed only by ``banner``; nothing is written into the repository; ``stop`` touches only
 containers carrying ``org.lockstep-demo.id=<this demo's id>``.
 """
 
@@ -38,6 +41,8 @@ REPO = Path(__file__).resolve().parents[1]
 HUB_CONFIG = REPO / "examples" / "jupyterhub_config.py"
 LABEL = "org.lockstep-demo.id"
 CHECK_USER, CHECK_PROJECT, CHECK_STAGE = "alice", "forecast", "dev"  # dev: after a build
+OTHER_USER = "bob"  # alice's password must not log in as bob, nor bob's as alice
+PASSWORDS = "passwords.json"  # one password per hub user (mode 0600)
 SALES = "/data/sales/sales.csv"
 READ_SALES = f"""
 import csv
@@ -97,17 +102,15 @@ def unknown_members(*, groups: dict[str, list[str]], users: set[str], projects) 
     return problems
 
 
-def render_banner(*, url: str, table, password: str, admin_password: str, state: Path,
+def render_banner(*, url: str, table, passwords: dict[str, str], state: Path,
                   stages: list[str], channel_note: str, problems: list[str]) -> str:
-    people = "  ".join(f"{u} ({', '.join(p) or 'no project'})" for u, p, a in table if not a)
-    admins = "  ".join(f"{u} (all projects)" for u, _, a in table if a)
-    lines = [
-        f"lockstep demo hub is up: {url}/hub/login",
-        f"  users: {people}",
-        f"    password: {password}",
-        f"  admin: {admins}",
-        f"    password: {admin_password}",
-        f"  (both kept in {state}/password and {state}/admin-password, mode 0600)",
+    lines = [f"lockstep demo hub is up: {url}/hub/login", "  users (each their own password):"]
+    for user, mine, admin in table:
+        what = "admin, all projects" if admin else ", ".join(mine) or "no project"
+        lines.append(f"    {user:<8} password: {passwords.get(user, '(none: rerun demo.sh)')}"
+                     f"  ({what})")
+    lines += [
+        f"  (kept in {state}/{PASSWORDS}, mode 0600; change yours at {url}/hub/change-password)",
         f"  Log in as {CHECK_USER}, choose '{CHECK_PROJECT} ({(stages or [CHECK_STAGE])[-1]})' "
         f"under 'Project and stage' ({CHECK_PROJECT} has images at: {', '.join(stages)}), "
         f"press Start: a notebook server with {SALES} mounted read-only.",
@@ -126,16 +129,36 @@ def _write_private(path: Path, text: str) -> None:
         out.write(text)
 
 
+def new_passwords(users, existing: dict[str, str]) -> dict[str, str]:
+    """``existing`` plus a fresh random password (16 characters) for each user lacking one."""
+    return {**{u: secrets.token_urlsafe(12) for u in sorted(users)}, **existing}
+
+
+def write_passwords(state: Path, users) -> dict[str, str]:
+    """``state/passwords.json`` (0600) with a password for every user; existing ones kept."""
+    path = state / PASSWORDS
+    existing = read_passwords(state) if path.is_file() else {}
+    wanted = new_passwords(users, existing)
+    if wanted != existing or (path.stat().st_mode & 0o077):
+        tmp = path.with_suffix(".tmp")
+        tmp.unlink(missing_ok=True)
+        _write_private(tmp, json.dumps(wanted, indent=1, sort_keys=True) + "\n")
+        os.replace(tmp, path)
+    return wanted
+
+
+def read_passwords(state: Path) -> dict[str, str]:
+    return json.loads((state / PASSWORDS).read_text())
+
+
 def prepare(args) -> int:
     state = Path(args.state)
     state.mkdir(parents=True, exist_ok=True)
     state.chmod(0o700)
-    secrets_made = {"password": lambda: secrets.token_urlsafe(12),  # 16 chars (min 8)
-                    "admin-password": lambda: secrets.token_urlsafe(32),  # 43 chars (min 32)
-                    "demo-id": lambda: uuid.uuid4().hex[:12]}
-    for name, make in secrets_made.items():
-        if not (state / name).is_file():
-            _write_private(state / name, make() + "\n")
+    if not (state / "demo-id").is_file():
+        _write_private(state / "demo-id", uuid.uuid4().hex[:12] + "\n")
+    _, users, admins, _ = hub_settings()
+    write_passwords(state, users | admins)
     config = render_lockstep_config(repo=REPO, data_dir=args.data_dir, registry=args.registry,
                                     channel_url=args.channel_url,
                                     test_channel=args.test_channel)
@@ -143,10 +166,6 @@ def prepare(args) -> int:
     if not target.is_file() or target.read_text() != config:
         target.write_text(config)
     return 0
-
-
-def read_secret(state: Path, name: str) -> str:
-    return (state / name).read_text().strip()
 
 
 # ---- hub -------------------------------------------------------------------------------
@@ -208,8 +227,7 @@ def banner(args) -> int:
     print(render_banner(
         url=args.url, table=access_table(groups=groups, users=users, admins=admins,
                                          projects=projects),
-        password=read_secret(state, "password"),
-        admin_password=read_secret(state, "admin-password"), state=state,
+        passwords=read_passwords(state), state=state,
         stages=project_stages(CHECK_PROJECT), channel_note=note,
         problems=unknown_members(groups=groups, users=users, projects=projects)), flush=True)
     return 0
@@ -318,16 +336,20 @@ def read_sales(url: str, user: str, token: str) -> None:
 def check(args) -> int:
     began = time.monotonic()
     state, url, user = Path(args.state), args.url, CHECK_USER
-    password = read_secret(state, "password")
+    passwords = read_passwords(state)
+    password, other = passwords[user], OTHER_USER
     for who, secret, why in ((user, password + "-wrong", "a wrong password"),
+                             (user, passwords[other], f"{other}'s password"),
+                             (other, password, f"{user}'s password"),
                              ("mallory", password, "a user who is not listed")):
         refused = login(url, who, secret)
         if refused is not None:
             raise DemoError(f"the hub let in {who} with {why}: it must refuse")
-    _step("a wrong password and an unlisted user are refused")
+    _step(f"a wrong password, another user's password ({user}/{other}) and an unlisted user "
+          "are refused")
     client = login(url, user, password)
     if client is None:
-        raise DemoError(f"the hub refused {user} with the password in {state}/password")
+        raise DemoError(f"the hub refused {user} with their password in {state}/{PASSWORDS}")
     _step(f"{user} logged in through the form")
     target = f"{CHECK_PROJECT}/{(project_stages(CHECK_PROJECT) or [CHECK_STAGE])[-1]}"
     try:

@@ -10,8 +10,9 @@
 # (tests/channel/build.py --cached --jupyter; LOCKSTEP_DEMO_CHANNEL=URL uses a real channel
 # instead); `lockstep registry start`; `lockstep lock` (only when stale) and `lockstep build`
 # (a no-op when the registry has the image) for each environments/*/; `lockstep promote
-# forecast --to qa`; JupyterHub with examples/jupyterhub_config.py. Passwords are
-# generated once into the state dir (0600).
+# forecast --to qa`; JupyterHub with examples/jupyterhub_config.py. Each user gets their
+# own password (NativeAuthenticator, users pre-created), generated once into
+# $LOCKSTEP_DEMO_STATE/passwords.json (0600) and printed per user.
 #
 # Environment: LOCKSTEP_DEMO_STATE (~/.local/share/lockstep/demo: config, passwords, hub db
 # and log), LOCKSTEP_DATA_DIR (~/.local/share/lockstep: registry storage, audit, sessions),
@@ -94,10 +95,8 @@ else
 fi
 helper prepare --channel-url "$channel_url" "${test_channel[@]}" \
   --data-dir "$LOCKSTEP_DATA_DIR" --registry "$LOCKSTEP_REGISTRY"
-LOCKSTEP_DEMO_PASSWORD=$(cat "$state/password")
-LOCKSTEP_DEMO_ADMIN_PASSWORD=$(cat "$state/admin-password")
 LOCKSTEP_DEMO_ID=$(cat "$state/demo-id")
-export LOCKSTEP_DEMO_PASSWORD LOCKSTEP_DEMO_ADMIN_PASSWORD LOCKSTEP_DEMO_ID
+export LOCKSTEP_DEMO_ID
 
 registry_was_up=0
 if lockstep registry status >/dev/null 2>&1; then registry_was_up=1; fi

@@ -1,7 +1,7 @@
 """``lockstep deploy PROJECT --stage prod``: run the project's model service from a stage.
 
 On Docker the service runs from the digest the stage points at now (never a tag), as
-containers ``lockstep-svc-<project>-<i>`` published on ``--bind`` (127.0.0.1) at the
+containers ``lockstep-svc_<project>_<i>`` published on ``--bind`` (127.0.0.1) at the
 service port (``--port`` to change it; replica *i* gets port + i), on an engine prepared
 as the hub prepares it (``c.LockstepDockerSpawner`` runtime names, internal network,
 firewall: ``spawner.docker.site``). Deploying again after

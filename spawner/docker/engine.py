@@ -172,12 +172,6 @@ def lockstep_networks(client: docker.APIClient) -> list[dict]:
         return list(client.networks(filters={"label": MANAGED}))
 
 
-def lockstep_bridges(client: docker.APIClient) -> list[str]:
-    """Bridge interface names of every lockstep network on the engine."""
-    return sorted(bridge for net in lockstep_networks(client)
-                  if (bridge := (net.get("Options") or {}).get(BRIDGE_OPTION)))
-
-
 def lockstep_gateways(client: docker.APIClient) -> list[str]:
     """Gateway addresses of every lockstep bridge (where the Hub's port is admitted)."""
     return sorted({gw for net in lockstep_networks(client)

@@ -21,11 +21,14 @@ range unless the site allows it), written atomically with ``iptables-restore --n
   nameservers and ``allowed_egress`` go on; 10/8, 100.64/10, 169.254/16, 172.16/12 and
   192.168/16 are dropped; anything else (the internet, unless the network is ``--internal``)
   is left to Docker;
-* IPv6 (``ip6tables``): ``INPUT -i lsbr+`` and ``FORWARD -i/-o lsbr+`` jump to chains that
-  drop everything. Lockstep networks have no IPv6 addresses, but the kernel still gives
-  each container and the bridge a link-local ``fe80::`` address; filtering (rather than a
-  ``disable_ipv6`` sysctl in every container, which gVisor and other runtimes handle
-  differently) keeps one rule set for every runtime. A host without IPv6 needs no rules.
+* IPv6, blocked twice: lockstep networks are created with ``enable_ipv6=False``, and on such
+  a network Docker turns IPv6 off on the container's interface (``disable_ipv6=1`` on
+  ``eth0``, seen on Docker 20.10; the container cannot turn it back on without
+  ``NET_ADMIN``); and ``ip6tables`` ``INPUT -i lsbr+`` and ``FORWARD -i/-o lsbr+`` jump to
+  chains that drop everything, for whatever an engine or runtime still lets through (the
+  bridge's own ``fe80::`` address, link-local traffic between containers). No sysctl is
+  set in the container body: runtimes such as gVisor handle them differently, and the
+  filter covers every runtime alike. A host without IPv6 needs no ip6tables rules.
 
 Why rules on top of Docker's: Docker isolates *different* bridge networks from each other
 and ``--internal`` cuts egress, but neither stops a container from reaching services on

@@ -12,21 +12,32 @@ What it sets, and why:
 * ``spawner_class``: ``LockstepDockerSpawner`` by import path (works without the entry
   point ``lockstep-docker`` being installed); ``c.Lockstep.*`` (environments, data roots,
   registry, data dir) for the spawner and the CLI alike;
-* the Hub binds ``0.0.0.0:<hub_port>``: each project's containers call it at their own
-  bridge's gateway address (the spawner sets ``hub_connect_url`` per network), and
-  lockstep's iptables rules admit, from project bridges, only that port on the host;
-  the proxy reaches the Hub at ``127.0.0.1`` (``hub_connect_ip``). The public proxy port
-  is bound to ``public_ip`` (loopback by default), the proxy API stays on loopback;
+* the Hub API binds ``hub_ip``: pass ``spawner.docker.hubnet.hub_address()``, the gateway
+  of an empty lockstep bridge, which every project's containers reach through their own
+  gateway and nothing off the host does; servers, the proxy and the Hub's services call
+  it there (``hub_connect_url``), and lockstep's iptables rules admit, from project
+  bridges, only the Hub's port on lockstep gateways. Without ``hub_ip`` the Hub binds
+  ``0.0.0.0`` as DockerSpawner's docs suggest (login page and API on every interface of
+  the host: only behind a host firewall) and containers call it at their own bridge's
+  gateway. The public proxy port is bound to ``public_ip`` (loopback by default), the
+  proxy API stays on loopback;
 * ``cleanup_servers = False``: stopping or restarting the Hub leaves servers running, and
   the spawner's persisted state re-adopts them;
 * ``jupyterhub-idle-culler`` as a Hub-managed service with the least scopes it needs,
   culling servers idle for ``idle_timeout`` seconds;
 * the lockstep service (``spawner.hubservice``) at ``/services/lockstep/``, its roles, and
   every user's access to it (``service_config``; ``service_port`` 0 picks a free port);
-* optional users, groups, admins and a fixed API token (tests, demos); with ``password``,
-  JupyterHub's ``SharedPasswordAuthenticator``: the listed users (``allowed_users``) log in
-  with ``password`` (8+ characters), admins with ``admin_password`` (32+, a different one;
-  without it admins cannot log in through the form).
+* optional users, groups, admins and a fixed API token (tests, demos); with
+  ``passwords_file`` (a 0600 JSON object user -> password), one password per user:
+  ``spawner.docker.demoauth.PrecreatedNativeAuthenticator`` (jupyterhub-nativeauthenticator,
+  sign-up off, the file's users pre-created and authorized), so no user can log in as
+  another. ``password`` (one password for every listed user, JupyterHub's
+  ``SharedPasswordAuthenticator``) is kept for the test suite's throwaway hubs only: anyone
+  holding it logs in as anyone, so membership protects nothing; the demo never uses it.
+* last, ``spawner.docker.traits.check_config(c)``: DockerSpawner traits already in ``c``
+  that would weaken lockstep's hardening stop the hub at start, each named with its
+  override (``c.LockstepDockerSpawner.allow_weakening``). A config file that sets more
+  after ``configure`` ends with ``check_config(c)`` again (as ``examples/`` does).
 
 It only writes into ``c``; nothing here touches the engine or the filesystem.
 """
@@ -36,6 +47,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping, Sequence
 
+from spawner.docker.traits import check_config
 from spawner.hubservice.config import service_config
 
 CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
@@ -67,6 +79,8 @@ def configure(
     api_token: str = "",
     state_dir: str = "",
     service_port: int = 0,
+    hub_ip: str = "",
+    passwords_file: str = "",
 ) -> None:
     """Fill ``c`` for a lockstep Docker hub. ``users`` maps group -> user names."""
     c.JupyterHub.spawner_class = "spawner.docker.spawner.LockstepDockerSpawner"
@@ -80,8 +94,13 @@ def configure(
         c.Lockstep.stage_registries = dict(stage_registries)
 
     c.JupyterHub.bind_url = f"http://{public_ip}:{public_port}"
-    c.JupyterHub.hub_bind_url = f"http://0.0.0.0:{hub_port}"
-    c.JupyterHub.hub_connect_ip = "127.0.0.1"
+    if hub_ip:
+        c.JupyterHub.hub_bind_url = f"http://{hub_ip}:{hub_port}"
+        c.JupyterHub.hub_connect_ip = hub_ip
+        c.LockstepDockerSpawner.hub_connect_url = f"http://{hub_ip}:{hub_port}"
+    else:
+        c.JupyterHub.hub_bind_url = f"http://0.0.0.0:{hub_port}"
+        c.JupyterHub.hub_connect_ip = "127.0.0.1"
     c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{proxy_api_port}"
     c.JupyterHub.cleanup_servers = False
     c.JupyterHub.allow_named_servers = True
@@ -113,12 +132,22 @@ def configure(
         c.JupyterHub.load_groups = {g: {"users": sorted(m)} for g, m in users.items()}
     if admins:
         c.Authenticator.admin_users = set(admins)
+    if passwords_file and password:
+        raise ValueError("give passwords_file (one password per user) or password (shared, "
+                         "tests only), not both")
+    if passwords_file:
+        c.JupyterHub.authenticator_class = (
+            "spawner.docker.demoauth.PrecreatedNativeAuthenticator")
+        c.PrecreatedNativeAuthenticator.passwords_file = passwords_file
+        c.PrecreatedNativeAuthenticator.enable_signup = False
+        c.PrecreatedNativeAuthenticator.open_signup = False
     if password:
         check_passwords(password, admin_password)
         c.JupyterHub.authenticator_class = "shared-password"
         c.SharedPasswordAuthenticator.user_password = password
         if admin_password:
             c.SharedPasswordAuthenticator.admin_password = admin_password
+    check_config(c)  # last: DockerSpawner traits that weaken hardening stop the hub here
 
 
 def check_passwords(password: str, admin_password: str = "") -> None:

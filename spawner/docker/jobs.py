@@ -5,7 +5,7 @@ the same ``launch.build_launch_spec`` (project data read-only, the shared worksp
 user's home, limits, labels) rendered by the same ``render_docker.render_container``, so
 a job can do nothing a spawned server could not. What a job adds: the labels
 ``org.lockstep.kind=job`` and ``org.lockstep.session=<id>``, the container name
-``lockstep-job-<project>-<session id>``, and the workspace as working directory.
+``lockstep-job_<project>_<session id>``, and the workspace as working directory.
 
 ``run_container`` is the engine part: create, start, stream stdout/stderr as they come,
 wait, and **always** remove the container (normal exit, failure, Ctrl-C, SIGTERM), through
@@ -50,7 +50,8 @@ class JobTarget:
 
 
 def container_name(project: str, session_id: str) -> str:
-    return f"lockstep-job-{project}-{session_id}"
+    """``lockstep-job_<project>_<session>``: '_' keeps it apart from every server's name."""
+    return f"lockstep-job_{project}_{session_id}"
 
 
 def job_spec(

@@ -85,7 +85,7 @@ def server_home_volume(project: str, user: str, server: str) -> str:
 
     '_' is in neither a project name (``[a-z0-9-]``) nor a ``safe_slug``, so two
     (project, user, server) triples never share a volume, and none is ever the name of an
-    unnamed server's home (``lockstep-home-<project>-<user>``, kept as it was)."""
+    unnamed server's home (``lockstep-home-<project>_<user>``, one '_' fewer)."""
     return f"lockstep-home-{project}_{safe_slug(user)}_{safe_slug(server)}"
 
 

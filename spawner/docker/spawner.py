@@ -16,7 +16,11 @@ running servers (the Hub never stops servers on its own shutdown). An explicit s
 removes the container; home and workspace live in named volumes and survive.
 
 Site settings come from ``c.Lockstep.*`` in ``jupyterhub_config.py``; spawner options are
-the traits below (``c.LockstepDockerSpawner.*``).
+the traits below (``c.LockstepDockerSpawner.*``). DockerSpawner traits that would weaken
+hardening are refused by name at hub start by :func:`check_config`, the last line of
+``jupyterhub_config.py`` (``hubconfig.configure`` calls it; the twin of
+``spawner.kube.spawner.check_config``), again when a spawner is created and at each spawn
+(callables).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import functools
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import NoReturn
 
 from dockerspawner import DockerSpawner
@@ -36,10 +41,11 @@ from spawner.docker import engine as dockerops
 from spawner.docker.boot import POLL_FIRST, POLL_MOST, Booting, _Slot, port_open  # noqa: F401
 from spawner.docker.firewall import gateway_of
 from spawner.docker.honour import HonourParentTraits
+from spawner.docker.ownership import NotOurs, leftover_verdict
 from spawner.docker.prepare import Prepared, PrepareError, check_host, prepare
 from spawner.docker.render import DockerOptions, for_server, render_container
 from spawner.docker.site import DockerSite
-from spawner.docker.traits import LockstepDockerTraits, check_site_config, watch_hub_config
+from spawner.docker.traits import LockstepDockerTraits, check_config, check_site_config
 from spawner.errors import LockstepError
 from spawner.hubcompat import SpawnException
 from spawner.labels import SERVER_NAME, SESSION, is_lockstep_key
@@ -64,6 +70,8 @@ from spawner.launch.spec import (
 from spawner.launch.state import LaunchState, from_state
 from spawner.project import Project
 from spawner.settings import ENV_PREFIX, Lockstep
+
+__all__ = ["LockstepDockerSpawner", "check_config"]
 
 
 class LockstepDockerSpawner(Booting, HonourParentTraits, DockerSpawner,
@@ -123,38 +131,31 @@ class LockstepDockerSpawner(Booting, HonourParentTraits, DockerSpawner,
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        check_site_config(self.config)  # the hub checked it at start too (watch_hub_config)
+        check_site_config(self.config)  # and at hub start: check_config(c), last in the config
         self.settings = Lockstep(config=self.config)
         self._fixed_hub_url = self.hub_connect_url
         self._site_network = self.network_name  # lockstep never changes the trait itself
-        self._lockstep: dict = {}
+        self._launch: LaunchState | None = None  # what runs: persisted by get_state
         self._events: list[dict] = []
         self._start_done = True
         self._began = time.monotonic()
 
     # ---- state ---------------------------------------------------------------------
     def get_state(self):
+        """DockerSpawner's state plus ``{"lockstep": LaunchState.to_dict()}`` (the shape both
+        spawners persist; the digest is part of ``image``, read back by ``from_state``)."""
         state = super().get_state()
-        lk = self._lockstep
-        if lk:
-            state["lockstep"] = LaunchState(
-                project=lk.get("project", ""), stage=lk.get("stage", ""),
-                image=lk.get("image", ""), lock_hash=lk.get("lock_hash", ""),
-                session=lk.get("session", ""), started=lk.get("started", ""),
-                engine={"network": lk["network"]} if lk.get("network") else {}).to_dict()
+        if self._launch is not None:
+            state["lockstep"] = self._launch.to_dict()
         return state
 
     def load_state(self, state):
         super().load_state(state)
-        launch = from_state(state)
-        self._lockstep = {} if launch is None else {
-            "project": launch.project, "stage": launch.stage, "image": launch.image,
-            "digest": launch.digest, "lock_hash": launch.lock_hash, "session": launch.session,
-            "started": launch.started, "network": launch.engine.get("network", "")}
+        self._launch = from_state(state)
 
     def clear_state(self):
         super().clear_state()
-        self._lockstep = {}
+        self._launch = None
 
     # ---- choices -------------------------------------------------------------------
     def load_catalog(self) -> Catalog:
@@ -258,8 +259,7 @@ class LockstepDockerSpawner(Booting, HonourParentTraits, DockerSpawner,
         # the Hub URL (the network's gateway) is known now: the spec with the Hub's env
         spec = for_server(launch(env=self.get_env()), self.name or "")
         network = spec.network
-        if await asyncio.to_thread(dockerops.remove_container, self.client, self.object_name):
-            self.log.warning("lockstep: removed leftover container %s", self.object_name)
+        await self._remove_leftover()
         session_id = sessions.new_session_id()
         try:
             body = render_container(spec, DockerOptions(
@@ -268,16 +268,29 @@ class LockstepDockerSpawner(Booting, HonourParentTraits, DockerSpawner,
                 volume_nocopy=self.volume_ownership == "chown", inherited=inherited))
         except ValueError as exc:
             self._refuse(str(exc), 500, "config")
-        state = {"project": project.name, "stage": stage, "image": image.reference,
-                 "digest": image.digest, "lock_hash": image.lock_hash, "network": network,
-                 "session": session_id, "object_name": self.object_name}
-        ip = await self._boot(body, state, inherited.network)
+        launch_state = LaunchState(
+            project=project.name, stage=stage, image=image.reference,
+            lock_hash=image.lock_hash, session=session_id, engine={"network": network})
+        ip = await self._boot(body, launch_state, inherited.network)
         if self.post_start_cmd:  # DockerSpawner's, as the server's own (non-root) user
             await self.post_start_exec()
         return ip, self.port
 
-    async def _boot(self, body: dict, state: dict, site_network: str = "") -> str:
-        """Create and start the container in a start slot, record the session (``state``
+    async def _remove_leftover(self) -> None:
+        """Remove a container under ``object_name`` only if it is this server's own leftover
+        (``spawner.docker.ownership``); 409 naming it otherwise."""
+        found = await asyncio.to_thread(dockerops.inspect_container, self.client,
+                                        self.object_name)
+        try:
+            mine = leftover_verdict(found, name=self.object_name, user=self.user.name,
+                                    server=self.name or "")
+        except NotOurs as exc:
+            self._refuse(str(exc), 409, "name")
+        if mine and await asyncio.to_thread(dockerops.remove_container, self.client, found["Id"]):
+            self.log.warning("lockstep: removed leftover container %s", self.object_name)
+
+    async def _boot(self, body: dict, launch: LaunchState, site_network: str = "") -> str:
+        """Create and start the container in a start slot, record the session (``launch``
         becomes the persisted state), wait until the server answers; its IP."""
         slot = await self._start_slot()
         try:
@@ -288,9 +301,9 @@ class LockstepDockerSpawner(Booting, HonourParentTraits, DockerSpawner,
             if site_network:  # network_name, allowed by allow_weakening = ["network"]
                 await self.docker("connect_container_to_network", self.object_id, site_network)
             await self.docker("start", self.object_id)
-            ip = await self._container_ip(site_network or state["network"])
-            self._lockstep = state
-            await self._record_start(state["session"])
+            ip = await self._container_ip(site_network or launch.engine["network"])
+            self._launch = launch
+            await self._record_start()
             answered = await self._wait_ready(ip, slot)
         finally:
             slot.release()
@@ -346,29 +359,32 @@ class LockstepDockerSpawner(Booting, HonourParentTraits, DockerSpawner,
         return info["NetworkSettings"]["Networks"][network]["IPAddress"]
 
     # ---- provenance ----------------------------------------------------------------
-    def _session(self, session_id: str) -> sessions.Session:
-        lk = self._lockstep
+    def _session(self, launch: LaunchState) -> sessions.Session:
+        """The session log's record of ``launch`` (digest from its image reference)."""
         return sessions.Session(
-            id=session_id, user=self.user.name, project=lk["project"], stage=lk["stage"],
-            digest=lk["digest"], image=lk["image"], lock_hash=lk["lock_hash"],
-            server_name=self.name or "", container_id=self.object_id, start=sessions.now_iso())
+            id=launch.session, user=self.user.name, project=launch.project,
+            stage=launch.stage, digest=launch.digest, image=launch.image,
+            lock_hash=launch.lock_hash, server_name=self.name or "",
+            container_id=self.object_id or "", start=launch.started)
 
-    async def _record_start(self, session_id: str) -> None:
-        self._lockstep["started"] = sessions.now_iso()
+    async def _record_start(self) -> None:
+        self._launch = replace(self._launch, started=sessions.now_iso())
         await asyncio.to_thread(sessions.append_event, self.settings.data_path(sessions.FILENAME),
-                                sessions.start_event(self._session(session_id)))
+                                sessions.start_event(self._session(self._launch)))
 
     async def stop(self, now=False):
-        recorded = dict(self._lockstep)
+        """Remove the container, then close its session in the log (from the persisted
+        state, so a server started before a hub restart is closed too)."""
+        recorded = self._launch
         if not self.object_id and await self.get_object() is None:
             self.clear_state()
         else:
             await super().stop(now=now)
-        if recorded.get("session"):
+        if recorded is not None and recorded.session:
             await asyncio.to_thread(sessions.append_event,
-                                    self.settings.data_path(sessions.FILENAME), {
-                                        "event": "stop", "id": recorded["session"],
-                                        "user": self.user.name, "stop": sessions.now_iso()})
+                                    self.settings.data_path(sessions.FILENAME),
+                                    sessions.stop_event(self._session(recorded),
+                                                        sessions.now_iso()))
 
 
 def _gpu_request(gpu) -> GpuRequest:
@@ -378,5 +394,3 @@ def _gpu_request(gpu) -> GpuRequest:
 async def _options_form(spawner: LockstepDockerSpawner) -> str:
     return await spawner.options_html()
 
-
-watch_hub_config()  # a hub that loads this class stops at start on a refused setting

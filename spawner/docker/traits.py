@@ -56,10 +56,20 @@ class LockstepDockerTraits(HasTraits):
         DockerSpawner settings lockstep may apply although they weaken its hardening.
 
         Without an entry here, a trait that asks for one of these stops the hub at start
-        (and refuses every spawn) with a message naming the trait. Names:
-        {", ".join(sorted(WEAKENINGS))}.
+        with a message naming the trait and this override (and refuses every spawn).
+        Names: {", ".join(sorted(WEAKENINGS))}.
+
+        The check at start is ``spawner.docker.spawner.check_config(c)``: a site's own
+        ``jupyterhub_config.py`` should end with it (``spawner.docker.hubconfig.configure``
+        calls it last; settings made after ``configure`` need the line again). JupyterHub
+        offers a spawner no hook that runs at hub start, so without that line a weakening
+        trait is refused only when a spawner is created (at each spawn and for each running
+        server the hub re-adopts), not when the hub starts.
 
             c.LockstepDockerSpawner.allow_weakening = ["cap_add"]  # with extra_host_config
+            ...
+            from spawner.docker.spawner import check_config
+            check_config(c)  # the last line of jupyterhub_config.py
         """,
     ).tag(config=True)
 
@@ -287,42 +297,19 @@ def site_refusal(config: Config) -> str:
                              owned_keys(inherited))
 
 
-def check_site_config(config: Config) -> None:
-    """Raise ``WeakeningRefused`` (the hub stops) when ``site_refusal`` has a message."""
+def check_config(config: Config) -> None:
+    """The hub-start check (the twin of ``spawner.kube.spawner.check_config``): raise
+    ``WeakeningRefused``, naming each trait and its override, when ``site_refusal`` has a
+    message. Call it last in ``jupyterhub_config.py``: ``check_config(c)``; JupyterHub
+    then logs the message and exits with status 1 before it starts the proxy."""
+    allowed = configured(config, "allow_weakening")
+    unknown = sorted(set(allowed) - set(WEAKENINGS)) if not callable(allowed) else []
+    if unknown:
+        raise WeakeningRefused(f"c.LockstepDockerSpawner.allow_weakening: unknown names "
+                               f"{unknown}; allowed: {sorted(WEAKENINGS)}")
     message = site_refusal(config)
     if message:
         raise WeakeningRefused(message)
 
 
-def watch_hub_config() -> None:
-    """Check the running hub's config as soon as it is loaded; stop the hub if refused.
-
-    JupyterHub imports the spawner class while it reads ``jupyterhub_config.py`` and merges
-    the rest of that file only afterwards, so the check runs just before the hub's own
-    ``init_spawners`` (config complete, no server started, proxy not yet started): a refused
-    setting logs the message naming the trait and ends ``jupyterhub`` with status 1."""
-    from traitlets.config import Application
-
-    if not Application.initialized():
-        return
-    app = Application.instance()
-    if getattr(app, "_lockstep_watched", False):
-        return
-    app._lockstep_watched = True
-
-    def check() -> None:
-        message = site_refusal(app.config)
-        if message:
-            app.log.critical("%s", message)
-            raise WeakeningRefused(message)
-
-    start_spawners = getattr(app, "init_spawners", None)  # JupyterHub: after the config
-    if start_spawners is None:
-        check()
-        return
-
-    async def checked_init_spawners(*args, **kwargs):
-        check()
-        return await start_spawners(*args, **kwargs)
-
-    app.init_spawners = checked_init_spawners
+check_site_config = check_config  # the name the spawner and older tests use

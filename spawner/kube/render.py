@@ -129,13 +129,15 @@ def env_entry(name: str, value: Any) -> dict[str, Any]:
 def home_claim(project: str, user: str, server: str = "") -> str:
     """The home claim of ``user`` on ``project`` for one (named) server.
 
-    The default server keeps ``lockstep-home-<project>-<user>`` (claims made before named
-    servers had their own). A named server's claim joins the parts with ``.``, which
-    neither a project name, a user slug nor a server slug can contain, so two different
-    (project, user, server) never share a claim: ``lockstep-home-<project>.<user>.<server>``.
+    The parts are joined with ``.``, which neither a project name, a user slug nor a server
+    slug can contain, so two different (project, user, server) never share a claim:
+    ``lockstep-home-<project>.<user>`` (default server) and
+    ``lockstep-home-<project>.<user>.<server>``. (Before, the default server's claim was
+    ``lockstep-home-<project>-<user>``, shared by ``ml``/``team-bob`` and ``ml-team``/``bob``;
+    docs/production.md, "Names", says how to move an old claim.)
     """
     if not server:
-        return f"lockstep-home-{project}-{safe_slug(user)}"
+        return f"lockstep-home-{project}.{safe_slug(user)}"
     return f"lockstep-home-{project}.{safe_slug(user)}.{safe_slug(server)}"
 
 

@@ -142,12 +142,20 @@ def parse_bytes(text: str) -> int:
     return int(float(match.group(1)) * _UNITS[match.group(2) or ""])
 
 
+_HASHED = re.compile(r".*-[0-9a-f]{8}$")
+
+
 def safe_slug(value: str, limit: int = 40) -> str:
-    """A lowercase DNS-safe slug of ``value``; distinct inputs that collide get a hash suffix."""
+    """A lowercase DNS-safe slug of ``value`` (``[a-z0-9-]``, never ``_`` or ``.``).
+
+    A value that is already a slug, short enough and not shaped like a hashed slug is kept;
+    any other gets ``-<8 hex of sha256(value)>``. So two different values never share a
+    slug (short of a sha256 prefix collision): a user named ``a-b-<hash of "a_b">`` gets a
+    hash of their own instead of ``a_b``'s slug."""
     import hashlib
 
     slug = re.sub(r"[^a-z0-9]+", "-", value.lower()).strip("-") or "x"
-    if slug == value and len(slug) <= limit:
+    if slug == value and len(slug) <= limit and not _HASHED.match(value):
         return slug
     suffix = hashlib.sha256(value.encode()).hexdigest()[:8]
     return f"{slug[: limit - 9].rstrip('-')}-{suffix}"
@@ -162,7 +170,10 @@ def workspace_volume(project: str) -> str:
 
 
 def home_volume(project: str, user: str) -> str:
-    return f"lockstep-home-{project}-{safe_slug(user)}"
+    """``lockstep-home-<project>_<user slug>``: '_' is in neither a project name nor a slug,
+    so project ``ml`` + user ``team-bob`` and ``ml-team`` + ``bob`` get different volumes
+    (before, both were ``lockstep-home-ml-team-bob``; see docs/production.md, "Names")."""
+    return f"lockstep-home-{project}_{safe_slug(user)}"
 
 
 def spec_labels(*, project: str, user: str, stage: str, image: ImageRef) -> dict[str, str]:

@@ -4,12 +4,18 @@
 the caller resolved from the stage), replica by replica:
 
 1. a replica already on that digest and healthy is left alone (deploy is idempotent);
-2. otherwise a *candidate* of the new digest starts unpublished (``...-<i>-next``) and must
+2. otherwise a *candidate* of the new digest starts unpublished (``..._<i>_next``) and must
    pass its Docker health check; if it does not, it is removed and the running replica
    is kept (``ServiceError`` with the candidate's log tail): a bad digest never takes over;
 3. the old replica is stopped, the new one is created with the published port and must
    be healthy again; if it is not, it is removed and the old one is started again;
-4. the old replica is removed and the new one renamed ``lockstep-svc-<project>-<i>``.
+4. the old replica is removed and the new one renamed ``lockstep-svc_<project>_<i>``.
+
+A container found under a replica's name (or under its name before 0.2,
+``lockstep-svc-<project>-<i>``, which a replica of an earlier release still has and which
+a roll then replaces) is treated as the replica only when its labels say it is one
+(``org.lockstep.managed``, ``kind=service``, this ``project``); any other container of that
+name is refused by name and never stopped or removed.
 
 A port clash (another lockstep service or any container publishing the port, or a host
 program listening on it) is refused before anything is created. On any failure nothing
@@ -34,6 +40,7 @@ from spawner.docker.engine import EngineError
 from spawner.labels import DIGEST as DIGEST_LABEL
 from spawner.labels import HEALTH as HEALTH_LABEL
 from spawner.labels import KIND as KIND_LABEL
+from spawner.labels import MANAGED as MANAGED_LABEL
 from spawner.labels import PROJECT as PROJECT_LABEL
 from spawner.labels import SERVICE_PORT as PORT_LABEL
 from spawner.labels import selector
@@ -73,6 +80,32 @@ def service_containers(api, project: str | None = None) -> list[dict]:
     if project:
         labels.append(selector(PROJECT_LABEL, project))
     return dockerops.containers(api, labels=labels)
+
+
+def legacy_name(project: str, index: int) -> str:
+    """A replica's name before 0.2 (``lockstep-svc-<project>-<i>``), adopted by a roll."""
+    return f"lockstep-svc-{project}-{index}"
+
+
+def current_replica(api, project: str, index: int) -> dict | None:
+    """The running replica ``index`` of ``project`` (by its name, else its legacy name), or
+    None; ServiceError when a container holds the name but is no replica of ``project``."""
+    for name in (container_name(project, index), legacy_name(project, index)):
+        found = dockerops.inspect_container(api, name)
+        if found is None:
+            continue
+        labels = (found.get("Config") or {}).get("Labels") or {}
+        if labels.get(KIND_LABEL) == "service" and labels.get(PROJECT_LABEL) == project \
+                and labels.get(MANAGED_LABEL) == "true":
+            return found
+        if name == container_name(project, index):
+            raise ServiceError(
+                f"a container named {name} exists but is not a service replica of "
+                f"{project!r} (labels kind={labels.get(KIND_LABEL)!r}, "
+                f"project={labels.get(PROJECT_LABEL)!r}); lockstep never stops or removes "
+                "a container it did not start for this service. Check what it is, then "
+                f"remove or rename it (docker rename {name} NEW) and deploy again.")
+    return None
 
 
 def _port_free(host_ip: str, port: int) -> bool:
@@ -187,7 +220,7 @@ def _roll_replica(api, *, project: str, index: int, digest: str, body_for: BodyF
                   port: int, timeout_s: float, report: Callable[[str], None]) -> ReplicaResult:
     name = container_name(project, index)
     temp = container_name(project, index, suffix="next")
-    current = dockerops.inspect_container(api, name)
+    current = current_replica(api, project, index)
     previous = ((current or {}).get("Config") or {}).get("Labels", {}).get(DIGEST_LABEL, "")
     result = ReplicaResult(name, "started" if current is None else "rolled", digest,
                            previous, port)

@@ -18,7 +18,7 @@ service changes, on purpose:
   wraps the same objects as the Helm chart's ``services.<project>`` value, so the chart
   deploys them without a pod template of its own.
 
-Containers are named ``lockstep-svc-<project>-<i>`` and carry ``org.lockstep.kind=service``
+Containers are named ``lockstep-svc_<project>_<i>`` and carry ``org.lockstep.kind=service``
 plus the digest label, so a deployer can tell which digest each replica runs.
 
 Nothing here talks to an engine or a cluster; ``spawner.services.deployer`` does the Docker I/O.
@@ -86,8 +86,12 @@ def service_of(project: Project) -> Service:
 
 
 def container_name(project: str, index: int, *, suffix: str = "") -> str:
-    """``lockstep-svc-<project>-<index>`` (``-<suffix>`` for a candidate during a roll)."""
-    return f"{CONTAINER_PREFIX}-{project}-{index}" + (f"-{suffix}" if suffix else "")
+    """``lockstep-svc_<project>_<index>`` (``_<suffix>`` for a candidate during a roll).
+
+    '_' is in no project name and no user slug, so no notebook server's container
+    (``lockstep-<user>``: a hub user named ``svc-forecast-0``) ever gets this name (it was
+    ``lockstep-svc-<project>-<index>`` before; the next deploy replaces such replicas)."""
+    return f"{CONTAINER_PREFIX}_{project}_{index}" + (f"_{suffix}" if suffix else "")
 
 
 def host_ports(service: Service, binding: Binding) -> list[int]:

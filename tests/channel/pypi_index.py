@@ -75,6 +75,25 @@ def _zip(path: Path, files: dict[str, str]) -> None:
             archive.writestr(zipfile.ZipInfo(name, ZIP_DATE), text)
 
 
+def bench_wheels(folder: Path, count: int) -> list[str]:
+    """``count`` small pure wheels ``lockstep-bench-NNN`` (each needs the one before it);
+    returns their names. For ``benchmarks/lock.py``: a pip section without the network."""
+    names = []
+    for i in range(count):
+        name = f"lockstep-bench-{i:03d}"
+        dist = name.replace("-", "_")
+        info = f"{dist}-1.0.dist-info"
+        needs = f"Requires-Dist: lockstep-bench-{i - 1:03d}\n" if i % 5 else ""
+        _zip(folder / f"{dist}-1.0-py3-none-any.whl", {
+            f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n{needs}",
+            f"{info}/WHEEL": "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+            f"{info}/RECORD": "",
+            f"{dist}/__init__.py": f"VALUE = {i}\n",
+        })
+        names.append(name)
+    return names
+
+
 def make_files(folder: Path) -> None:
     """The made-here packages: ``sdistonly`` (sdist only) and ``winonly`` (win_amd64 wheel)."""
     meta = "Metadata-Version: 2.1\nName: {0}\nVersion: 1.0\n"
@@ -102,6 +121,12 @@ def build_index(root: Path) -> Path:
         if path.suffix == ".whl":
             shutil.copy2(path, files / path.name)
     make_files(files)
+    return write_pages(root)
+
+
+def write_pages(root: Path) -> Path:
+    """PEP 503 pages in ``root/simple`` for every file in ``root/files``; returns ``root``."""
+    files = root / "files"
     projects: dict[str, list[Path]] = {}
     for path in sorted(files.iterdir()):
         name = re.sub(r"[-_.]+", "-", re.split(r"-\d", path.name, maxsplit=1)[0]).lower()

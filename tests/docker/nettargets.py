@@ -1,6 +1,7 @@
 """Network targets a firewall test probes from inside lockstep containers, all its own.
 
-``Targets`` makes, and ``close()`` removes: a dummy interface holding a link-local alias
+``Targets`` makes, and ``close()`` removes: an interface of its own (a bridge without
+ports, as a dummy interface would be) holding a link-local alias
 (169.254.77.1), a private address (10.213.0.1) and an IPv6 ULA (fd00:213::1) of the host;
 a network namespace behind a veth pair (10.213.1.2, plus 169.254.77.9 routed to it) that
 stands for a machine beyond the host (a metadata server, the intranet); and TCP listeners
@@ -122,7 +123,8 @@ class Targets:
             raise
 
     def _interfaces(self) -> None:
-        sh("ip", "link", "add", self.dummy, "type", "dummy")
+        # a port-less bridge holds the addresses: this kernel may lack the dummy module
+        sh("ip", "link", "add", self.dummy, "type", "bridge")
         sh("ip", "link", "set", self.dummy, "up")
         for cidr in ("169.254.77.1/32", "10.213.0.1/32"):
             sh("ip", "addr", "add", cidr, "dev", self.dummy)

@@ -6,7 +6,8 @@ From a ``lockstep run`` job and from a ``lockstep deploy``ed service (both made 
 address of the host, the Hub's port on those addresses, a link-local and a private address
 beyond the host (a namespace behind a veth pair), a teammate's container on the same
 project bridge, and IPv6 addresses (a ULA of the host, the bridge's link-local) all fail;
-the Hub's port on the bridge gateway and the site's ``allowed_egress`` still answer. Every
+the Hub's port on the bridge gateway and on the hub address (``hubnet.hub_address()``, where
+a demo hub binds its API) and the site's ``allowed_egress`` still answer. Every
 listener is the test's own, and each is first shown to answer from the host, so a refusal
 is the firewall's doing.
 """
@@ -20,13 +21,14 @@ import urllib.request
 
 import pytest
 
+from spawner.docker.hubnet import hub_address
 from spawner.launch.stages import resolve_stage
 from tests.docker.lockstep_site import REPO, ForecastSite, free_port, notebook_code
-from tests.docker.nettargets import PROBE, Targets, parse_probe
+from tests.docker.nettargets import PROBE, Listener, Targets, parse_probe
 
 pytestmark = [pytest.mark.docker, pytest.mark.registry]
 TEAMMATE_PORT = 8888
-MUST_ANSWER = {"hub-on-gateway", "allowed-egress"}
+MUST_ANSWER = {"hub-on-gateway", "hub-address", "allowed-egress"}
 SVC = {"org.lockstep.kind": "service"}
 
 
@@ -58,7 +60,10 @@ def site(locked_project, built_image, registry, docker_client, tmp_path_factory)
     site.config.LockstepDockerSpawner.allowed_host_ports = [hub_port]
     site.config.LockstepDockerSpawner.allowed_egress = [f"10.213.1.2/32:{allowed}"]
     targets = Targets(hub_port=hub_port, allowed_port=allowed, blocked_port=blocked)
+    hub_net = f"lockstep--fwhub-{site.name}"
     try:
+        # where a demo hub binds its API (hubnet.hub_address): an empty lockstep bridge
+        hub_ip = hub_address(hub_net, client=docker_client.api)
         site.push_build()
         site.to_prod()
         code = notebook_code(REPO / "notebooks" / "forecast" / "train.ipynb")
@@ -69,6 +74,7 @@ def site(locked_project, built_image, registry, docker_client, tmp_path_factory)
         gateway = network["IPAM"]["Config"][0]["Gateway"]
         bridge = network["Options"]["com.docker.network.bridge.name"]
         link_local = targets.on_bridge(gateway, bridge)
+        targets.listeners.append(Listener(hub_ip, hub_port))
         image = resolve_stage(site.settings, site.name, "prod").reference
         mate = docker_client.containers.run(
             image, ["python", "-m", "http.server", str(TEAMMATE_PORT)], detach=True,
@@ -78,6 +84,7 @@ def site(locked_project, built_image, registry, docker_client, tmp_path_factory)
         mate_ip = mate.attrs["NetworkSettings"]["Networks"][network["Name"]]["IPAddress"]
         site.probes = {
             "hub-on-gateway": [gateway, hub_port],
+            "hub-address": [hub_ip, hub_port],
             "allowed-egress": ["10.213.1.2", allowed],
             "link-local-host": ["169.254.77.1", hub_port],
             "private-host": ["10.213.0.1", hub_port],  # also: the Hub's port off the bridge
@@ -90,12 +97,20 @@ def site(locked_project, built_image, registry, docker_client, tmp_path_factory)
             site.probes["ipv6-bridge-link-local"] = [link_local, hub_port, "eth0"]
         site.bridge, site.link_local = bridge, link_local
         for name, target in site.probes.items():  # every listener answers the host itself
-            _wait_open(*(target[:2] + [bridge] if name.startswith("ipv6-bridge") else target))
+            try:
+                _wait_open(*(target[:2] + [bridge] if name.startswith("ipv6-bridge")
+                             else target), timeout=60)
+            except OSError as exc:
+                mate.reload()
+                raise AssertionError(f"{name} {target} does not answer the host ({exc}); "
+                                     f"teammate {mate.status}: {mate.logs(tail=20)!r}") from exc
         yield site
     finally:
         for container in site.containers(docker_client, **SVC):  # shown on failure only
             print(container.name, container.logs(tail=20).decode(errors="replace"))
         site.cleanup(docker_client)
+        for network in docker_client.networks.list(names=[hub_net]):
+            network.remove()
         targets.close()
 
 

@@ -157,5 +157,5 @@ def test_an_interrupted_job_leaves_no_container(site, docker_client, signum, cap
     finally:
         proc.kill()
     assert proc.returncode == 130, err
-    assert "interrupted; container lockstep-job-" in err
+    assert "interrupted; container lockstep-job_" in err
     assert site.containers(docker_client) == []

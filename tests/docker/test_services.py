@@ -59,7 +59,7 @@ def test_deploy_serves_health_and_predictions_from_prods_digest(site, docker_cli
     assert deploy(site) == 0
     site.first_deploy_s = time.monotonic() - began
     assert "action=started" in capfd.readouterr().out
-    name = f"lockstep-svc-{site.name}-0"
+    name = f"lockstep-svc_{site.name}_0"
     assert running(site, docker_client) == {name: site.v1}
     container = docker_client.containers.get(name)
     attrs = container.attrs
@@ -89,14 +89,14 @@ def test_the_running_service_passes_the_cis_audit(site, capfd):
     assert site.lockstep("audit", "--json", "--project", site.name) == 0
     report = json.loads(capfd.readouterr().out)
     assert [(c["name"], c["kind"]) for c in report["containers"]] == [
-        (f"lockstep-svc-{site.name}-0", "service")]
+        (f"lockstep-svc_{site.name}_0", "service")]
     found = {r["check"]: r["status"] for r in report["results"]}
     assert found.pop("restart-policy") == "exception"  # unless-stopped: see spawner.docker.cis
     assert set(found.values()) <= {"pass", "n/a"} and report["failed"] == 0
 
 
 def test_deploy_rolls_to_a_new_prod_digest_and_back_on_rollback(site, docker_client, capfd):
-    name = f"lockstep-svc-{site.name}-0"
+    name = f"lockstep-svc_{site.name}_0"
     v2 = site.push_variant("v2")
     assert site.to_prod() == v2 != site.v1
     assert deploy(site, "--json") == 0
@@ -114,7 +114,7 @@ def test_deploy_rolls_to_a_new_prod_digest_and_back_on_rollback(site, docker_cli
 
 
 def test_an_unhealthy_new_digest_never_replaces_the_running_one(site, docker_client, capfd):
-    name = f"lockstep-svc-{site.name}-0"
+    name = f"lockstep-svc_{site.name}_0"
     bad = site.push_variant("bad", tag=None)
     # prod now points at a digest the running service does not run, and whose service
     # cannot become healthy (here: it is pointed at a model that does not exist)
@@ -190,5 +190,5 @@ def test_render_k8s_writes_objects_pinned_to_prods_digest(site, tmp_path, capfd)
 
 def test_remove_leaves_nothing(site, docker_client, capfd):
     assert site.lockstep("deploy", site.name, "--remove") == 0
-    assert f"removed lockstep-svc-{site.name}-0" in capfd.readouterr().out
+    assert f"removed lockstep-svc_{site.name}_0" in capfd.readouterr().out
     assert site.containers(docker_client, **SVC) == []

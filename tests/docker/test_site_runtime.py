@@ -127,7 +127,7 @@ def test_a_service_runs_on_the_sites_runtime_behind_the_firewall(site, docker_cl
     try:
         assert site.lockstep("deploy", site.name, "--stage", "prod", "--port",
                              str(service_port), "--timeout", "40") == 0, capfd.readouterr().err
-        host = docker_client.containers.get(f"lockstep-svc-{site.name}-0").attrs["HostConfig"]
+        host = docker_client.containers.get(f"lockstep-svc_{site.name}_0").attrs["HostConfig"]
         assert host["Runtime"] == ALIAS and host["NetworkMode"] == f"lockstep-{site.name}"
         assert port_rule(port) in iptables(INPUT_CHAIN)  # deploy wrote the chains
         bridge, rules = bridge_rules(site)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -21,6 +22,7 @@ RUN_ID = uuid.uuid4().hex[:8]
 PASSWORD = "e2e-password"  # SharedPasswordAuthenticator: users 8+ characters
 ADMIN_PASSWORD = "e2e-admin-password-" + uuid.uuid4().hex  # admins: 32+, not PASSWORD
 GROUPS = {"alpha-team": ["bob"], "everyone": ["alice", "bob", "carol"]}
+PROGRESS_LINE = re.compile(r"lockstep \S+: \+\d+\.\d+s (.*)$", re.MULTILINE)
 
 
 def free_port() -> int:
@@ -84,6 +86,32 @@ c.JupyterHub.log_level = "DEBUG"
     def restart(self) -> None:
         self.stop()
         self.start()
+
+    def log_size(self) -> int:
+        """Bytes in the hub log now: pass it to ``progress_logged`` after a spawn."""
+        return self.log_path.stat().st_size if self.log_path.exists() else 0
+
+    def progress_logged(self, since: int) -> list[str]:
+        """The spawners' progress lines (``lockstep <server>: +0.12s <message>``, every line
+        the spawn page shows) written to the hub log after byte ``since``: unlike the event
+        stream, the log cannot miss the lines of a spawn that ends before a reader attaches."""
+        with open(self.log_path, "rb") as log:
+            log.seek(since)
+            text = log.read().decode(errors="replace")
+        return [m.group(1) for m in PROGRESS_LINE.finditer(text)]
+
+    def login(self, user: str, password: str) -> httpx.Client:
+        """An httpx client holding ``user``'s login cookie (through the hub's login form, as a
+        browser does) and the XSRF header the hub wants on its form posts."""
+        client = httpx.Client(base_url=self.url, timeout=120)
+        client.get("/hub/login").raise_for_status()
+        xsrf = client.cookies.get("_xsrf", path="/hub/")
+        done = client.post("/hub/login", data={"username": user, "password": password,
+                                               "_xsrf": xsrf})
+        assert done.status_code == 302 and "/hub/login" not in done.headers["location"], \
+            f"login of {user}: {done.status_code} {done.text[:500]}"
+        client.headers["X-XSRFToken"] = client.cookies.get("_xsrf", path="/hub/") or xsrf
+        return client
 
     def log_tail(self, lines: int = 150) -> str:
         if not self.log_path.exists():

@@ -3,7 +3,8 @@
 ``--check`` does what ``scripts/demo.sh`` does (setup, offline test channel, registry, lock
 and build of every example project, forecast promoted to qa, the real hub from
 ``examples/jupyterhub_config.py``), then logs in as alice through the login form (after
-seeing a wrong password and an unlisted user refused), starts forecast from the spawn
+seeing a wrong password, each other's passwords for alice and bob, and an unlisted user
+refused), starts forecast from the spawn
 form (at qa, the stage the form preselects), reads ``/data/sales/sales.csv`` in a kernel
 and tears down. It runs twice: the second run must reuse the state (same passwords), the
 locks and the images.
@@ -14,6 +15,7 @@ State, data dir and ports are the test's own; the registry is fixture ``registry
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import stat
@@ -93,23 +95,25 @@ def test_demo_check_cold_then_warm(demo_env, registry, docker_api):
     url = f"http://127.0.0.1:{demo_env['LOCKSTEP_DEMO_PORT']}"
     out = run_check(demo_env)
 
-    password = (state / "password").read_text().strip()
-    admin_password = (state / "admin-password").read_text().strip()
-    assert len(password) >= 8 and len(admin_password) >= 32 and password != admin_password
-    for name in ("password", "admin-password"):
-        assert stat.S_IMODE((state / name).stat().st_mode) == 0o600
+    passwords = json.loads((state / "passwords.json").read_text())
+    assert set(passwords) == {"alice", "bob", "carol", "admin"}
+    assert len(set(passwords.values())) == 4, "every user has their own password"
+    assert all(len(p) >= 16 for p in passwords.values())
+    assert stat.S_IMODE((state / "passwords.json").stat().st_mode) == 0o600
+    assert not (state / "password").exists() and not (state / "admin-password").exists()
     assert stat.S_IMODE(state.stat().st_mode) == 0o700
     assert f"lockstep demo hub is up: {url}/hub/login" in out
-    assert "users: alice (forecast, sandbox)  bob (forecast)  carol (sandbox, vision)" in out
-    assert "admin: admin (all projects)" in out
-    assert f"password: {password}" in out and f"password: {admin_password}" in out
+    for user, what in (("alice", "forecast, sandbox"), ("bob", "forecast"),
+                       ("carol", "sandbox, vision"), ("admin", "admin, all projects")):
+        assert f"{user:<8} password: {passwords[user]}  ({what})" in out
     assert "WARNING" not in out  # every project member is known to the hub
     assert "OFFLINE TEST CHANNEL" in out and "LOCKSTEP_DEMO_CHANNEL=" in out
     assert "file://" in (state / "lockstep_config.py").read_text()
     for project in PROJECTS:
         assert f"{project}: dev = 127.0.0.1:5000/lockstep/{project}@sha256:" in out
     assert "forecast: promoted: " in out or "forecast: unchanged: " in out
-    assert "a wrong password and an unlisted user are refused" in out
+    assert ("a wrong password, another user's password (alice/bob) and an unlisted user "
+            "are refused") in out
     assert "read /data/sales/sales.csv in a kernel: SALES 36 2023-01 2025-12" in out
     assert f"OK: demo hub at {url}: alice logged in, spawned forecast/qa" in out
 
@@ -123,7 +127,7 @@ def test_demo_check_cold_then_warm(demo_env, registry, docker_api):
     assert not port_closed(registry_port), "the demo stopped a registry it did not start"
 
     again = run_check(demo_env)
-    assert (state / "password").read_text().strip() == password
+    assert json.loads((state / "passwords.json").read_text()) == passwords
     assert "locking" not in again
     assert again.count("nothing to push: the registry already has this image") == len(PROJECTS)
     assert "forecast: unchanged: qa already points at" in again
@@ -134,8 +138,6 @@ def test_demo_check_cold_then_warm(demo_env, registry, docker_api):
 @pytest.fixture
 def hub_env(monkeypatch, tmp_path):
     monkeypatch.setenv("LOCKSTEP_DEMO_STATE", str(tmp_path / "state"))
-    for name in ("LOCKSTEP_DEMO_PASSWORD", "LOCKSTEP_DEMO_ADMIN_PASSWORD"):
-        monkeypatch.delenv(name, raising=False)
     return monkeypatch
 
 
@@ -143,23 +145,16 @@ def load_hub_config():
     return PyFileConfigLoader(HUB_CONFIG.name, path=str(HUB_CONFIG.parent)).load_config()
 
 
-def test_example_hub_config_has_no_default_password(hub_env):
-    with pytest.raises(SystemExit, match="LOCKSTEP_DEMO_PASSWORD is not set"):
-        load_hub_config()
-    hub_env.setenv("LOCKSTEP_DEMO_PASSWORD", "short")
-    with pytest.raises(ValueError, match="at least 8"):
-        load_hub_config()
-
-
-def test_example_hub_config_logs_in_listed_users_by_shared_password(hub_env):
+def test_example_hub_config_gives_each_user_their_own_password(hub_env, tmp_path):
     from spawner.project import list_projects
 
-    hub_env.setenv("LOCKSTEP_DEMO_PASSWORD", "a-demo-password")
-    hub_env.setenv("LOCKSTEP_DEMO_ADMIN_PASSWORD", "x" * 32)
     config = load_hub_config()
-    assert config.JupyterHub.authenticator_class == "shared-password"
-    assert config.SharedPasswordAuthenticator.user_password == "a-demo-password"
-    assert config.SharedPasswordAuthenticator.admin_password == "x" * 32
+    assert config.JupyterHub.authenticator_class == (
+        "spawner.docker.demoauth.PrecreatedNativeAuthenticator")
+    assert config.PrecreatedNativeAuthenticator.passwords_file == str(
+        tmp_path / "state" / "passwords.json")
+    assert config.PrecreatedNativeAuthenticator.enable_signup is False
+    assert "SharedPasswordAuthenticator" not in config
     assert config.Authenticator.allowed_users == {"alice", "bob", "carol", "admin"}
     groups = set(config.JupyterHub.load_groups)
     for project in list_projects(REPO_ROOT / "environments"):

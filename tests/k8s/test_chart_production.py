@@ -100,7 +100,7 @@ async def test_removing_a_user_deletes_their_home_claims(api, kubelet, tmp_path)
     spawner.user_options = {"project": "forecast"}
     await asyncio.wait_for(spawner.start(), 30)
     await asyncio.wait_for(spawner.stop(now=True), 30)
-    assert set(claims(api)) == {"lockstep-ws-forecast", "lockstep-home-forecast-alice"}
+    assert set(claims(api)) == {"lockstep-ws-forecast", "lockstep-home-forecast.alice"}
     await asyncio.wait_for(spawner.delete_forever(), 30)
     assert set(claims(api)) == {"lockstep-ws-forecast"}
     assert pods(api) == {}

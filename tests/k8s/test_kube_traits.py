@@ -210,8 +210,8 @@ async def test_two_named_servers_get_two_homes(api, kubelet, tmp_path):
         await asyncio.wait_for(spawner.start(), 30)
         started.append(spawner)
     homes = sorted(n for n in claims(api) if n.startswith("lockstep-home-"))
-    assert homes == ["lockstep-home-sandbox-alice", "lockstep-home-sandbox.alice.first",
-                     "lockstep-home-sandbox.alice.second"]  # the unnamed one keeps its name
+    assert homes == ["lockstep-home-sandbox.alice", "lockstep-home-sandbox.alice.first",
+                     "lockstep-home-sandbox.alice.second"]
     claim_of = {p["metadata"]["name"]: next(
         v["persistentVolumeClaim"]["claimName"] for v in p["spec"]["volumes"]
         if v["name"] == "home") for p in pods(api).values()}

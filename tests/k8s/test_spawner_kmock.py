@@ -45,7 +45,7 @@ async def test_start_poll_stop(api, kubelet, tmp_path):
     assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
     env = {e["name"]: e["value"] for e in pod["spec"]["containers"][0]["env"]}
     assert env["JUPYTERHUB_API_TOKEN"] == "token-not-secret"
-    assert set(claims(api)) == {"lockstep-ws-forecast", "lockstep-home-forecast-alice"}
+    assert set(claims(api)) == {"lockstep-ws-forecast", "lockstep-home-forecast.alice"}
     assert claims(api)["lockstep-ws-forecast"]["spec"]["accessModes"] == ["ReadWriteMany"]
 
     assert await spawner.poll() is None
@@ -138,7 +138,7 @@ async def test_group_member_and_admin_may_launch(api, kubelet, tmp_path):
         (pod,) = pods(api).values()
         assert pod["metadata"]["labels"]["org.lockstep.user"] == user.name
         assert pod["spec"]["containers"][0]["image"] == fake_image("forecast", "prod").reference
-        assert f"lockstep-home-forecast-{user.name}" in claims(api)
+        assert f"lockstep-home-forecast.{user.name}" in claims(api)
         await asyncio.wait_for(spawner.stop(now=True), 30)
         assert pods(api) == {}
 

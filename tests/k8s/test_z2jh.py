@@ -180,7 +180,7 @@ async def test_server_keeps_z2jh_pod_settings(api, kubelet, site_values, tmp_pat
     assert spec["securityContext"]["runAsNonRoot"] is True  # lockstep's hardening stays
     assert notebook["securityContext"]["capabilities"]["drop"] == ["ALL"]
 
-    assert set(claims(api)) == {"lockstep-ws-forecast", "lockstep-home-forecast-alice"}
+    assert set(claims(api)) == {"lockstep-ws-forecast", "lockstep-home-forecast.alice"}
     assert not [n for n in claims(api) if n.startswith("claim-")]  # no z2jh home claim
     await asyncio.wait_for(spawner.stop(now=True), 30)
     assert pods(api) == {}

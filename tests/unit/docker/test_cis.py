@@ -277,14 +277,14 @@ def test_a_rendered_job_passes():
     spec = job_spec(project=FORECAST, image=IMAGE, user="alice", stage="prod",
                     data_sources=SOURCES, command=("true",))
     body = job_body(spec, project=FORECAST, session_id="abc", runtime="runsc")
-    assert set(statuses(body, "lockstep-job-forecast-abc").values()) == {PASS}
+    assert set(statuses(body, "lockstep-job_forecast_abc").values()) == {PASS}
 
 
 def test_a_rendered_service_passes_with_its_restart_exception():
     spec = service_launch_spec(project=FORECAST, image=IMAGE, stage="prod",
                                data_sources=SOURCES)
     body = docker_body(spec, service=FORECAST.service, index=0)
-    found = statuses(body, "lockstep-svc-forecast-0")
+    found = statuses(body, "lockstep-svc_forecast_0")
     assert found.pop("restart-policy") == EXCEPTION
     assert set(found.values()) == {PASS}
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,7 @@ from traitlets.config import Config
 
 from spawner.docker.inherited import WEAKENINGS, WeakeningRefused, from_traits
 from spawner.docker.render import DockerOptions, for_server, render_container
-from spawner.docker.spawner import LockstepDockerSpawner
+from spawner.docker.spawner import LockstepDockerSpawner, check_config
 from spawner.docker.traits import check_site_config
 from spawner.launch.spec import ImageRef, build_launch_spec
 from spawner.project import parse_project
@@ -85,7 +86,7 @@ def test_a_mount_on_a_lockstep_target_is_refused():
 def test_named_servers_get_their_own_home_unnamed_keeps_its_name():
     homes = {s: next(m.source for m in spec(s).mounts if m.kind == "home")
              for s in ("", "gpu", "cpu")}
-    assert homes[""] == "lockstep-home-iris-alice"
+    assert homes[""] == "lockstep-home-iris_alice"
     assert len(set(homes.values())) == 3
     assert homes["gpu"] == "lockstep-home-iris_alice_gpu"
 
@@ -129,17 +130,65 @@ def test_every_weakening_name_is_tested_and_unknown_overrides_are_refused():
         LockstepDockerSpawner(user=User("alice"), config=c)
 
 
-@pytest.mark.xfail(strict=True, reason="watch_hub_config's init_spawners hook does not fire "
-                   "before the proxy starts on JupyterHub 6.1.1; open, see the report")
-def test_a_real_jupyterhub_stops_at_start_naming_the_trait(tmp_path):
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run_hub(tmp_path: Path, body: str) -> tuple[int, str]:
+    """Run ``jupyterhub -f`` on a config of ``body`` (after a preamble that keeps the hub on
+    loopback, its files in ``tmp_path`` and starts no proxy, so a hub that wrongly starts
+    leaves nothing behind); (exit status, log). A hub still running after 60 s is killed
+    and the test fails."""
     (tmp_path / "jupyterhub_config.py").write_text(
-        'c.JupyterHub.spawner_class = "spawner.docker.spawner.LockstepDockerSpawner"\n'
-        'c.DockerSpawner.extra_host_config = {"privileged": True}\n'
-        f'c.JupyterHub.db_url = "sqlite:///{tmp_path}/hub.sqlite"\n')
-    done = subprocess.run([sys.executable, "-m", "jupyterhub", "-f", "jupyterhub_config.py",
-                           "--port", "0"], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=60, env={**os.environ,
-                                            "PYTHONPATH": str(Path(__file__).parents[3])})
-    assert done.returncode != 0
-    assert "extra_host_config: Privileged=True" in done.stderr + done.stdout
-    assert "allow_weakening = ['privileged']" in done.stderr + done.stdout
+        f'c.JupyterHub.db_url = "sqlite:///{tmp_path}/hub.sqlite"\n'
+        f'c.JupyterHub.bind_url = "http://127.0.0.1:{free_port()}"\n'
+        f'c.JupyterHub.hub_bind_url = "http://127.0.0.1:{free_port()}"\n'
+        "c.ConfigurableHTTPProxy.should_start = False\n" + body)
+    try:
+        done = subprocess.run([sys.executable, "-m", "jupyterhub", "-f", "jupyterhub_config.py"],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[3])})
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"the hub did not stop at start:\n{exc.stderr}")
+    return done.returncode, done.stderr + done.stdout
+
+
+def test_a_real_jupyterhub_stops_at_start_naming_the_trait(tmp_path):
+    """A site's own jupyterhub_config.py that ends with check_config(c): the hub exits 1
+    while it loads its config (before the proxy or any spawner), naming trait and override."""
+    status, log = run_hub(tmp_path,
+                          'c.JupyterHub.spawner_class = "lockstep-docker"\n'
+                          'c.DockerSpawner.extra_host_config = {"privileged": True}\n'
+                          "from spawner.docker.spawner import check_config\n"
+                          "check_config(c)\n")
+    assert status == 1, log
+    assert "WeakeningRefused" in log and "extra_host_config: Privileged=True" in log, log
+    assert "c.LockstepDockerSpawner.allow_weakening = ['privileged']" in log, log
+    assert "Starting proxy" not in log and "Initialized 0 spawners" not in log, log
+
+
+def test_a_real_jupyterhub_from_hubconfig_stops_at_start(tmp_path):
+    """``hubconfig.configure`` ends with the check, so a weakening set before it stops the
+    hub; one set after it is caught by the check_config(c) line that ends the file."""
+    before = ('c.DockerSpawner.extra_create_kwargs = {"user": "root"}\n'
+              "from spawner.docker.hubconfig import configure\n"
+              f"configure(c, environments_dir={str(tmp_path)!r}, data_roots=[], "
+              f"state_dir={str(tmp_path)!r})\n")
+    status, log = run_hub(tmp_path, before)
+    assert status == 1 and "extra_create_kwargs: User='root'" in log, log
+    assert "allow_weakening = ['root']" in log, log
+    after = (before.replace('"user": "root"', '"hostname": "nb"') +
+             'c.DockerSpawner.volumes = {"/var/run/docker.sock": "/var/run/docker.sock"}\n'
+             "from spawner.docker.spawner import check_config\ncheck_config(c)\n")
+    status, log = run_hub(tmp_path, after)
+    assert status == 1 and "/var/run/docker.sock -> /var/run/docker.sock" in log, log
+    assert "allow_weakening = ['host_bind']" in log, log
+
+
+def test_check_config_refuses_unknown_override_names():
+    c = Config()
+    c.LockstepDockerSpawner.allow_weakening = ["privileged", "everything"]
+    with pytest.raises(WeakeningRefused, match=r"unknown names \['everything'\]"):
+        check_config(c)

@@ -50,7 +50,7 @@ def test_job_body_is_the_server_body_with_a_command_and_job_labels():
     assert body["Labels"]["org.lockstep.kind"] == "job"
     assert body["Labels"]["org.lockstep.session"] == "abc123"
     assert body["Labels"]["org.lockstep.digest"] == DIGEST
-    assert container_name("forecast", "abc123") == "lockstep-job-forecast-abc123"
+    assert container_name("forecast", "abc123") == "lockstep-job_forecast_abc123"
 
 
 def test_a_job_without_command_says_where_to_put_it():

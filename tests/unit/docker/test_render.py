@@ -84,7 +84,7 @@ def test_hardened_defaults():
                                     "Target": "/data/iris", "ReadOnly": True,
                                     "BindOptions": {"Propagation": "rprivate"}}
     assert mounts["/workspace"]["Source"] == "lockstep-ws-iris"
-    assert mounts["/home/jovyan"]["Source"] == "lockstep-home-iris-alice"
+    assert mounts["/home/jovyan"]["Source"] == "lockstep-home-iris_alice"
     assert mounts["/tmp"]["Type"] == "tmpfs"
     assert not any("docker.sock" in json.dumps(m) for m in host["Mounts"])
 

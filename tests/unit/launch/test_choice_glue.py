@@ -18,6 +18,7 @@ from traitlets.config import Config
 from spawner.docker.spawner import LockstepDockerSpawner
 from spawner.launch.options import options_from_form, parse_user_options
 from spawner.launch.stages import available_stages, resolve_stage
+from spawner.launch.state import LaunchState
 from spawner.sessions import Session, append_event, start_event
 from tests.unit.hubfakes import Group, User
 
@@ -230,22 +231,22 @@ def test_state_roundtrip(site):
     spawner = make(config, User("alice"))
     spawner.object_id = "abc"
     image = "r/lockstep/iris@sha256:" + "a" * 64
-    spawner._lockstep = {"project": "iris", "image": image, "digest": "sha256:" + "a" * 64,
-                         "network": "lockstep-iris", "session": "s1", "stage": "dev"}
+    spawner._launch = LaunchState(project="iris", image=image, session="s1", stage="dev",
+                                  engine={"network": "lockstep-iris"})
     state = spawner.get_state()
     assert state["lockstep"] == {"project": "iris", "stage": "dev", "image": image,
                                  "session": "s1", "engine": {"network": "lockstep-iris"}}
     fresh = make(config, User("alice"))
     fresh.load_state(state)
-    assert {k: v for k, v in fresh._lockstep.items() if v} == spawner._lockstep
+    assert fresh._launch == spawner._launch and fresh._launch.digest == "sha256:" + "a" * 64
     assert (fresh.object_name, fresh.object_id, fresh.network_name) == (
         "lockstep-alice", "abc", "bridge")  # the trait stays the site's
     old = make(config, User("alice"))  # the shape written before LaunchState still loads
     old.load_state({"object_id": "abc", "lockstep": {"project": "iris", "image": image,
                                                      "network": "lockstep-iris"}})
-    assert old._lockstep["network"] == "lockstep-iris" and old._lockstep["project"] == "iris"
+    assert old._launch.engine == {"network": "lockstep-iris"} and old._launch.project == "iris"
     fresh.clear_state()
-    assert fresh._lockstep == {}
+    assert fresh._launch is None and "lockstep" not in fresh.get_state()
 
 
 def test_traits_validate_and_return(site):

@@ -94,8 +94,8 @@ def test_binding_and_replicas_choose_host_ports():
     assert body["Labels"]["org.lockstep.service-port"] == "9002"
     candidate = docker_body(spec(), service=service, index=0, publish=False)
     assert "PortBindings" not in candidate["HostConfig"]
-    assert container_name("forecast", 2) == "lockstep-svc-forecast-2"
-    assert container_name("forecast", 0, suffix="next") == "lockstep-svc-forecast-0-next"
+    assert container_name("forecast", 2) == "lockstep-svc_forecast_2"
+    assert container_name("forecast", 0, suffix="next") == "lockstep-svc_forecast_0_next"
 
 
 def test_kube_objects_are_deployment_service_and_networkpolicy():
