@@ -98,11 +98,14 @@ def host_cuda(site: DockerSite) -> tuple[CudaVersion | None, str]:
     return detect_host_cuda(), "nvidia-smi on the hub's host"
 
 
-def volume_init_body(image: str, volume: str, target: str, labels: Mapping) -> dict:
+def volume_init_body(image: str, volume: str, target: str, labels: Mapping, *,
+                     runtime: str = "") -> dict:
     """A one-shot container that hands a new volume's root to uid 1000 (pure).
 
     Root inside it, but only CHOWN/FOWNER, no network, read-only root, fixed command, and
     small memory/CPU/pids limits (it lives about a second, and ``lockstep audit`` may see it).
+    It runs the project's image, so it runs under the project's ``runtime`` (``runsc`` for a
+    gVisor project: the image's code never runs as root on the host kernel under runc).
     """
     code = (f"import os; os.chown({target!r}, {UID}, {GID}); "
             f"os.chmod({target!r}, 0o2775)")
@@ -122,18 +125,20 @@ def volume_init_body(image: str, volume: str, target: str, labels: Mapping) -> d
             "PidsLimit": 32,
             "Mounts": [{"Type": "volume", "Source": volume, "Target": target,
                         "ReadOnly": False, "VolumeOptions": {"NoCopy": False}}],
+            **({"Runtime": runtime} if runtime else {}),
         },
     }
 
 
 def ensure_volume(api, name: str, labels: Mapping, *, image: str, target: str,
-                  chown: bool) -> bool:
-    """Create volume ``name`` if missing (True if created), owned by uid 1000 when ``chown``."""
+                  chown: bool, runtime: str = "") -> bool:
+    """Create volume ``name`` if missing (True if created), owned by uid 1000 when ``chown``
+    (by a ``volume_init_body`` container under ``runtime``)."""
     if engine.has_volume(api, name):
         return False
     engine.create_volume(api, name, dict(labels))
     if chown:
-        done = run_to_end(api, volume_init_body(image, name, target, labels),
+        done = run_to_end(api, volume_init_body(image, name, target, labels, runtime=runtime),
                           timeout=VOLUME_INIT_TIMEOUT)
         if done.code != 0:
             raise engine.EngineError(f"could not prepare volume {name} for uid {UID} "
@@ -187,14 +192,17 @@ def _firewall_current(rules: str) -> bool:
             and time.monotonic() - _FIREWALL_WRITTEN["at"] < FIREWALL_RESYNC)
 
 
-def ensure_volumes(api, spec: LaunchSpec, *, chown: bool, report: Report) -> tuple[str, ...]:
-    """Home and workspace volumes of ``spec``; the names of those created now."""
+def ensure_volumes(api, spec: LaunchSpec, *, chown: bool, report: Report,
+                   runtime: str = "") -> tuple[str, ...]:
+    """Home and workspace volumes of ``spec``; the names of those created now (prepared
+    under ``runtime``, the project's)."""
     created = []
     for mount in spec.mounts:
         if mount.kind not in ("home", "workspace"):
             continue
         if ensure_volume(api, mount.source, volume_labels(spec, mount),
-                         image=spec.image.reference, target=mount.target, chown=chown):
+                         image=spec.image.reference, target=mount.target, chown=chown,
+                         runtime=runtime):
             created.append(mount.source)
             report(f"Created volume {mount.source}", 1.0)
     return tuple(created)
@@ -248,6 +256,6 @@ def prepare(
             network = ensure_network(api, spec, project=project, site=site,
                                      host_ports=host_ports)
     with _step("volume"):
-        created = ensure_volumes(api, spec, report=report,
+        created = ensure_volumes(api, spec, report=report, runtime=runtime,
                                  chown=site.chown_volumes if chown is None else chown)
     return Prepared(runtime, gpu_mode, network, pulled, created)

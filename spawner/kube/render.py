@@ -142,9 +142,8 @@ def home_claim(project: str, user: str, server: str = "") -> str:
 
 
 def for_server(spec: LaunchSpec, server: str) -> LaunchSpec:
-    """``spec`` with its home mount on ``home_claim(..., server)`` (unchanged for "")."""
-    if not server:
-        return spec
+    """``spec`` with its home mount on ``home_claim(..., server)`` ("" = the default server:
+    ``lockstep-home-<project>.<user>``, a valid claim name, unlike the Docker volume's '_')."""
     name = home_claim(spec.project, spec.user, server)
     mounts = tuple(replace(m, source=name) if m.kind == "home" else m for m in spec.mounts)
     return replace(spec, mounts=mounts)

@@ -187,6 +187,8 @@ def locked_versions(lock: bytes) -> dict[str, str]:
 
 
 def wait_for_api(url: str, container, timeout: float = 60.0) -> dict:
+    import docker.errors
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -195,7 +197,11 @@ def wait_for_api(url: str, container, timeout: float = 60.0) -> dict:
                 return response.json()
         except httpx.HTTPError:
             pass
-        container.reload()
+        try:
+            container.reload()
+        except docker.errors.NotFound:  # another session's cleanup by the test label
+            raise AssertionError(f"the hub container {container.name} was removed under the "
+                                 "test (another test session's cleanup?); run it again") from None
         if container.status == "exited":
             break
         time.sleep(0.3)

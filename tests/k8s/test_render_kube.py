@@ -18,6 +18,7 @@ from spawner.kube.render import (
     GpuPlacement,
     KubeOptions,
     KubeRenderError,
+    for_server,
     label_safe,
     render_claims,
     render_pod,
@@ -39,11 +40,11 @@ OPTIONS = KubeOptions(
 
 def spec_for(name: str, user: str = "alice", stage: str = "prod", **kw):
     project = PROJECTS[name]
-    return build_launch_spec(
+    return for_server(build_launch_spec(  # as the spawner does: the home claim's name
         project=project, image=fake_image(name, stage), user=user, stage=stage,
         data_sources={m.name: f"pvc={m.name}" for m in project.data},
         env={"JUPYTERHUB_API_URL": "http://hub:8081/hub/api"},
-        command=("jupyterhub-singleuser",), **kw)
+        command=("jupyterhub-singleuser",), **kw), "")
 
 
 def check_golden(name: str, data) -> None:

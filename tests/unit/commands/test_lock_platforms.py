@@ -114,6 +114,8 @@ def test_a_cuda_requirement_no_package_satisfies_keeps_the_old_lock(tmp_path, lo
     assert lockstep("lock", "laptops").returncode == 0
     before = (folder / "conda-lock.yml").read_bytes()
     (folder / "project.yaml").write_text('name: laptops\ngpu: {cuda: ">=11.8"}\n')
+    stale = lockstep("lock", "--check", "laptops")
+    assert stale.returncode == 1 and "lockstep.cuda changed ('>=12.0' -> '>=11.8')" in stale.stdout
     failed = lockstep("lock", "laptops")
     assert failed.returncode == 2 and "Traceback" not in failed.stderr
     assert "cannot solve for linux-64" in failed.stderr

@@ -136,3 +136,10 @@ def test_deploy_refuses_an_internal_site_before_touching_the_engine(tmp_path: Pa
     err = capsys.readouterr().err
     assert "c.LockstepDockerSpawner.network_internal = True" in err
     assert "could not be reached on port 18080" in err and "--render k8s" in err
+
+
+def test_the_volume_helper_runs_under_the_projects_runtime():
+    image = "img@sha256:" + "a" * 64
+    body = volume_init_body(image, "vol", "/home/jovyan", {}, runtime="runsc")
+    assert body["HostConfig"]["Runtime"] == "runsc"
+    assert "Runtime" not in volume_init_body(image, "vol", "/home/jovyan", {})["HostConfig"]
