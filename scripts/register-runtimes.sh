@@ -5,6 +5,10 @@
 # c.LockstepDockerSpawner.runtime_names reach servers, jobs, services and gates alike
 # (tests/docker/test_site_runtime.py).
 # A running dockerd is told with SIGHUP (no restart, running containers untouched).
+# runsc gets --network=host: measured on the reference host, runsc's own network stack
+# (netstack) refuses to start any container ("cannot run with network enabled in root
+# network namespace"). The container still has its own namespace on the project bridge and
+# lockstep's iptables rules (docs/production.md, "gVisor on Docker").
 set -euo pipefail
 conf=/etc/docker/daemon.json
 python3 - "$conf" <<'PY'

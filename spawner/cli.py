@@ -34,6 +34,7 @@ COMMANDS = (
     "history",
     "verify",
     "audit",
+    "model",
 )
 
 

@@ -90,6 +90,9 @@ REPLICA = f"{PREFIX}.replica"
 HEALTH = f"{PREFIX}.health"
 """The HTTP path a service replica's health check GETs (the project's ``service.health``)."""
 
+MODEL_DIGEST = f"{PREFIX}.model-digest"
+"""The model (``spawner.models``) a service replica serves, mounted read-only with it."""
+
 # -- volumes ---------------------------------------------------------------------------------
 
 VOLUME = f"{PREFIX}.volume"

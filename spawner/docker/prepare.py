@@ -124,7 +124,10 @@ def volume_init_body(image: str, volume: str, target: str, labels: Mapping, *,
             "NanoCpus": 500_000_000,
             "PidsLimit": 32,
             "Mounts": [{"Type": "volume", "Source": volume, "Target": target,
-                        "ReadOnly": False, "VolumeOptions": {"NoCopy": False}}],
+                        "ReadOnly": False, "VolumeOptions": {"NoCopy": False}},
+                       # runsc mounts its own /tmp and cannot make one in a read-only root
+                       {"Type": "tmpfs", "Target": "/tmp",
+                        "TmpfsOptions": {"SizeBytes": 2**20, "Mode": 0o1777}}],
             **({"Runtime": runtime} if runtime else {}),
         },
     }

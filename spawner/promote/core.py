@@ -31,6 +31,8 @@ import httpx
 from spawner.errors import LockstepError
 from spawner.image.registry import RegistryClient, RegistryError
 from spawner.launch.stages import split_repository, stage_repository
+from spawner.models.pairs import model_tag, rollback_pair
+from spawner.models.promotion import ModelPair, move_model, read_models, restore_model
 from spawner.project import load_project
 from spawner.promote.gates import (
     ApprovalPolicy,
@@ -41,7 +43,7 @@ from spawner.promote.gates import (
     verify_gate,
 )
 from spawner.promote.pointers import Endpoint, PointerError, StageLock, move_pointer, read_pointer
-from spawner.promote.trail import AuditRecord, AuditTrail, GateResult, rollback_target, utc_now
+from spawner.promote.trail import AuditRecord, AuditTrail, GateResult, utc_now
 from spawner.settings import unknown_stage
 
 NO_CHANGE = "no stage was changed"
@@ -177,7 +179,9 @@ def promote(
             source, target = session.endpoint(step.from_stage), session.endpoint(to_stage)
             current = read_pointer(source, step.from_stage)
             previous = read_pointer(target, to_stage)
-            record = replace(record, digest=current, previous_digest=previous)
+            models = read_models(source, step.from_stage, target, to_stage)
+            record = replace(record, digest=current, previous_digest=previous,
+                             **models.record_fields())
             if current is None:
                 record = replace(
                     record,
@@ -197,14 +201,15 @@ def promote(
                         f"{step.from_stage} first; {NO_CHANGE}"
                     ),
                 )
-            elif previous == current:
+            elif previous == current and not models.moves:
                 record = replace(
                     record,
                     outcome="unchanged",
                     message=(f"{to_stage} already points at {current}; nothing to do"),
                 )
             else:
-                record = _gate_and_move(settings, record, step, source, target, gates, trail, say)
+                record = _gate_and_move(settings, record, step, source, target, gates, trail, say,
+                                        models)
     except (RegistryError, PointerError) as exc:
         reason = unreachable_message(exc) or str(exc)
         record = replace(record, outcome="failed", message=f"{reason}; {NO_CHANGE}")
@@ -214,7 +219,9 @@ def promote(
     return record
 
 
-def _gate_and_move(settings, record, step, source, target, gates, trail, say) -> AuditRecord:
+def _gate_and_move(settings, record, step, source, target, gates, trail, say,
+                   models: ModelPair | None = None) -> AuditRecord:
+    models = models or ModelPair(None, None)
     ctx = GateContext(
         project=record.project,
         from_stage=step.from_stage,
@@ -243,21 +250,28 @@ def _gate_and_move(settings, record, step, source, target, gates, trail, say) ->
                 f"{source.name}:{step.from_stage} moved from {record.digest} to "
                 f"{now_source} while the gates ran; run the promotion again"
             )
-        move = move_pointer(
-            source=source,
-            target=target,
-            stage=step.to_stage,
-            digest=record.digest,
-            expected=record.previous_digest,
-        )
+        model_bytes = move_model(source=source, target=target, from_stage=step.from_stage,
+                                 to_stage=step.to_stage, pair=models)
+        try:
+            move = move_pointer(
+                source=source,
+                target=target,
+                stage=step.to_stage,
+                digest=record.digest,
+                expected=record.previous_digest,
+            )
+        except (RegistryError, PointerError) as exc:
+            raise PointerError(f"{exc}{restore_model(target, step.to_stage, models)}") from exc
+        model_note = (f"; model {model_tag(step.to_stage)} now {models.source} (was "
+                      f"{models.target or 'nothing'})" if models.moves else "")
         record = replace(
             record,
             outcome="promoted",
-            bytes_moved=move.bytes_moved,
+            bytes_moved=move.bytes_moved + model_bytes,
             message=(
                 f"{target.name}:{step.to_stage} now points at {record.digest} "
                 f"(was {record.previous_digest or 'nothing'}; pointer move {move.seconds:.3f} s, "
-                f"{move.bytes_moved} bytes)"
+                f"{move.bytes_moved} bytes){model_note}"
             ),
         )
         record = trail.append(record)
@@ -294,31 +308,49 @@ def rollback(
         with ExitStack() as stack:
             target = _Session(settings, project, stack).endpoint(stage)
             with StageLock(settings.data_path("locks"), project, stage):
-                current = read_pointer(target, stage)
-                wanted, why = rollback_target(
-                    trail.read(project, verify=True), project=project, stage=stage,
-                    current=current,
-                )
-                record = replace(record, previous_digest=current, digest=wanted)
-                if wanted is None:
-                    record = replace(record, outcome="refused", message=f"{why}; {NO_CHANGE}")
-                else:
-                    move = move_pointer(
-                        source=target, target=target, stage=stage, digest=wanted, expected=current
-                    )
-                    record = replace(
-                        record,
-                        outcome="rolled-back",
-                        bytes_moved=move.bytes_moved,
-                        seconds=round(time.monotonic() - started, 4),
-                        message=(f"{target.name}:{stage} points back at {wanted} (was {current})"),
-                    )
+                record = _roll_back_pair(trail, record, target, started)
+                if record.outcome == "rolled-back":
                     return trail.append(record)
     except (RegistryError, PointerError) as exc:
         reason = unreachable_message(exc) or str(exc)
         record = replace(record, outcome="failed", message=f"{reason}; {NO_CHANGE}")
     record = replace(record, seconds=round(time.monotonic() - started, 4))
     return trail.append(record)
+
+
+def _roll_back_pair(trail, record: AuditRecord, target: Endpoint, started: float) -> AuditRecord:
+    """Under the stage lock: point the stage's image (and model) back at the pair before."""
+    project, stage = record.project, record.to_stage
+    current = read_pointer(target, stage)
+    current_model = read_pointer(target, model_tag(stage))
+    wanted, why = rollback_pair(trail.read(project, verify=True), project=project,
+                                stage=stage, current=(current, current_model))
+    record = replace(record, previous_digest=current, digest=wanted and wanted[0])
+    if wanted is None:
+        return replace(record, outcome="refused", message=f"{why}; {NO_CHANGE}")
+    image, model = wanted
+    moved, note = 0, ""
+    if model is not None:
+        record = replace(record, model_digest=model, previous_model_digest=current_model)
+        if model != current_model:
+            moved += move_pointer(source=target, target=target, stage=model_tag(stage),
+                                  digest=model, expected=current_model).bytes_moved
+            note = f"; model back at {model} (was {current_model})"
+    if image != current:
+        try:
+            moved += move_pointer(source=target, target=target, stage=stage, digest=image,
+                                  expected=current).bytes_moved
+        except (RegistryError, PointerError) as exc:
+            pair = ModelPair(model, current_model) if model != current_model else None
+            undo = restore_model(target, stage, pair) if pair else ""
+            raise PointerError(f"{exc}{undo}") from exc
+    return replace(
+        record,
+        outcome="rolled-back",
+        bytes_moved=moved,
+        seconds=round(time.monotonic() - started, 4),
+        message=f"{target.name}:{stage} points back at {image} (was {current}){note}",
+    )
 
 
 __all__ = ["GateResult", "PromotionError", "plan", "promote", "rollback"]

@@ -102,10 +102,15 @@ class AuditRecord:
     authenticated: bool | None = None
     prev: str | None = None
     version: int = field(default=FORMAT_VERSION)
+    model_digest: str | None = None  # the model moved with the image (spawner.models)
+    previous_model_digest: str | None = None
 
     def to_dict(self) -> dict:
         data = asdict(self)
         data["gates"] = [asdict(g) for g in self.gates]
+        for key in ("model_digest", "previous_model_digest"):  # written only when models
+            if data[key] is None:  # are in use: older lines and their hashes stay as they are
+                del data[key]
         return data
 
     def to_json(self) -> str:

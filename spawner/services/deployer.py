@@ -41,6 +41,7 @@ from spawner.labels import DIGEST as DIGEST_LABEL
 from spawner.labels import HEALTH as HEALTH_LABEL
 from spawner.labels import KIND as KIND_LABEL
 from spawner.labels import MANAGED as MANAGED_LABEL
+from spawner.labels import MODEL_DIGEST as MODEL_LABEL
 from spawner.labels import PROJECT as PROJECT_LABEL
 from spawner.labels import SERVICE_PORT as PORT_LABEL
 from spawner.labels import selector
@@ -217,15 +218,17 @@ def _tried(api, body: dict, name: str, timeout_s: float) -> tuple[str, bool, str
 
 
 def _roll_replica(api, *, project: str, index: int, digest: str, body_for: BodyFor,
-                  port: int, timeout_s: float, report: Callable[[str], None]) -> ReplicaResult:
+                  port: int, timeout_s: float, report: Callable[[str], None],
+                  model: str = "") -> ReplicaResult:
     name = container_name(project, index)
     temp = container_name(project, index, suffix="next")
     current = current_replica(api, project, index)
-    previous = ((current or {}).get("Config") or {}).get("Labels", {}).get(DIGEST_LABEL, "")
+    labels = ((current or {}).get("Config") or {}).get("Labels") or {}
+    previous = labels.get(DIGEST_LABEL, "")
     result = ReplicaResult(name, "started" if current is None else "rolled", digest,
                            previous, port)
     state = (current or {}).get("State") or {}
-    if previous == digest and state.get("Running") and \
+    if previous == digest and labels.get(MODEL_LABEL, "") == model and state.get("Running") and \
             (state.get("Health") or {}).get("Status") == "healthy":
         result.action = "unchanged"
         return result
@@ -272,8 +275,10 @@ def deploy(
     body_for: BodyFor,
     timeout_s: float = 60.0,
     report: Callable[[str], None] = lambda message: None,
+    model: str = "",
 ) -> DeployResult:
-    """Run ``project``'s service on ``digest`` (see module docstring)."""
+    """Run ``project``'s service on ``digest`` (see module docstring) with ``model`` (its
+    digest, '' for none: a replica serving another model is rolled like another image)."""
     check_ports(api, project=project, service=service, binding=binding)
     result = DeployResult(project, digest)
     ports = host_ports(service, binding)
@@ -282,7 +287,7 @@ def deploy(
         for index in range(service.replicas):
             result.replicas.append(_roll_replica(
                 api, project=project, index=index, digest=digest, body_for=body_for,
-                port=ports[index], timeout_s=timeout_s, report=report))
+                port=ports[index], timeout_s=timeout_s, report=report, model=model))
     except BaseException:
         if fresh:  # a first deploy that failed part-way leaves nothing running
             remove(api, project)

@@ -7,7 +7,9 @@ rendered from one ``launch.LaunchSpec`` by ``render_docker`` and ``render_kube``
 service changes, on purpose:
 
 * the command is ``service.command`` from ``project.yaml``; the user label is ``service``;
-* the workspace is mounted **read-only** (a service reads its model, never writes it) and
+* the workspace is mounted **read-only** (a service reads its model, never writes it);
+  a model promoted with the image (``spawner.models``) is bound read-only at
+  ``/opt/model`` from a content-addressed cache, named in ``LOCKSTEP_MODEL_DIGEST``; and
   the home is a ``tmpfs`` (a service keeps no state between restarts; replicas share none);
 * Docker: restart policy ``unless-stopped``, a ``Healthcheck`` that GETs the health path
   with the environment's own python (images have no curl), the port published on
@@ -34,7 +36,16 @@ from typing import Any
 from spawner.docker.render import DockerOptions, render_container
 from spawner.errors import LockstepError
 from spawner.kube import render as render_kube
-from spawner.labels import HEALTH, IMAGE, KIND, PROJECT, REPLICA, SERVICE_PORT, USER
+from spawner.labels import (
+    HEALTH,
+    IMAGE,
+    KIND,
+    MODEL_DIGEST,
+    PROJECT,
+    REPLICA,
+    SERVICE_PORT,
+    USER,
+)
 from spawner.launch.spec import (
     ImageRef,
     LaunchOptions,
@@ -50,6 +61,8 @@ CONTAINER_PREFIX = "lockstep-svc"
 K8S_CONTAINER = "service"
 K8S_PORT_NAME = "http"
 _NS = 1_000_000_000
+MODEL_TARGET = "/opt/model"
+MODEL_MOUNT = "lockstep-model"
 
 
 class ServiceError(LockstepError):
@@ -62,6 +75,16 @@ class Binding:
 
     host_ip: str = "127.0.0.1"
     host_port: int = 0
+
+
+@dataclass(frozen=True)
+class ModelMount:
+    """A promoted model: its digest and the host folder holding its files (a content-
+    addressed cache, ``spawner.models.store.pull``), bound read-only at ``target``."""
+
+    digest: str
+    source: str
+    target: str = MODEL_TARGET
 
 
 @dataclass(frozen=True)
@@ -118,16 +141,31 @@ def service_launch_spec(
     stage: str,
     data_sources: Mapping[str, str],
     options: LaunchOptions | None = None,
+    model: ModelMount | None = None,
 ) -> LaunchSpec:
-    """The launch spec of ``project``'s service on ``image`` (see module docstring)."""
+    """The launch spec of ``project``'s service on ``image`` (see module docstring).
+
+    ``model``: the stage's promoted model, bound read-only at ``model.target`` with
+    ``LOCKSTEP_MODEL_DIR`` and ``LOCKSTEP_MODEL_DIGEST`` in the environment."""
     service = service_of(project)
     options = options or LaunchOptions()
+    env = {"LOCKSTEP_SERVICE_PORT": str(service.port), "PYTHONUNBUFFERED": "1"}
+    if model is not None:
+        env.update(LOCKSTEP_MODEL_DIR=model.target, LOCKSTEP_MODEL_DIGEST=model.digest)
     spec = build_launch_spec(
         project=project, image=image, user=SERVICE_USER, stage=stage,
         data_sources=data_sources, options=options, gpu=False, command=service.command,
-        env={"LOCKSTEP_SERVICE_PORT": str(service.port), "PYTHONUNBUFFERED": "1"},
+        env=env,
     )
-    return replace(spec, mounts=_service_mounts(spec.mounts, tmpfs_size=options.tmpfs_size))
+    mounts = list(spec.mounts)
+    if model is not None:
+        mounts.append(Mount("data", MODEL_MOUNT, model.source, model.target, read_only=True))
+    return replace(spec, mounts=_service_mounts(mounts, tmpfs_size=options.tmpfs_size))
+
+
+def model_of(spec: LaunchSpec) -> str:
+    """The model digest ``spec`` serves ('' for none)."""
+    return spec.env_dict().get("LOCKSTEP_MODEL_DIGEST", "")
 
 
 def health_command(port: int, path: str, timeout_s: float) -> list[str]:
@@ -139,8 +177,11 @@ def health_command(port: int, path: str, timeout_s: float) -> list[str]:
 
 def service_labels(spec: LaunchSpec, *, port: int, index: int, health: str) -> dict[str, str]:
     """The labels a service container adds to the launch spec's."""
-    return {KIND: "service", SERVICE_PORT: str(port), REPLICA: str(index),
-            IMAGE: spec.image.reference, HEALTH: health}
+    labels = {KIND: "service", SERVICE_PORT: str(port), REPLICA: str(index),
+              IMAGE: spec.image.reference, HEALTH: health}
+    if model_of(spec):
+        labels[MODEL_DIGEST] = model_of(spec)
+    return labels
 
 
 def docker_body(

@@ -21,6 +21,7 @@ that label at the end of the session.
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -30,7 +31,9 @@ from traitlets.config import Config
 from spawner.image import localregistry
 from spawner.settings import Lockstep
 
-REGISTRY = localregistry.DEFAULT_ADDR
+# LOCKSTEP_TEST_REGISTRY=127.0.0.1:PORT: a registry of this session's own, apart from a
+# shared 127.0.0.1:5000 that another session may stop or wipe while this one runs
+REGISTRY = os.environ.get("LOCKSTEP_TEST_REGISTRY") or localregistry.DEFAULT_ADDR
 TEST_LABEL = "org.lockstep.test"
 
 

@@ -223,15 +223,13 @@ def test_unsolvable_spec_names_the_conflict_and_keeps_the_old_lock(tmp_path, tin
     assert sorted(p.name for p in project.iterdir()) == ["conda-lock.yml", "environment.yml"]
 
 
-def test_pip_section_is_a_clear_error(tmp_path, tiny_channel, lockstep):
+def test_editable_pip_line_is_a_clear_error(tmp_path, tiny_channel, lockstep):
     write_config(tmp_path, tiny_channel)
-    make_project(tmp_path, SPEC + "  - pip:\n    - requests==2.32\n")
+    make_project(tmp_path, SPEC + "  - pip:\n    - -e ./mypkg\n")
     failed = lockstep("lock", "environments/demo")
     assert failed.returncode == 2 and "Traceback" not in failed.stderr
-    assert (
-        "pip dependencies are not supported yet: requests==2.32; remove the pip: section"
-        in failed.stderr
-    )
+    assert "environment.yml:9: '-e ./mypkg' is an editable install" in failed.stderr
+    assert "Build a wheel (`pip wheel --no-deps .`)" in failed.stderr
     assert not (tmp_path / "environments/demo/conda-lock.yml").exists()
 
 

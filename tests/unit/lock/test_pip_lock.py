@@ -131,6 +131,14 @@ def test_install_unpacks_verified_wheels_without_host_paths(locked, tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == [[1], "1.0.0"]
+    from spawner.image.envlayout import layout_prefix
+
+    layout = layout_prefix(prefix)
+    assert layout.packages["pypi:msgpack"].manager == "pip"
+    owned = {e.path for e in layout.owned["pypi:msgpack"]}
+    assert "opt/env/lib/python3.11/site-packages/msgpack/__init__.py" in owned
+    assert "opt/env/lib/python3.11/site-packages/msgpack-1.2.4.dist-info/RECORD" in owned
+    assert layout.packages["pypi:requests-toolbelt"].dependencies == ()  # requests is conda's
     again = install_lock(locked / "conda-lock.yml", prefix, platform="linux-64",
                          target_prefix="/opt/env", cache_dir=tmp_path / "pkgs")
     assert again.packages == result.packages  # a second install is a no-op
