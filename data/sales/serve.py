@@ -12,6 +12,11 @@ A missing or malformed model makes /health answer 503 (so the service is not mar
 healthy and a deploy keeps the previous one); a bad ``ad_spend`` answers 400.
 
     python serve.py --model /workspace/model.json --port 8080
+
+When lockstep deploys a model promoted with the image (``lockstep model push``), it binds
+the model's files read-only at ``$LOCKSTEP_MODEL_DIR`` (``/opt/model``) and names it in
+``$LOCKSTEP_MODEL_DIGEST``: the file of ``--model``'s name is then read from there, never
+from the writable workspace, and /health says which model digest it serves.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -46,6 +52,13 @@ def load_model(path: str) -> dict:
     return model
 
 
+def model_path(given: str, environ=os.environ) -> str:
+    """``given``, or the file of its name in the promoted model's read-only folder when
+    lockstep mounted one (``LOCKSTEP_MODEL_DIR``): a promoted model wins over the workspace."""
+    folder = environ.get("LOCKSTEP_MODEL_DIR", "")
+    return os.path.join(folder, os.path.basename(given)) if folder else given
+
+
 def predict(model: dict, ad_spend: float) -> float:
     return float(model["slope"]) * ad_spend + float(model["intercept"])
 
@@ -53,6 +66,7 @@ def predict(model: dict, ad_spend: float) -> float:
 class Handler(BaseHTTPRequestHandler):
     server_version = "forecast-serve/1"
     model_path = ""
+    model_digest = ""
 
     def _send(self, status: int, body: dict) -> None:
         data = (json.dumps(body, sort_keys=True) + "\n").encode()
@@ -92,7 +106,10 @@ class Handler(BaseHTTPRequestHandler):
         if url.path == "/health" and self.command == "GET":
             model = self._model()
             if model is not None:
-                self._send(HTTPStatus.OK, {"status": "ok", "model": model})
+                body = {"status": "ok", "model": model}
+                if self.model_digest:
+                    body["model_digest"] = self.model_digest
+                self._send(HTTPStatus.OK, body)
         elif url.path == "/predict":
             model = self._model()
             ad_spend = self._ad_spend(parse_qs(url.query)) if model is not None else None
@@ -117,9 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--host", default="0.0.0.0", help="address to listen on")
     args = parser.parse_args(argv)
-    Handler.model_path = args.model
+    Handler.model_path = model_path(args.model)
+    Handler.model_digest = os.environ.get("LOCKSTEP_MODEL_DIGEST", "")
     server = ThreadingHTTPServer((args.host, args.port), Handler)
-    print(f"forecast: serving {args.model} on {args.host}:{args.port}", flush=True)
+    print(f"forecast: serving {Handler.model_path} on {args.host}:{args.port}", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

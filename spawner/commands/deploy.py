@@ -6,7 +6,10 @@ service port (``--port`` to change it; replica *i* gets port + i), on an engine 
 as the hub prepares it (``c.LockstepDockerSpawner`` runtime names, internal network,
 firewall: ``spawner.docker.site``). Deploying again after
 a promotion or a rollback rolls the service to the stage's new digest, and keeps the old
-one if the new one is not healthy. ``--render k8s`` writes the Deployment, Service and
+one if the new one is not healthy. A model promoted with the image (``lockstep model``)
+is pulled by digest into ``<data_dir>/models/`` and bound read-only at ``/opt/model``
+(``LOCKSTEP_MODEL_DIR``, ``LOCKSTEP_MODEL_DIGEST``); a new model rolls the service too.
+``--render k8s`` writes the Deployment, Service and
 NetworkPolicy instead (``-o DIR``, else to stdout) for ``kubectl apply``;
 ``--render helm-values`` writes the same objects as the chart's ``services.<project>``
 value (``-o FILE``) for ``helm upgrade -f``. Both resolve the stage's digest now; the pod's
@@ -236,6 +239,17 @@ def _print(rows: list[dict], as_json: bool) -> None:
         print("  ".join(f"{k}={v}" for k, v in row.items()))
 
 
+def _stage_model(settings, project: str, stage: str) -> services.ModelMount | None:
+    """The model ``stage`` holds, pulled to the local cache (None: the stage has none)."""
+    from spawner.models import store
+
+    found = store.serve(settings, project, stage)
+    if found is None:
+        return None
+    _say(f"model {found[0]} of {stage}: read-only at {services.MODEL_TARGET}")
+    return services.ModelMount(found[0], str(found[1]))
+
+
 def run(args, settings) -> int:
     project = load_project(settings.project_dir(args.project))
     service = services.service_of(project)
@@ -267,9 +281,10 @@ def run(args, settings) -> int:
         binding = services.Binding(host_ip=args.bind, host_port=args.port)
         deployer.check_ports(api, project=project.name, service=service, binding=binding)
         image = jobs.stage_image(settings, project.name, stage)
+        model = _stage_model(settings, project.name, stage)
         spec = services.service_launch_spec(
             project=project, image=image, stage=stage,
-            data_sources=site_data_sources(project, settings))
+            data_sources=site_data_sources(project, settings), model=model)
         ready = prepare(api, spec, project=project, site=site, chown=True,
                         report=lambda message, _fraction: _say(message))
 
@@ -279,12 +294,14 @@ def run(args, settings) -> int:
 
         result = deployer.deploy(api, project=project.name, digest=image.digest,
                                  service=service, binding=binding, body_for=body_for,
-                                 timeout_s=args.timeout, report=_say)
+                                 timeout_s=args.timeout, report=_say,
+                                 model=model.digest if model else "")
     finally:
         api.close()
     rows = [{"name": r.name, "action": r.action, "digest": r.digest,
              "url": f"http://{binding.host_ip}:{r.host_port}{service.health}",
-             "previous": r.previous, "candidate_healthy_s": round(r.candidate_healthy_s, 2),
+             "previous": r.previous, "model": model.digest if model else "",
+             "candidate_healthy_s": round(r.candidate_healthy_s, 2),
              "switch_s": round(r.switch_s, 2)} for r in result.replicas]
     _print(rows, args.json)
     for name in result.removed:

@@ -2,7 +2,8 @@
 
 ``PrecreatedNativeAuthenticator`` is ``jupyterhub-nativeauthenticator``'s
 ``NativeAuthenticator`` (bcrypt hashes in the hub database, failed-login blocking, users
-changing their own password at ``/hub/change-password``) with its users made at hub start
+changing their own password at ``/hub/change-password``; the login form is JupyterHub's own,
+see ``get_handlers``) with its users made at hub start
 from a private file (``passwords_file``: ``{"alice": "<password>", ...}``, mode 0600) and
 authorized at once. Sign-up is off: only the users in the file exist, each logs in with
 their own password and no other, so knowing one user's password never lets anyone act as
@@ -55,6 +56,14 @@ class PrecreatedNativeAuthenticator(NativeAuthenticator):
         super().__init__(*args, **kwargs)
         if self.passwords_file:
             self.precreate(read_passwords(self.passwords_file))
+
+    def get_handlers(self, app):
+        """NativeAuthenticator's pages but its ``/login``: that handler times logins with
+        ``self.statsd``, which JupyterHub 5 removed (every login POST fails on 5 and 6), so
+        JupyterHub's own login form is used; it calls this authenticator's
+        ``authenticate`` (bcrypt check, blocking after failed logins) as any other."""
+        return [(path, handler) for path, handler in super().get_handlers(app)
+                if path != "/login"]
 
     def precreate(self, passwords: dict[str, str]) -> list[str]:
         """Create and authorize each user of ``passwords`` not in the table; the names made."""

@@ -122,7 +122,9 @@ def volume_init_body(image: str, volume: str, target: str, labels: Mapping, *,
             "NetworkMode": "none",
             "Memory": 256 * 2**20,
             "NanoCpus": 500_000_000,
-            "PidsLimit": 32,
+            # a sandbox runtime's own threads count against the container's pids cgroup:
+            # runsc does not start under 64 (measured), so it gets 128
+            "PidsLimit": 128 if runtime else 32,
             "Mounts": [{"Type": "volume", "Source": volume, "Target": target,
                         "ReadOnly": False, "VolumeOptions": {"NoCopy": False}},
                        # runsc mounts its own /tmp and cannot make one in a read-only root

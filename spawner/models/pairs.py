@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from spawner.promote.trail import MOVED
-
+MOVED = ("promoted", "rolled-back")  # spawner.promote.trail.MOVED (not imported: that
+# package imports this one)
 MODEL_TAG_PREFIX = "model-"
 Pair = tuple[str | None, str | None]
 

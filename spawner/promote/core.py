@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -32,7 +33,6 @@ from spawner.errors import LockstepError
 from spawner.image.registry import RegistryClient, RegistryError
 from spawner.launch.stages import split_repository, stage_repository
 from spawner.models.pairs import model_tag, rollback_pair
-from spawner.models.promotion import ModelPair, move_model, read_models, restore_model
 from spawner.project import load_project
 from spawner.promote.gates import (
     ApprovalPolicy,
@@ -45,6 +45,9 @@ from spawner.promote.gates import (
 from spawner.promote.pointers import Endpoint, PointerError, StageLock, move_pointer, read_pointer
 from spawner.promote.trail import AuditRecord, AuditTrail, GateResult, utc_now
 from spawner.settings import unknown_stage
+
+if TYPE_CHECKING:
+    from spawner.models.promotion import ModelPair
 
 NO_CHANGE = "no stage was changed"
 Progress = Callable[[str], None]
@@ -179,6 +182,8 @@ def promote(
             source, target = session.endpoint(step.from_stage), session.endpoint(to_stage)
             current = read_pointer(source, step.from_stage)
             previous = read_pointer(target, to_stage)
+            from spawner.models.promotion import read_models  # imports spawner.promote
+
             models = read_models(source, step.from_stage, target, to_stage)
             record = replace(record, digest=current, previous_digest=previous,
                              **models.record_fields())
@@ -221,6 +226,8 @@ def promote(
 
 def _gate_and_move(settings, record, step, source, target, gates, trail, say,
                    models: ModelPair | None = None) -> AuditRecord:
+    from spawner.models.promotion import ModelPair, move_model, restore_model
+
     models = models or ModelPair(None, None)
     ctx = GateContext(
         project=record.project,
@@ -320,6 +327,8 @@ def rollback(
 
 def _roll_back_pair(trail, record: AuditRecord, target: Endpoint, started: float) -> AuditRecord:
     """Under the stage lock: point the stage's image (and model) back at the pair before."""
+    from spawner.models.promotion import ModelPair, restore_model
+
     project, stage = record.project, record.to_stage
     current = read_pointer(target, stage)
     current_model = read_pointer(target, model_tag(stage))

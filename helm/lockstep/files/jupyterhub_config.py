@@ -57,11 +57,26 @@ k.memory_request_fraction = float(single["memoryRequestFraction"])
 k.image_pull_secrets = [s["name"] for s in values.get("imagePullSecrets") or []]
 k.delete_stopped_pods = True
 
-# -- login: JupyterHub's shared-password authenticator unless hub.config names another;
-# its passwords are generated once into <release>-lockstep-secret (never an open hub)
-c.JupyterHub.authenticator_class = "shared-password"
-c.SharedPasswordAuthenticator.user_password = os.environ.get("LOCKSTEP_USER_PASSWORD", "")
-c.SharedPasswordAuthenticator.admin_password = os.environ.get("LOCKSTEP_ADMIN_PASSWORD", "")
+# -- login: each person with their own identity (hub.auth). oauth: GenericOAuthenticator;
+# its client secret comes from a Secret as $OAUTH_CLIENT_SECRET (oauthenticator reads it
+# there), never from values.json. custom: hub.config / hub.extraConfig name the login.
+auth = values["hub"].get("auth") or {"type": "oauth", "oauth": {}}
+if auth["type"] == "oauth":
+    oauth = auth["oauth"]
+    c.JupyterHub.authenticator_class = "generic-oauth"
+    g = c.GenericOAuthenticator
+    g.client_id = oauth["clientId"]
+    g.authorize_url = oauth["authorizeUrl"]
+    g.token_url = oauth["tokenUrl"]
+    g.userdata_url = oauth["userdataUrl"]
+    g.oauth_callback_url = oauth["callbackUrl"]
+    g.scope = list(oauth["scope"])
+    g.username_claim = oauth["usernameClaim"]
+    if oauth.get("allowedGroups") or oauth.get("adminGroups"):
+        g.manage_groups = True  # hub groups from the token: members.groups work as is
+        g.auth_state_groups_key = f"oauth_user.{oauth['groupsClaim']}"
+        g.allowed_groups = set(oauth.get("allowedGroups") or [])
+        g.admin_groups = set(oauth.get("adminGroups") or [])
 
 # -- anything else: hub.config (c.<Class>.<trait> = value), then hub.extraConfig -----
 for cls_name, traits in (values["hub"].get("config") or {}).items():

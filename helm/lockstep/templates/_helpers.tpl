@@ -28,6 +28,23 @@ org.lockstep.managed: "true"
 {{- printf "%s@%s" .Values.hub.image.repository $digest -}}
 {{- end -}}
 
+{{- /* The client secret of the OAuth login: the site's Secret, else the chart's. */}}
+{{- define "lockstep.oauthSecretRef" -}}
+{{- $o := .Values.hub.auth.oauth -}}
+{{- range $key := list "clientId" "authorizeUrl" "tokenUrl" "userdataUrl" "callbackUrl" -}}
+{{- if not (get $o $key) -}}
+{{- fail (printf "hub.auth.oauth.%s is required with hub.auth.type oauth (each person logs in with their own identity; see docs/kubernetes.md, Login), or set hub.auth.type custom and name your authenticator in hub.config" $key) -}}
+{{- end -}}
+{{- end -}}
+{{- if $o.existingSecret.name -}}
+{name: {{ $o.existingSecret.name }}, key: {{ $o.existingSecret.key }}}
+{{- else if $o.clientSecret -}}
+{name: {{ include "lockstep.fullname" . }}-secret, key: oauth-client-secret}
+{{- else -}}
+{{- fail "hub.auth.oauth needs the client secret: hub.auth.oauth.existingSecret.name (a Secret you made: kubectl create secret generic lockstep-oauth --from-literal=client-secret=...) or hub.auth.oauth.clientSecret" -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "lockstep.proxyImage" -}}
 {{- if .Values.proxy.image.digest -}}
 {{- printf "%s@%s" .Values.proxy.image.repository .Values.proxy.image.digest -}}

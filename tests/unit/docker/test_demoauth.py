@@ -79,3 +79,9 @@ def test_hubconfig_sets_per_user_passwords_and_refuses_mixing_with_shared(tmp_pa
     with pytest.raises(ValueError, match="not both"):
         configure(Config(), environments_dir="/e", data_roots=["/d"],
                   passwords_file="/s/p.json", password="shared-password")
+
+
+def test_jupyterhubs_own_login_form_replaces_natives_broken_one(tmp_path):
+    auth = make(tmp_path, write(tmp_path / "p.json", PASSWORDS))
+    paths = [path for path, _ in auth.get_handlers(None)]
+    assert "/login" not in paths and "/change-password" in paths

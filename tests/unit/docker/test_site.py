@@ -143,3 +143,4 @@ def test_the_volume_helper_runs_under_the_projects_runtime():
     body = volume_init_body(image, "vol", "/home/jovyan", {}, runtime="runsc")
     assert body["HostConfig"]["Runtime"] == "runsc"
     assert "Runtime" not in volume_init_body(image, "vol", "/home/jovyan", {})["HostConfig"]
+    assert volume_init_body(image, "v", "/h", {}, runtime="runsc")["HostConfig"]["PidsLimit"] == 128
