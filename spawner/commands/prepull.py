@@ -23,6 +23,7 @@ from spawner.kube.prepull import PAUSE_IMAGE, daemonset, z2jh_values
 from spawner.launch.spec import ImageRef
 from spawner.launch.stages import available_stages
 from spawner.project import list_projects
+from spawner.settings import unknown_stage
 
 
 def register(subparsers) -> None:
@@ -59,8 +60,7 @@ def stage_pointers(settings, projects=(), stages=()) -> dict[str, dict[str, Imag
             f"(known: {', '.join(known) or 'none'}); pass a project name from there")
     bad = sorted(set(stages) - set(settings.stages))
     if bad:
-        raise LockstepError(f"unknown stage {', '.join(bad)}; the stages are "
-                            f"{', '.join(settings.stages)} (c.Lockstep.stages)")
+        raise LockstepError(unknown_stage(bad[0], settings.stages))
     found: dict[str, dict[str, ImageRef]] = {}
     for name in projects or known:
         held = {s: ref for s, ref in available_stages(settings, name).items()

@@ -46,6 +46,7 @@ from spawner.launch.stages import resolve_stage
 from spawner.promote.core import PromotionError, default_gates, plan, promote, rollback
 from spawner.promote.gates import ApprovalPolicy, Gate, approval_gate
 from spawner.promote.trail import AuditRecord
+from spawner.settings import unknown_stage
 
 STATUS = {"promoted": 200, "unchanged": 200, "rolled-back": 200, "refused": 409, "failed": 502}
 GateFactory = Callable[[str, str | None], Sequence[Gate]]
@@ -169,7 +170,7 @@ class Writer:
         project = self._project(who, name)
         stages = list(self.settings.stages)
         if stage not in stages:
-            raise BadRequest(f"{stage!r} is not a stage; stages: {', '.join(stages)}")
+            raise BadRequest(unknown_stage(stage, stages))
         if not may_roll_back(who, stage, stages, self.approvers):
             raise Forbidden(f"{who.name} may not roll back {stage}, the last stage; "
                             f"approvers may: {approvers_text(self.approvers)}")

@@ -38,6 +38,7 @@ PINNED = {
     "SERVICE_PORT": "org.lockstep.service-port",
     "REPLICA": "org.lockstep.replica",
     "HEALTH": "org.lockstep.health",
+    "MODEL_DIGEST": "org.lockstep.model-digest",
     "VOLUME": "org.lockstep.volume",
     "RUNTIME": "org.lockstep.runtime",
     "PIDS_LIMIT": "org.lockstep.pids-limit",

@@ -24,7 +24,7 @@ def settings(tmp_path) -> Lockstep:
 def test_unknown_project_and_stage_are_named_with_what_exists(settings):
     with pytest.raises(LockstepError, match=r"no project vision .*\(known: forecast\)"):
         stage_pointers(settings, ["vision"])
-    with pytest.raises(LockstepError, match=r"unknown stage staging; the stages are dev, qa"):
+    with pytest.raises(LockstepError, match=r"unknown stage 'staging'; this site's stages"):
         stage_pointers(settings, ["forecast"], ["staging"])
 
 
