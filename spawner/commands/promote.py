@@ -41,6 +41,12 @@ def register(subparsers) -> None:
         help="refuse unless the source stage holds exactly this digest",
     )
     parser.add_argument(
+        "--model",
+        metavar="sha256:...",
+        help="refuse unless the source stage holds exactly this model (`lockstep model`); "
+        "the stage's model always moves with its image",
+    )
+    parser.add_argument(
         "--as",
         dest="user",
         metavar="USER",
@@ -97,6 +103,10 @@ def run(args, settings) -> int:
 
     if args.hub:
         refuse_local_names(args)
+        if args.model:
+            raise LockstepError("--model cannot be used with --hub yet: the service moves "
+                                "the source stage's model with its image; check it with "
+                                f"`lockstep model list {args.project}` first")
         body = {"to": args.stage, **({"digest": args.digest} if args.digest else {})}
         with HubService.from_args(args) as service:
             return print_answer(service.call("POST", args.project, "promote", body), args.json)
@@ -109,6 +119,7 @@ def run(args, settings) -> int:
         user=args.user,
         approved_by=args.approved_by,
         digest=args.digest,
+        model=args.model,
         progress=progress,
     )
     return print_record(record, args.json)

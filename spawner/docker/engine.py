@@ -114,6 +114,11 @@ def info(client: docker.APIClient) -> dict:
         return client.info()
 
 
+def api_version(client: docker.APIClient) -> str:
+    """The Engine API version this client speaks (``"1.41"``; negotiated with ``auto``)."""
+    return str(getattr(client, "api_version", "") or "")
+
+
 def ensure_network(client: docker.APIClient, project: str, name: str, *, internal: bool) -> dict:
     """Inspect (creating first if missing) ``project``'s network; refuse a foreign one, or
     one whose ``--internal`` setting is not the site's. A network from an older lockstep

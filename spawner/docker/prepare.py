@@ -6,7 +6,10 @@ step that fails (nothing is created before the checks pass):
 1. **host checks** (``check_host``, pure over ``docker info``): the project's ``isolation``
    maps to a runtime the engine has registered (``site.runtime_names``), a GPU request
    can be honoured in ``site.gpu_mode``, and the host's driver meets the project's CUDA
-   requirement (``site.host_cuda_version``, else ``nvidia-smi`` when present);
+   requirement (``site.host_cuda_version``, else ``nvidia-smi`` when present); and the
+   data sources: where the engine cannot force binds read-only recursively (API < 1.44)
+   a source with a file system mounted below it is refused (``spawner.docker.submounts``;
+   ``Prepared.recursive_read_only`` tells the renderer to force it where it can);
 2. **image**: pulled by digest when the engine lacks it, with progress (unless the caller
    pulls by its own policy);
 3. **network** (unless the spec's network is ``none``): the project's bridge (no
@@ -18,9 +21,10 @@ step that fails (nothing is created before the checks pass):
    container when the site's ``volume_ownership`` is ``chown``.
 
 It returns a ``Prepared`` (the runtime and GPU mode to render with, the inspected network).
-A failure is a ``PrepareError`` naming its ``step`` (``host`` is the requester's problem,
-a 400; the rest are the host's, a 500). This module decides nothing about the container
-itself (``render`` does) and talks to the engine only through ``spawner.docker.engine``.
+A failure is a ``PrepareError`` naming its ``step`` (``host`` and ``data`` are the
+requester's problem, a 400; the rest are the host's, a 500). This module decides nothing
+about the container itself (``render`` does) and talks to the engine only through
+``spawner.docker.engine``.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from spawner.docker.oneshot import run_to_end
 from spawner.docker.render import volume_labels
 from spawner.docker.runtimes import engine_runtime
 from spawner.docker.site import DockerSite
+from spawner.docker.submounts import api_has_recursive_read_only, check_sources
 from spawner.errors import LockstepError
 from spawner.labels import ROLE
 from spawner.launch.spec import GID, UID, GpuRequest, LaunchSpec
@@ -48,7 +53,7 @@ from spawner.project import Project
 from spawner.settings import ENV_PREFIX
 
 Report = Callable[[str, float], None]  # (message, fraction of the preparation done)
-STATUS = {"host": 400}  # every other step: 500
+STATUS = {"host": 400, "data": 400}  # every other step: 500
 NO_NETWORK = ("none", "")
 VOLUME_INIT_TIMEOUT = 120
 PULL_SHARE = 0.85  # of the preparation's progress, the pull's
@@ -72,6 +77,7 @@ class Prepared:
     network: Mapping  # ``docker network inspect`` ({} for network "none")
     pulled: bool = False
     created_volumes: tuple[str, ...] = ()
+    recursive_read_only: bool = False  # the engine forces data binds read-only below too
 
 
 def check_host(gpu: GpuRequest | None, *, project: Project, site: DockerSite,
@@ -248,6 +254,10 @@ def prepare(
         if info is None:
             info = engine.info(api)
         runtime, gpu_mode = check_host(spec.gpu, project=project, site=site, info=info)
+    with _step("data"):
+        recursive = api_has_recursive_read_only(engine.api_version(api))
+        check_sources({m.name: m.source for m in spec.mounts if m.kind == "data"},
+                      recursive=recursive)
     pulled = False
     if pull:
         with _step("pull"):
@@ -263,4 +273,4 @@ def prepare(
     with _step("volume"):
         created = ensure_volumes(api, spec, report=report, runtime=runtime,
                                  chown=site.chown_volumes if chown is None else chown)
-    return Prepared(runtime, gpu_mode, network, pulled, created)
+    return Prepared(runtime, gpu_mode, network, pulled, created, recursive)

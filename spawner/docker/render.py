@@ -6,9 +6,17 @@ what the golden tests pin is exactly what the engine receives. Guarantees:
 * the image is the spec's ``REPO@sha256:...``; the user is ``uid:gid`` (hardened);
 * ``CapDrop: ["ALL"]``, ``no-new-privileges``, the engine's default seccomp profile (never
   ``unconfined`` unless the site turned it off), read-only root with tmpfs where the
-  server writes, ``Privileged: false``, private IPC/PID/UTS/user namespaces (no ``host``
-  mode anywhere), no Docker socket or other host path but the checked data sources;
-* data mounts are read-only binds; workspace and home are named volumes;
+  server writes, ``Privileged: false``, private IPC/PID/UTS namespaces (no ``host`` mode
+  anywhere), no Docker socket or other host path but the checked data sources. The user
+  namespace is the engine's (``UsernsMode`` ''): uid 1000 in the container is uid 1000 on
+  the host unless the daemon runs with ``userns-remap`` (``lockstep audit`` reports which,
+  CIS 2.8); the container never runs as root, so this is defence in depth, not a promise;
+* data mounts are read-only binds, recursively read-only where the engine can
+  (``ReadOnlyForceRecursive``, API 1.44+; ``DockerOptions.recursive_read_only``; on older
+  engines the caller refuses a source with submounts, ``spawner.docker.submounts``);
+  workspace and home are named volumes;
+* the log driver is ``json-file`` capped at ``LOG_MAX_SIZE`` x ``LOG_MAX_FILE`` (a server
+  printing in a loop cannot fill the host's disk; the site may replace ``LogConfig``);
 * memory (no extra swap), CPU (``NanoCpus``) and ``PidsLimit`` come from the project;
 * the network is the project's own bridge (``lockstep-<project>``);
 * GPU requests come from ``gpu.render_gpu`` in the engine's mode; the isolation runtime is
@@ -34,6 +42,8 @@ from spawner.labels import MANAGED, PROJECT, USER, VOLUME, is_lockstep_key
 from spawner.launch.spec import LaunchSpec, Mount, parse_bytes, safe_slug
 
 TMPFS_MODE = 0o1777
+LOG_MAX_SIZE, LOG_MAX_FILE = "10m", "3"
+LOG_CONFIG = {"Type": "json-file", "Config": {"max-size": LOG_MAX_SIZE, "max-file": LOG_MAX_FILE}}
 
 
 @dataclass(frozen=True)
@@ -50,19 +60,26 @@ class DockerOptions:
     working_dir: str = ""
     volume_nocopy: bool = False
     extra_host_config: tuple[tuple[str, object], ...] = field(default=())
+    recursive_read_only: bool = False
+    """The engine has ``BindOptions.ReadOnlyForceRecursive`` (API 1.44+)."""
     inherited: Inherited = field(default_factory=Inherited)
     """DockerSpawner's traits in API form (``inherited.from_traits``)."""
 
 
-def render_mount(mount: Mount, *, labels: Mapping[str, str], nocopy: bool = False) -> dict:
-    """One ``HostConfig.Mounts`` entry."""
+def render_mount(mount: Mount, *, labels: Mapping[str, str], nocopy: bool = False,
+                 recursive: bool = False) -> dict:
+    """One ``HostConfig.Mounts`` entry (``recursive``: the engine forces read-only onto
+    every mount below a data bind)."""
     if mount.kind == "data":
+        bind: dict = {"Propagation": "rprivate"}
+        if recursive:
+            bind["ReadOnlyForceRecursive"] = True
         return {
             "Type": "bind",
             "Source": mount.source,
             "Target": mount.target,
             "ReadOnly": True,
-            "BindOptions": {"Propagation": "rprivate"},
+            "BindOptions": bind,
         }
     if mount.kind in ("workspace", "home"):
         return {
@@ -119,8 +136,10 @@ def render_host_config(spec: LaunchSpec, options: DockerOptions) -> dict:
         "SecurityOpt": security_opt,
         "ReadonlyRootfs": hard.read_only_root,
         "Privileged": False,
-        "Mounts": [render_mount(m, labels=volume_labels(spec, m), nocopy=options.volume_nocopy)
+        "Mounts": [render_mount(m, labels=volume_labels(spec, m), nocopy=options.volume_nocopy,
+                                recursive=options.recursive_read_only)
                    for m in spec.mounts],
+        "LogConfig": {"Type": LOG_CONFIG["Type"], "Config": dict(LOG_CONFIG["Config"])},
         **render_limits(spec, options.inherited),
         "NetworkMode": spec.network,
         "IpcMode": "private",

@@ -264,6 +264,7 @@ class LockstepDockerSpawner(Booting, HonourParentTraits, DockerSpawner,
         try:
             body = render_container(spec, DockerOptions(
                 port=self.port, gpu_mode=ready.gpu_mode, runtime=ready.runtime,
+                recursive_read_only=ready.recursive_read_only,
                 extra_labels=self._labels(session_id),
                 volume_nocopy=self.volume_ownership == "chown", inherited=inherited))
         except ValueError as exc:
@@ -371,6 +372,24 @@ class LockstepDockerSpawner(Booting, HonourParentTraits, DockerSpawner,
         self._launch = replace(self._launch, started=sessions.now_iso())
         await asyncio.to_thread(sessions.append_event, self.settings.data_path(sessions.FILENAME),
                                 sessions.start_event(self._session(self._launch)))
+
+    async def get_object(self):
+        """DockerSpawner's lookup by ``object_name`` (poll, stop and remove act on what it
+        finds), except that a container there which lockstep did not make for this user's
+        server (``spawner.docker.ownership``: a service's, another user's) is not this
+        server's: None, so it is never stopped or removed."""
+        before = self.object_id
+        found = await super().get_object()
+        if found is None:
+            return None
+        try:
+            leftover_verdict(found, name=self.object_name, user=self.user.name,
+                             server=self.name or "")
+        except NotOurs as exc:
+            self.object_id = "" if before == found.get("Id") else before
+            self.log.warning("lockstep: %s", exc)
+            return None
+        return found
 
     async def stop(self, now=False):
         """Remove the container, then close its session in the log (from the persisted

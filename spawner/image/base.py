@@ -1,6 +1,7 @@
 """The runtime base image, built from ``images/base`` and pushed as ``<registry>/base``.
 
-The base is one layer: the pinned Debian packages of ``packages.lock`` (see ``debs``) minus
+The base is one layer: the pinned Debian packages of ``packages.lock`` (amd64;
+``packages-arm64.lock`` for linux-aarch64, both written by ``lock.sh``; see ``debs``) minus
 ``exclude.txt``, the files under ``files/`` (``/etc/passwd`` with jovyan 1000:100 ...),
 ``/home/jovyan`` owned by 1000:100, an empty ``/opt/env``, a CA bundle concatenated from
 the Debian ``ca-certificates`` package (never this host's ``/etc/ssl``), and merged-/usr
@@ -8,7 +9,9 @@ symlinks. No image is pulled and no Docker daemon is used.
 
 Guarantees: the layer and image are a function of the definition folder and ``epoch``
 (cache key = sha256 of them); built once per key under ``<cache>/base/<key>/``; pushed by
-digest (and tag ``latest``), and the build returns the digest reference.
+digest (linux-64's also as tag ``latest``), and the build returns the digest reference.
+Each platform's base is keyed only by its own pin list, so adding a platform never moves
+another platform's base digest.
 """
 
 from __future__ import annotations
@@ -29,6 +32,26 @@ DEFINITION = Path(__file__).resolve().parents[2] / "images" / "base"
 CA_DIR = "usr/share/ca-certificates/mozilla"
 CA_BUNDLE = "etc/ssl/certs/ca-certificates.crt"
 ROOT_LINKS = ("bin", "sbin", "lib", "lib64")
+PIN_FILES = {"linux-64": "packages.lock", "linux-aarch64": "packages-arm64.lock"}
+"""conda subdir -> the definition's pinned .deb list for that architecture."""
+ARCHITECTURES = {"linux-64": "amd64", "linux-aarch64": "arm64"}
+
+
+def pin_file(definition: Path, platform: str) -> Path:
+    """The pinned .deb list of ``platform``; refuses a platform with none."""
+    if platform not in PIN_FILES:
+        raise LockstepError(
+            f"lockstep has no base image for {platform}; images are built for "
+            f"{', '.join(PIN_FILES)}"
+        )
+    path = Path(definition) / PIN_FILES[platform]
+    if not path.is_file():
+        arch = ARCHITECTURES[platform]
+        raise LockstepError(
+            f"{path} does not exist, so no {platform} base image can be built; pin the "
+            f"Debian packages for {arch} with `sh images/base/lock.sh {arch}`"
+        )
+    return path
 
 
 @dataclass(frozen=True)
@@ -44,12 +67,15 @@ class BaseImage:
     size: int  # uncompressed bytes
 
 
-def definition_key(definition: Path, *, epoch: int = 0) -> str:
-    """sha256 over the definition folder's files (paths, modes, content), FORMAT and epoch."""
-    digest = hashlib.sha256(f"{FORMAT}\0{epoch}\0".encode())
+def definition_key(definition: Path, *, epoch: int = 0, platform: str = "linux-64") -> str:
+    """sha256 over the definition folder's files (paths, modes, content), FORMAT and epoch;
+    of the pin lists only ``platform``'s counts (linux-64's key is the one it always was)."""
+    head = f"{FORMAT}\0{epoch}\0" + ("" if platform == "linux-64" else f"{platform}\0")
+    digest = hashlib.sha256(head.encode())
+    others = {name for p, name in PIN_FILES.items() if p != platform}
     for path in sorted(p for p in Path(definition).rglob("*") if p.is_file()):
         rel = path.relative_to(definition).as_posix()
-        if rel.endswith((".md", ".sh")):
+        if rel.endswith((".md", ".sh")) or rel in others:
             continue
         digest.update(f"{rel}\0{path.stat().st_mode & 0o111 != 0}\0".encode())
         digest.update(hashlib.sha256(path.read_bytes()).digest())
@@ -77,10 +103,11 @@ def _fixed_entries(definition: Path) -> list[Entry]:
     return entries
 
 
-def rootfs_entries(definition: Path, deb_cache: Path) -> list[Entry]:
+def rootfs_entries(definition: Path, deb_cache: Path, platform: str = "linux-64") -> list[Entry]:
     """Every entry of the base layer (downloads pinned .debs into ``deb_cache`` if needed)."""
     definition = Path(definition)
-    pins = debs.parse_lock((definition / "packages.lock").read_text(), source=str(definition))
+    pins_path = pin_file(definition, platform)
+    pins = debs.parse_lock(pins_path.read_text(), source=str(pins_path))
     rules = debs.parse_rules((definition / "exclude.txt").read_text())
     by_path: dict[str, Entry] = {}
     for pin in pins:
@@ -100,23 +127,25 @@ def rootfs_entries(definition: Path, deb_cache: Path) -> list[Entry]:
 
 
 def build_base_layer(
-    definition: Path, cache_root: Path, *, epoch: int = 0
+    definition: Path, cache_root: Path, *, epoch: int = 0, platform: str = "linux-64"
 ) -> tuple[str, LayerBlob]:
     """(key, layer) for the definition, built once per key under ``cache_root/<key>``."""
-    key = definition_key(definition, epoch=epoch)
+    key = definition_key(definition, epoch=epoch, platform=platform)
     blobs = BlobCache(Path(cache_root) / key)
     record = Path(cache_root) / key / "layer.json"
     if record.is_file():
         cached = blobs.get(json.loads(record.read_text())["diff_id"])
         if cached is not None:
             return key, cached
-    entries = rootfs_entries(definition, Path(cache_root) / "debs")
+    entries = rootfs_entries(definition, Path(cache_root) / "debs", platform)
     layer = blobs.layer(entries, mtime=epoch)
     record.write_text(json.dumps({"diff_id": layer.diff_id}))
     return key, layer
 
 
-def base_image_json(key: str, layer: LayerBlob, *, epoch: int = 0) -> tuple[bytes, bytes]:
+def base_image_json(
+    key: str, layer: LayerBlob, *, epoch: int = 0, platform: str = "linux-64"
+) -> tuple[bytes, bytes]:
     """(config bytes, manifest bytes) of the base image (pure)."""
     runtime = oci.RuntimeSpec(
         env={"HOME": oci.HOME, "LANG": "C.UTF-8", "PATH": oci.PATH, "SHELL": "/bin/bash"},
@@ -130,6 +159,7 @@ def base_image_json(key: str, layer: LayerBlob, *, epoch: int = 0) -> tuple[byte
             diff_ids=[layer.diff_id],
             created=oci.created_at(epoch),
             history=[f"lockstep base {key[:16]}: pinned Debian bookworm packages"],
+            architecture=ARCHITECTURES[platform],
         )
     )
     config_desc = oci.Descriptor(oci.MEDIA_CONFIG, oci.sha256_digest(config), len(config))
@@ -146,18 +176,21 @@ def ensure_base(
     definition: Path = DEFINITION,
     epoch: int = 0,
     progress=lambda msg: None,
+    platform: str = "linux-64",
 ) -> BaseImage:
-    """Build (or reuse) the base layer and make sure ``<registry>/base`` holds the image."""
+    """Build (or reuse) ``platform``'s base layer and make sure ``<registry>/base`` holds
+    the image (by digest; linux-64's also as ``latest``)."""
     repo = oci.repository_for(registry, "base")
-    key, layer = build_base_layer(definition, cache_root, epoch=epoch)
-    config, manifest = base_image_json(key, layer, epoch=epoch)
+    key, layer = build_base_layer(definition, cache_root, epoch=epoch, platform=platform)
+    config, manifest = base_image_json(key, layer, epoch=epoch, platform=platform)
     digest = oci.sha256_digest(manifest)
     if client.head_manifest(repo.repository, digest) is None:
         progress(f"pushing base image {repo.name}@{digest[:19]}")
         client.ensure_blob(repo.repository, layer.digest, Path(layer.path))
         client.ensure_blob(repo.repository, oci.sha256_digest(config), config)
         client.put_manifest(repo.repository, digest, manifest, oci.MEDIA_MANIFEST)
-        client.put_manifest(repo.repository, "latest", manifest, oci.MEDIA_MANIFEST)
+        if platform == "linux-64":
+            client.put_manifest(repo.repository, "latest", manifest, oci.MEDIA_MANIFEST)
     return BaseImage(
         reference=str(repo.by_digest(digest)),
         repository=repo.repository,

@@ -8,6 +8,9 @@ content-defined groups, at most ``layer_limit`` layers) plus a final layer with
 the normalised ``conda-meta``, build config and manifest, push what the registry lacks
 (HEAD, then cross-repository mount, then upload), PUT the manifest by digest and tag it
 with the first stage. A build record is written beside the lock.
+A lock holding linux-64 and linux-aarch64 gives one image per platform (each on its own
+platform's base, installed from that platform's packages) and one OCI image index naming
+both (``index``); the index digest is the build's reference and stage tag.
 
 Guarantees: a lock with an unsafe field or a package from a channel the site does not
 allow, or a build host without the build sandbox, is refused before anything is fetched
@@ -30,10 +33,10 @@ from pathlib import Path
 
 from spawner.errors import LockstepError
 from spawner.image import oci
-from spawner.image.base import BaseImage, ensure_base, external_base
+from spawner.image.base import ARCHITECTURES, BaseImage, ensure_base, external_base
 from spawner.image.envlayout import Layout, layout_prefix
 from spawner.image.grouping import RULE, LayerGroup, group_packages, tier_roots
-from spawner.image.index import image_platforms
+from spawner.image.index import PlatformManifest, compile_plan, image_index, image_platforms
 from spawner.image.registry import RegistryClient, for_each_blob
 from spawner.image.sandbox import require_sandbox
 from spawner.image.staging import (
@@ -42,6 +45,7 @@ from spawner.image.staging import (
     compile_bytecode,
     default_installer,
     new_staging_dir,
+    python_version,
 )
 from spawner.image.tarlayer import GZIP_LEVEL, BlobCache, Entry, LayerBlob, with_parents
 from spawner.lock.condalock import read_lockfile
@@ -72,11 +76,29 @@ class BuildResult:
     layer_digests: tuple[str, ...] = ()
     cuda: str = ""
     """The CUDA minimum the lock states (``lockstep.cuda``; the image's ``CUDA`` label)."""
+    platforms: tuple[str, ...] = ("linux-64",)
+    """The image platforms; several: ``digest`` is an OCI image index naming one each."""
 
     def to_json(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k != "layer_digests"} | {
-            "layer_digests": list(self.layer_digests)
+        skip = ("layer_digests", "platforms")
+        return {k: v for k, v in asdict(self).items() if k not in skip} | {
+            "layer_digests": list(self.layer_digests), "platforms": list(self.platforms)
         }
+
+
+@dataclass
+class PlatformImage:
+    """One platform's image of a build: its layers, config and manifest."""
+
+    platform: str
+    base: BaseImage
+    blobs: list[LayerBlob]
+    config: bytes
+    manifest: bytes
+
+    @property
+    def digest(self) -> str:
+        return oci.sha256_digest(self.manifest)
 
 
 def lock_hash(lockfile: Path) -> str:
@@ -122,6 +144,7 @@ def assemble(
     lock_hash: str,
     epoch: int,
     runtime: oci.RuntimeSpec | None = None,
+    architecture: str = "amd64",
 ) -> tuple[bytes, bytes]:
     """(config bytes, manifest bytes) for the project image (pure); ``runtime`` defaults to
     ``oci.project_runtime`` (the hub image passes its own, ``spawner.image.hubimage``)."""
@@ -134,6 +157,7 @@ def assemble(
             diff_ids=[*base.diff_ids, *(b.diff_id for b in layers)],
             history=[*base.history, *history],
             created=oci.created_at(epoch),
+            architecture=architecture,
         )
     )
     descriptors = [
@@ -169,6 +193,7 @@ class Builder:
         self.repo = oci.repository_for(self.registry, self.name)
         self.tag = settings.stages[0]
         self.cuda = ""  # the lock's CUDA requirement, read with the lock (``_lockfile``)
+        self.platforms: tuple[str, ...] = ("linux-64",)  # the lock's, set by ``_lockfile``
         self.client = RegistryClient.for_host(
             self.repo.host, insecure_registries=settings.insecure_registries
         )
@@ -182,10 +207,10 @@ class Builder:
     def _run(self) -> BuildResult:
         lockfile = self._lockfile()
         lhash = lock_hash(lockfile)
-        base = self._base()
+        bases = {p: self._base(p) for p in self.platforms}
         key = image_key(
             lock_hash=lhash,
-            base_digest=base.digest,
+            base_digest=",".join(b.digest for b in bases.values()),
             layer_limit=self.settings.layer_limit,
             roots=layer_roots(self.settings),
             epoch=self.epoch,
@@ -195,27 +220,17 @@ class Builder:
             self.progress(f"{self.repo.name}@{known['digest']} is already in the registry")
             self._tag(known["digest"])
             return self._finish(key, BuildResult(**{**known, "bytes_uploaded": 0, "noop": True}))
-        staging = new_staging_dir(self.settings.cache_path())
-        try:
-            blobs, history = self._layers(lockfile, staging, base)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        config, manifest = assemble(
-            layers=blobs,
-            history=history,
-            base=base,
-            project=self.name,
-            lock_hash=lhash,
-            epoch=self.epoch,
-            runtime=self.runtime(lhash, base),
+        images = self._images(lockfile, lhash, bases)
+        pushed = [self._push_image(image) for image in images]
+        uploaded = sum(sent for sent in pushed if sent is not None)
+        digest, manifest, media_type = self._top(images)
+        if len(images) > 1 and not self.client.head_manifest(self.repo.repository, digest):
+            self.client.put_manifest(self.repo.repository, digest, manifest, media_type)
+        self._tag(digest, manifest, media_type)
+        layer_digests = dict.fromkeys(
+            d for i in images for d in (*(x.digest for x in i.base.layers),
+                                        *(b.digest for b in i.blobs))
         )
-        digest = oci.sha256_digest(manifest)
-        if self.client.head_manifest(self.repo.repository, digest):
-            uploaded, noop = 0, True
-            self.progress(f"{self.repo.name}@{digest} is already in the registry")
-        else:
-            uploaded, noop = self._push(base, blobs, config, manifest, digest), False
-        self._tag(digest, manifest)
         return self._finish(
             key,
             BuildResult(
@@ -223,16 +238,57 @@ class Builder:
                 reference=str(self.repo.by_digest(digest)),
                 digest=digest,
                 lock_hash=lhash,
-                base=base.reference,
-                layers=len(base.layers) + len(blobs),
+                base=images[0].base.reference,
+                layers=len(images[0].base.layers) + len(images[0].blobs),
                 bytes_uploaded=uploaded,
-                size=sum(b.size for b in blobs) + len(config) + sum(d.size for d in base.layers),
-                noop=noop,
+                size=sum(sum(b.size for b in i.blobs) + len(i.config)
+                         + sum(d.size for d in i.base.layers) for i in images),
+                noop=all(sent is None for sent in pushed),
                 tag=self.tag,
-                layer_digests=tuple(d.digest for d in base.layers) + tuple(b.digest for b in blobs),
+                layer_digests=tuple(layer_digests),
                 cuda=self.cuda,
+                platforms=tuple(self.platforms),
             ),
         )
+
+    def _images(self, lockfile: Path, lhash: str, bases: dict) -> list[PlatformImage]:
+        """Install, compile and write layers for each platform (linux-64 first: its python
+        compiles a foreign platform's bytecode, ``index.compile_plan``)."""
+        stagings: dict[str, Path] = {}
+        images = []
+        try:
+            for platform, base in bases.items():
+                stagings[platform] = new_staging_dir(self.settings.cache_path())
+                blobs, history = self._layers(lockfile, stagings[platform], base, platform,
+                                              host=stagings.get("linux-64"))
+                config, manifest = assemble(
+                    layers=blobs, history=history, base=base, project=self.name,
+                    lock_hash=lhash, epoch=self.epoch, runtime=self.runtime(lhash, base),
+                    architecture=ARCHITECTURES[platform],
+                )
+                images.append(PlatformImage(platform, base, blobs, config, manifest))
+        finally:
+            for staging in stagings.values():
+                shutil.rmtree(staging, ignore_errors=True)
+        return images
+
+    def _push_image(self, image: PlatformImage) -> int | None:
+        """Push one platform's image; bytes uploaded, None when the registry had it."""
+        if self.client.head_manifest(self.repo.repository, image.digest):
+            self.progress(f"{self.repo.name}@{image.digest} ({image.platform}) is already "
+                          "in the registry")
+            return None
+        return self._push(image.base, image.blobs, image.config, image.manifest, image.digest)
+
+    @staticmethod
+    def _top(images: list[PlatformImage]) -> tuple[str, bytes, str]:
+        """(digest, bytes, media type) the build names: the one manifest, or the index."""
+        if len(images) == 1:
+            return images[0].digest, images[0].manifest, oci.MEDIA_MANIFEST
+        index = image_index(
+            [PlatformManifest(i.platform, i.digest, len(i.manifest)) for i in images]
+        )
+        return oci.sha256_digest(index), index, oci.MEDIA_INDEX
 
     def runtime(self, lock_hash: str, base: BaseImage) -> oci.RuntimeSpec | None:
         """What the image runs; None: a project image's (``oci.project_runtime``)."""
@@ -264,18 +320,24 @@ class Builder:
         return lockfile
 
     def _check_platforms(self, platforms: tuple[str, ...], lockfile: Path) -> None:
-        """Builds the lock's linux-64 image; laptops' platforms are skipped (``index``)."""
+        """Builds the lock's Linux images (``index``); laptops' platforms are skipped."""
         linux = image_platforms(platforms)
         if "linux-64" not in linux:
             raise LockstepError(
                 f"{lockfile} holds {', '.join(linux)} but no linux-64: lockstep builds "
                 "linux-64 images on this host; add linux-64 to platforms: and lock again."
             )
-        if others := [p for p in platforms if p != "linux-64"]:
-            self.progress(f"building the linux-64 image; not for {', '.join(others)}")
+        self.platforms = linux
+        if others := [p for p in platforms if p not in linux]:
+            self.progress(f"building images for {', '.join(linux)}; not for {', '.join(others)}")
 
-    def _base(self) -> BaseImage:
+    def _base(self, platform: str = "linux-64") -> BaseImage:
         if self.settings.base_image:
+            if platform != "linux-64":
+                raise LockstepError(
+                    f"c.Lockstep.base_image is a linux-64 image, and the lock also holds "
+                    f"{platform}; drop {platform} from platforms: or unset base_image"
+                )
             ref = oci.parse_reference(self.settings.base_image)
             if ref.host != self.repo.host:
                 raise LockstepError(
@@ -289,6 +351,7 @@ class Builder:
             self.settings.cache_path("base"),
             epoch=self.epoch,
             progress=self.progress,
+            platform=platform,
         )
 
     def _known(self, key: str) -> dict | None:
@@ -302,22 +365,23 @@ class Builder:
             ):
                 fields = BuildResult.__dataclass_fields__
                 return {
-                    k: (tuple(v) if k == "layer_digests" else v)
+                    k: (tuple(v) if k in ("layer_digests", "platforms") else v)
                     for k, v in record.items()
                     if k in fields
                 }
         return None
 
     def _layers(
-        self, lockfile: Path, staging: Path, base: BaseImage
+        self, lockfile: Path, staging: Path, base: BaseImage, platform: str = "linux-64",
+        host: Path | None = None,
     ) -> tuple[list[LayerBlob], list[str]]:
-        self.progress(f"installing {lockfile} for /opt/env")
-        self.installer(lockfile, staging)
+        self.progress(f"installing {lockfile} ({platform}) for /opt/env")
+        if platform == "linux-64":
+            self.installer(lockfile, staging)
+        else:
+            self.installer(lockfile, staging, platform=platform)
         check_server(staging, project=self.name)
-        total, hits = compile_bytecode(
-            staging, cache_dir=self.settings.cache_path("pyc"), sandbox=self.settings.build_sandbox
-        )
-        self.progress(f"compiled bytecode for {total} sources ({hits} from the cache)")
+        self._compile(staging, platform, host)
         layout = layout_prefix(staging)
         slots = self.settings.layer_limit - len(base.layers) - 1
         groups = group_packages(
@@ -337,6 +401,22 @@ class Builder:
             blobs = list(pool.map(write, planned))
         self.progress(f"wrote {len(blobs)} layers ({human_bytes(sum(b.size for b in blobs))})")
         return blobs, [text for text, _ in planned]
+
+    def _compile(self, staging: Path, platform: str, host: Path | None) -> None:
+        """Bytecode for ``platform``'s env as ``index.compile_plan`` decides."""
+        plan = compile_plan(
+            platform, host_platform="linux-64", env_python=python_version(staging),
+            host_python=(python_version(host) if host else None) or "",
+        )
+        if plan == "skip":
+            self.progress(f"{platform}: no bytecode compiled (no python this host can run "
+                          "for it; CPython compiles on first import)")
+            return
+        total, hits = compile_bytecode(
+            staging, cache_dir=self.settings.cache_path("pyc"),
+            sandbox=self.settings.build_sandbox, interpreter=host if plan == "host" else None,
+        )
+        self.progress(f"compiled bytecode for {total} sources ({hits} from the cache)")
 
     def _sibling_repos(self) -> dict[str, str]:
         """Blob digest -> another project's repository, from sibling build records."""
@@ -390,13 +470,14 @@ class Builder:
                       "already in the registry or mounted")
         return uploaded
 
-    def _tag(self, digest: str, manifest: bytes | None = None) -> None:
+    def _tag(self, digest: str, manifest: bytes | None = None,
+             media_type: str = oci.MEDIA_MANIFEST) -> None:
         repo = self.repo.repository
         if self.client.head_manifest(repo, self.tag) == digest:
             return
         if manifest is None:
-            manifest, _, _ = self.client.get_manifest(repo, digest)
-        self.client.put_manifest(repo, self.tag, manifest, oci.MEDIA_MANIFEST)
+            manifest, media_type, _ = self.client.get_manifest(repo, digest)
+        self.client.put_manifest(repo, self.tag, manifest, media_type)
 
     def _finish(self, key: str, result: BuildResult) -> BuildResult:
         record = {"key": key, "format": FORMAT, **result.to_json()}

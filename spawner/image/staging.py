@@ -31,21 +31,22 @@ from spawner.settings import ENV_PREFIX
 
 PYCOMPILE = Path(__file__).with_name("pycompile.py")
 
-Installer = Callable[[Path, Path], None]
-"""``installer(lockfile, staging)``: install the lock's linux-64 packages for /opt/env."""
+Installer = Callable[..., None]
+"""``installer(lockfile, staging)``: install the lock's linux-64 packages for /opt/env;
+another image platform's is asked for with ``installer(lockfile, staging, platform=...)``."""
 
 
 def default_installer(settings, progress: Callable[[str], None] | None = None) -> Installer:
     """An installer calling the lock module's ``install_lock`` with the site's settings."""
 
-    def install(lockfile: Path, staging: Path) -> None:
+    def install(lockfile: Path, staging: Path, platform: str = "linux-64") -> None:
         from spawner.lock.install import install_lock  # lazy: image modules import without it
         from spawner.lock.policy import ChannelPolicy
 
         install_lock(
             lockfile,
             staging,
-            platform="linux-64",
+            platform=platform,
             target_prefix=ENV_PREFIX,
             mirrors=dict(settings.mirrors),
             cache_dir=settings.cache_path("pkgs"),
@@ -90,9 +91,13 @@ def compile_bytecode(
     sandbox: str = "bwrap",
     timeout: float = 900,
     jobs: int | None = None,
+    interpreter: Path | None = None,
 ) -> tuple[int, int]:
     """Compile ``lib/pythonX.Y`` with the env's own python, inside the build sandbox.
 
+    ``interpreter``: another staged env whose python (same ``major.minor``, checked by the
+    caller: ``index.compile_plan``) compiles this one's sources, for a platform this host
+    cannot run; its .pyc cache is shared, since the bytes are the same.
     Cache hits are copied by the host (``pyccache``); the misses are compiled by
     ``pycompile`` run as ``python -I -S -B`` under ``sandbox`` (``"bwrap"``, or ``"none"``:
     unsafe) with the staging folder read-only and only a fresh output folder writable;
@@ -101,31 +106,33 @@ def compile_bytecode(
     """
     staging = Path(staging)
     version = python_version(staging)
-    python = staging / "bin" / f"python{version}"
+    runner = Path(interpreter) if interpreter is not None else staging
+    python = runner / "bin" / f"python{version}"
     if version is None or not python.exists():
         return 0, 0
     bwrap = require_sandbox(sandbox)
     tag = "cpython-" + version.replace(".", "")
-    cache = Path(cache_dir) / pyccache.interpreter_identity(staging, version)
+    cache = Path(cache_dir) / pyccache.interpreter_identity(runner, version)
     total, missing = pyccache.serve_hits(staging, version, cache=cache, prefix=ENV_PREFIX, tag=tag)
     if missing:
         out = Path(tempfile.mkdtemp(prefix="pyc-", dir=staging.parent))
         try:
-            _run_pycompile(python, staging, out, missing, bwrap=bwrap, timeout=timeout, jobs=jobs)
+            _run_pycompile(python, staging, out, missing, bwrap=bwrap, timeout=timeout,
+                           jobs=jobs, runner=runner)
             pyccache.take_compiled(out, staging, missing, cache=cache, tag=tag)
         finally:
             shutil.rmtree(out, ignore_errors=True)
     return total, total - len(missing)
 
 
-def _run_pycompile(python, staging, out, missing, *, bwrap, timeout, jobs) -> None:
+def _run_pycompile(python, staging, out, missing, *, bwrap, timeout, jobs, runner) -> None:
     jobs = jobs or os.cpu_count() or 1
     script = "/run/lockstep/pycompile.py" if bwrap else str(PYCOMPILE)
     command = [str(python), "-I", "-S", "-B", script, str(staging), ENV_PREFIX, str(out), str(jobs)]
     argv, env = sandboxed(
         command,
         bwrap=bwrap,
-        read_only=[staging, (PYCOMPILE, script)],
+        read_only=[staging, *([runner] if runner != staging else []), (PYCOMPILE, script)],
         writable=[out],
         env={"PYTHONHASHSEED": "0", "SOURCE_DATE_EPOCH": "0"},
     )

@@ -8,8 +8,10 @@ and the parsing of ``user_options`` cannot drift between backends.
 Rules
 -----
 - A member (listed user, or in a listed group) may launch the project; a hub admin may
-  launch any project. Anyone else gets ``LaunchRefused`` with status 403, naming the
-  project's members and the fix (an edit of ``members:`` in ``project.yaml``).
+  launch any project. Anyone else gets the same ``LaunchRefused`` 404 as for a project
+  that does not exist ("no project you may launch is called ..."), listing only the
+  projects they may launch: the answer never names a project's members, nor tells whether
+  a project they may not see exists (issue 11, finding 8).
 - A stage must be one of the site's stages (400 otherwise) and must hold an image
   (409 otherwise: "build or promote first"). Without a stage the most-promoted stage that
   has an image is used (``prod`` before ``qa`` before ``dev``): what people launch by
@@ -75,28 +77,16 @@ def usable_projects(projects: Iterable[Project], who: Requester) -> list[Project
     return sorted((p for p in projects if may_use(p, who)), key=lambda p: p.name)
 
 
-def _members(project: Project) -> str:
-    users = ", ".join(project.members.users) or "(none)"
-    groups = ", ".join(project.members.groups) or "(none)"
-    return f"users: {users}; groups: {groups}"
-
-
 def check_project(projects: Mapping[str, Project], name: str, who: Requester) -> Project:
-    """The project ``name`` if ``who`` may launch it, else ``LaunchRefused`` (404/403)."""
+    """The project ``name`` if ``who`` may launch it, else ``LaunchRefused`` 404, worded
+    the same whether ``name`` does not exist or ``who`` is not a member."""
     mine = [p.name for p in usable_projects(projects.values(), who)]
-    if name not in projects:
+    if name not in projects or not may_use(projects[name], who):
         raise LaunchRefused(
-            f"There is no project {name!r}. Projects you may launch: "
-            f"{', '.join(mine) or '(none)'}.", status=404)
-    project = projects[name]
-    if not may_use(project, who):
-        raise LaunchRefused(
-            f"User {who.name!r} is not a member of project {name!r} ({_members(project)}). "
-            f"Ask its owner to add you under 'members:' in environments/{name}/project.yaml."
-            + (f" Projects you may launch: {', '.join(mine)}." if mine else ""),
-            status=403,
-        )
-    return project
+            f"No project you may launch is called {name!r}. Projects you may launch: "
+            f"{', '.join(mine) or '(none)'}. If you should have this one, ask its owner to "
+            "add you under 'members:' in its project.yaml.", status=404)
+    return projects[name]
 
 
 def choose_stage(project: str, stage: str | None, *, stages: Sequence[str],

@@ -153,11 +153,15 @@ def promote(
     user: str | None = None,
     approved_by: str | None = None,
     digest: str | None = None,
+    model: str | None = None,
     gates: Sequence[Gate] | None = None,
     progress: Progress | None = None,
     authenticated: bool = False,
 ) -> AuditRecord:
-    """Promote ``project`` to ``to_stage``; returns the audit record that was appended."""
+    """Promote ``project`` to ``to_stage``; returns the audit record that was appended.
+
+    The stage's model (``model-<stage>``, ``spawner.models``) moves with the image;
+    ``digest``/``model``: refuse unless the source stage holds exactly these."""
     say = progress or (lambda message: None)
     step = plan(settings.stages, to_stage)
     user = acting_user(user)
@@ -204,6 +208,16 @@ def promote(
                         f"--digest {digest} is not what {step.from_stage} points at ({current}); "
                         f"promote what {step.from_stage} holds, or promote {digest} to "
                         f"{step.from_stage} first; {NO_CHANGE}"
+                    ),
+                )
+            elif model and model != models.source:
+                record = replace(
+                    record,
+                    outcome="refused",
+                    message=(
+                        f"--model {model} is not the model {step.from_stage} holds "
+                        f"({models.source or 'none'}); pin it onto the first stage with "
+                        f"`lockstep model pin {project} {model}` and promote it; {NO_CHANGE}"
                     ),
                 )
             elif previous == current and not models.moves:

@@ -16,11 +16,13 @@ timeout and prints one JSON object {name: "open" | error name}, plus ``ipv6-on-e
 
 from __future__ import annotations
 
+import errno
 import json
 import socket
 import subprocess
 import sys
 import threading
+import time
 import uuid
 
 PROBE = r"""
@@ -85,7 +87,16 @@ class Listener:
         self.sock = socket.socket(family, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         address = (host, port, 0, socket.if_nametoindex(scope)) if scope else (host, port)
-        self.sock.bind(address)
+        deadline = time.monotonic() + 15
+        while True:  # a new bridge's fe80:: address stays tentative for a moment (DAD)
+            try:
+                self.sock.bind(address)
+                break
+            except OSError as exc:
+                if exc.errno != errno.EADDRNOTAVAIL or time.monotonic() > deadline:
+                    self.sock.close()
+                    raise
+                time.sleep(0.3)
         self.sock.listen(16)
         self.accepted = 0
         threading.Thread(target=self._serve, daemon=True).start()

@@ -101,3 +101,48 @@ def test_pip_packages_install_build_run_verify_and_rebuild_to_one_digest(
     second = build_image(mixed, lockstep_settings)
     assert second.digest == first.digest
     assert Path(mixed / RECORD).is_file()
+
+
+def test_mixed_image_runs_a_job_importing_pip_packages_and_serves(
+    mixed, lockstep_settings, registry, docker_client, tmp_path_factory, capfd
+):
+    """The mixed image, promoted to prod, runs ``lockstep run`` (``spawner.docker.jobs``,
+    hardened like a server) importing its pip packages, and its Jupyter server answers."""
+    from tests.docker.lockstep_site import ForecastSite
+
+    build = build_image(mixed, lockstep_settings)
+    site = ForecastSite(root=tmp_path_factory.mktemp("mixed-envs"), lock=mixed / "conda-lock.yml",
+                        build=build, registry=registry, tmp=tmp_path_factory.mktemp("mixed-site"))
+    try:
+        site.push_build()
+        assert site.to_prod() == build.digest
+        code = site.lockstep("run", site.name, "--stage", "prod", "--", "python", "-c", SERVE)
+        out, err = capfd.readouterr()
+        assert code == 0, err
+        report = json.loads(out.strip().splitlines()[-1])
+        assert report["msgpack"] == {"a": 1} and report["toolbelt"] == "1.0.0"
+        assert report["server"]["version"][0].isdigit(), report
+        assert site.containers(docker_client) == []
+    finally:
+        site.cleanup(docker_client)
+
+
+SERVE = r"""
+import json, os, subprocess, sys, time, urllib.request
+import msgpack, requests_toolbelt
+server = subprocess.Popen(
+    [os.path.join(sys.prefix, 'bin', 'jupyter-server'), '--ip=127.0.0.1', '--port=8899',
+     '--no-browser', '--IdentityProvider.token=', '--ServerApp.root_dir=/tmp'],
+    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+answer = None
+for _ in range(120):
+    try:
+        answer = json.load(urllib.request.urlopen('http://127.0.0.1:8899/api', timeout=2))
+        break
+    except OSError:
+        time.sleep(0.5)
+server.terminate()
+err = server.communicate(timeout=30)[1].decode()[-1500:]
+print(json.dumps({'msgpack': msgpack.unpackb(msgpack.packb({'a': 1})),
+                  'toolbelt': requests_toolbelt.__version__, 'server': answer or err}))
+"""

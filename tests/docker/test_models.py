@@ -154,3 +154,14 @@ def test_a_stage_model_is_pulled_checked_and_read_only(site, capsys):
     assert json.loads((folder / "model.json").read_text())["slope"] == 1.5
     assert not (folder / "model.json").stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP)
     assert store.serve(site.settings, site.name, "qa") is None
+
+
+def test_promote_with_model_refuses_another_model_and_moves_nothing(site, capsys):
+    image = site.push_image("a")
+    m1 = push(site, capsys, 1.0, "--pin")
+    record = promote(site.settings, site.name, "qa", user="alice", model=UNKNOWN, gates=[])
+    assert record.outcome == "refused"
+    assert f"--model {UNKNOWN} is not the model dev holds ({m1})" in record.message
+    assert (site.tag("qa"), site.tag(model_tag("qa"))) == (None, None)
+    record = promote(site.settings, site.name, "qa", user="alice", model=m1, gates=[])
+    assert (record.outcome, site.tag("qa"), site.tag(model_tag("qa"))) == ("promoted", image, m1)

@@ -36,12 +36,15 @@ def test_membership(who, ok):
     assert (PROJECTS["iris"] in usable_projects(PROJECTS.values(), who)) is ok
 
 
-def test_refusals_name_members_and_fix():
-    with pytest.raises(LaunchRefused) as info:
+def test_refusals_are_one_404_that_names_no_members_and_tells_no_existence():
+    with pytest.raises(LaunchRefused) as hidden:
         check_project(PROJECTS, "iris", Requester("mallory"))
-    assert info.value.status == 403
-    assert "users: alice; groups: ml" in str(info.value)
-    assert "environments/iris/project.yaml" in str(info.value)
+    with pytest.raises(LaunchRefused) as missing:
+        check_project(PROJECTS, "nope", Requester("mallory"))
+    assert hidden.value.status == missing.value.status == 404
+    assert str(hidden.value) == str(missing.value).replace("'nope'", "'iris'")
+    assert "alice" not in str(hidden.value) and "ml" not in str(hidden.value).split(".")[1]
+    assert "members:" in str(hidden.value)  # the fix, without naming anyone
     with pytest.raises(LaunchRefused) as info:
         check_project(PROJECTS, "nope", Requester("alice"))
     assert info.value.status == 404 and "iris" in str(info.value)

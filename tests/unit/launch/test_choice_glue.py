@@ -149,15 +149,17 @@ async def test_form_lists_only_allowed(site):
     assert 'value="wine/dev"' in carol and 'name="no_gpu"' in carol
 
 
-async def test_non_member_gets_403(site):
+async def test_non_member_gets_the_404_of_a_missing_project(site):
     config, _, _ = site
     with pytest.raises(SpawnException) as err:
         await make(config, User("carol"), {"project": "iris"}).resolve_request()
-    assert err.value.status_code == 403
-    assert "not a member of project 'iris'" in err.value.message
+    assert err.value.status_code == 404
+    hidden = err.value.message
+    assert "No project you may launch is called 'iris'" in hidden and "alice" not in hidden
     with pytest.raises(SpawnException) as err:
         await make(config, User("carol"), {"project": "nope"}).resolve_request()
     assert err.value.status_code == 404
+    assert err.value.message == hidden.replace("'iris'", "'nope'")
 
 
 async def test_stage_resolution(site):
