@@ -64,6 +64,8 @@ class Request:
     requested_by: str
     time: str
     state: str = "pending"  # pending | approved | rejected | refused
+    model: str = ""
+    """The model digest the stage before held when asked ("" = none): pinned like the image."""
     decided_by: str = ""
     decided_at: str = ""
     message: str = ""
@@ -79,7 +81,8 @@ class Request:
 def request_event(request: Request) -> dict:
     return {"event": "request", "id": request.id, "project": request.project,
             "from_stage": request.from_stage, "to_stage": request.to_stage,
-            "digest": request.digest, "user": request.requested_by, "time": request.time}
+            "digest": request.digest, "model": request.model, "user": request.requested_by,
+            "time": request.time}
 
 
 def decision_event(request_id: str, decision: str, user: str, message: str, when: str) -> dict:
@@ -97,7 +100,8 @@ def fold(events: Iterable[dict]) -> list[Request]:
                 id=rid, project=str(event.get("project", "")),
                 from_stage=str(event.get("from_stage", "")),
                 to_stage=str(event.get("to_stage", "")), digest=str(event.get("digest", "")),
-                requested_by=str(event.get("user", "")), time=str(event.get("time", "")))
+                requested_by=str(event.get("user", "")), time=str(event.get("time", "")),
+                model=str(event.get("model") or ""))
         elif (event.get("event") == "decision" and rid in found and found[rid].pending
               and event.get("decision") in DECISIONS):
             found[rid] = replace(found[rid], state=str(event["decision"]),
@@ -188,14 +192,16 @@ class ApprovalBook:
         return next((r for r in self.requests() if r.id == request_id), None)
 
     def request(self, *, project: str, from_stage: str, to_stage: str, digest: str,
-                user: str) -> tuple[Request, bool]:
-        """(the pending request for this digest, whether it is new): asking twice for the
-        same promotion finds the first request."""
+                user: str, model: str = "") -> tuple[Request, bool]:
+        """(the pending request for this image and model, whether it is new): asking twice
+        for the same promotion finds the first request."""
         for known in self.requests(project):
-            if known.pending and (known.to_stage, known.digest) == (to_stage, digest):
+            if known.pending and (known.to_stage, known.digest, known.model) == (
+                    to_stage, digest, model):
                 return known, False
         made = Request(id=secrets.token_hex(6), project=project, from_stage=from_stage,
-                       to_stage=to_stage, digest=digest, requested_by=user, time=utc_now())
+                       to_stage=to_stage, digest=digest, requested_by=user, time=utc_now(),
+                       model=model)
         journal.append(self.path, request_event(made), mode=0o640)
         return made, True
 

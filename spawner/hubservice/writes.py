@@ -43,6 +43,7 @@ from spawner.hubservice.source import Source
 from spawner.hubservice.visibility import BadRequest, visible_project
 from spawner.launch.access import Requester
 from spawner.launch.stages import resolve_stage
+from spawner.models import store
 from spawner.promote.core import PromotionError, default_gates, plan, promote, rollback
 from spawner.promote.gates import ApprovalPolicy, Gate, approval_gate
 from spawner.promote.trail import AuditRecord
@@ -124,19 +125,28 @@ class Writer:
             raise Conflict(f"{step.from_stage} holds {source.digest}, not {digest}: ask for "
                            f"what {step.from_stage} holds; nothing was requested")
         target = await asyncio.to_thread(resolve_stage, self.settings, project, step.to_stage)
-        if target is not None and target.digest == source.digest:
+        models = await asyncio.to_thread(self._models, project, step)
+        if target is not None and target.digest == source.digest and models[0] == models[1]:
             return Done(200, {"outcome": "unchanged", "message": f"{step.to_stage} already "
                               f"points at {source.digest}; nothing to do"})
         async with self._lock(project):
             request, new = await asyncio.to_thread(
                 self.book.request, project=project, from_stage=step.from_stage,
-                to_stage=step.to_stage, digest=source.digest, user=who.name)
+                to_stage=step.to_stage, digest=source.digest, user=who.name,
+                model=models[0] or "")
         said = "waits" if new else "already waits"
         return Done(202 if new else 200, {
             "outcome": "pending", "request": request.to_json(),
             "message": f"promotion of {project} {step.from_stage} -> {step.to_stage} "
                        f"({source.digest}) {said} for an approver (request {request.id}); "
                        f"approvers: {approvers_text(self.approvers)}"})
+
+    def _models(self, project: str, step) -> tuple[str | None, str | None]:
+        """(model the stage before holds, model the target holds): registry reads."""
+        with store.endpoint(self.settings, project, step.from_stage) as source, \
+                store.endpoint(self.settings, project, step.to_stage) as target:
+            return (store.stage_model(source, step.from_stage),
+                    store.stage_model(target, step.to_stage))
 
     async def approve(self, who: Requester, name: str, request_id: str) -> Done:
         project = self._project(who, name)
@@ -146,7 +156,7 @@ class Writer:
                                      approvers=self.approvers)
             record = await asyncio.to_thread(
                 promote, self.settings, project, request.to_stage, user=request.requested_by,
-                approved_by=who.name, digest=request.digest,
+                approved_by=who.name, digest=request.digest, model=request.model or None,
                 gates=self._gates(project, who.name), authenticated=True)
             if record.outcome in ("promoted", "unchanged"):
                 request = self.book.decide(request, "approved", who.name, record.message)

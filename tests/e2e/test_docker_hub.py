@@ -109,10 +109,14 @@ def test_warm_respawn_pulls_nothing_and_creates_no_volume(hub, docker_api):
     assert out["stdout"].split() == ["ws", "home"], out  # volumes survived the restart
 
 
-def test_non_member_gets_403_and_nothing_starts(hub, docker_api):
+def test_non_member_gets_the_404_of_a_missing_project_and_nothing_starts(hub, docker_api):
     response = hub.api("POST", "/users/carol/server", {"project": "e2e-alpha", "stage": "dev"})
-    assert response.status_code == 403, response.text
-    assert "not a member of project 'e2e-alpha'" in response.json()["message"]
+    assert response.status_code == 404, response.text
+    hidden = response.json()["message"]
+    assert "No project you may launch is called 'e2e-alpha'" in hidden and "alice" not in hidden
+    missing = hub.api("POST", "/users/carol/server", {"project": "e2e-nope", "stage": "dev"})
+    assert missing.status_code == 404  # the same answer: the name's existence is not told
+    assert missing.json()["message"] == hidden.replace("'e2e-alpha'", "'e2e-nope'")
     assert not docker_api.containers(all=True, filters={"name": "lockstep-carol"})
 
 
