@@ -8,8 +8,13 @@ Scenarios, each for lockstep and for the baseline, against a private registry on
 * cold: the project's image is nowhere (no registry blobs, no layer/.pyc cache); the
   conda package cache is warm (downloading packages is not what is measured);
 * no-op: the same lock again;
-* one package changed: the lock gains one package (``pip``), everything else equal;
-  bytes uploaded are printed beside that package's own layer size.
+* one package changed: one pip package of the lock moves to another version
+  (``lockstep-bench-009`` 1.0 -> 1.1), everything else equal; the blobs and bytes
+  uploaded are printed beside that package's own layer size.
+
+The lock carries pip packages beside the conda ones (``PIP``: a compiled wheel, a pure one,
+one conda already provides, and ten small made-here wheels), served from a local PEP 503
+index on loopback (``tests/channel/pypi_index``; the pinned wheels are cached).
 
 Pull sharing (``--only pull`` runs just this; ``pullshare.py``): the example projects
 are built with the layer rule before issue 10 and with the current one, and a real
@@ -46,16 +51,42 @@ from spawner.image.base import DEFINITION, build_base_layer  # noqa: E402
 from spawner.image.build import build_image  # noqa: E402
 from spawner.image.staging import compile_bytecode, default_installer  # noqa: E402
 from spawner.lock.locking import LockInputs, lock_environment  # noqa: E402
+from spawner.lock.pypi import PipInputs  # noqa: E402
 from spawner.settings import Lockstep  # noqa: E402
 
 ADDR = "127.0.0.1:5750"
 BASE_TAG = "lockstep-bench-base:1"
 
 
-def lock(project_dir: Path, deps: list[str], channel: Path, settings: Lockstep) -> Path:
+PIP = ["msgpack", "requests-toolbelt", "requests",
+       *(f"lockstep-bench-{i:03d}" for i in range(9)), "lockstep-bench-009==1.0"]
+"""The benchmark lock's pip section; the one-package change pins lockstep-bench-009==1.1."""
+
+
+def pip_index(root: Path) -> Path:
+    """The test wheel index plus ten bench wheels and a 1.1 of ``lockstep-bench-009``."""
+    from channel.pypi_index import _zip, bench_wheels, build_index, write_pages
+
+    build_index(root)
+    bench_wheels(root / "files", 10)
+    info = "lockstep_bench_009-1.1.dist-info"
+    _zip(root / "files" / "lockstep_bench_009-1.1-py3-none-any.whl", {
+        f"{info}/METADATA": "Metadata-Version: 2.1\nName: lockstep-bench-009\nVersion: 1.1\n"
+                            "Requires-Dist: lockstep-bench-008\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        f"{info}/RECORD": "",
+        "lockstep_bench_009/__init__.py": "VALUE = 9.1\n",
+    })
+    return write_pages(root)
+
+
+def lock(project_dir: Path, deps: list[str], channel: Path, settings: Lockstep,
+         pip: list[str] = (), index_url: str = "") -> Path:
     project_dir.mkdir(parents=True, exist_ok=True)
     (project_dir / "project.yaml").write_text(f"name: {project_dir.name}\n")
     body = "".join(f"  - {d}\n" for d in deps)
+    if pip:
+        body += "  - pip:\n" + "".join(f"    - {p}\n" for p in pip)
     (project_dir / "environment.yml").write_text(
         f"name: {project_dir.name}\nchannels:\n  - conda-forge\ndependencies:\n{body}"
     )
@@ -66,6 +97,8 @@ def lock(project_dir: Path, deps: list[str], channel: Path, settings: Lockstep) 
             platforms=("linux-64",),
             virtual_packages={k: tuple(v) for k, v in settings.virtual_packages.items()},
             server_packages=tuple(settings.server_packages),
+            pip=PipInputs(index_url=index_url, insecure_hosts=("127.0.0.1",),
+                          cache_dir=settings.cache_path("pkgs")) if pip else PipInputs(),
         ),
         progress=None,
     )
@@ -155,6 +188,7 @@ def main() -> int:
         config.Lockstep.data_dir = str(work / "state")
         config.Lockstep.channel_urls = {"conda-forge": channel.as_uri()}
         config.Lockstep.allowed_channels = example_channels()  # the checked-in locks' channel
+        config.Lockstep.insecure_channel_hosts = ["127.0.0.1"]  # the loopback wheel index
         return Lockstep(config=config)
 
     localregistry.start(work / "registry", ADDR)
@@ -203,8 +237,19 @@ def split(steps: list[tuple[float, str]], total: float) -> str:
 
 def build_scenarios(work: Path, settings: Lockstep, channel: Path) -> None:
     """Cold, no-op and one-package builds, lockstep and ``docker build``; prints a table."""
+    from channel.pypi_index import serve_index
+
+    with serve_index(pip_index(work / "pypi")) as index_url:
+        _build_scenarios(work, settings, channel, index_url)
+
+
+def _build_scenarios(work: Path, settings: Lockstep, channel: Path, index_url: str) -> None:
     envs = work / "environments"
-    demo = lock(envs / "demo", ["python=3.11", "numpy"], channel, settings)
+    deps = ["python=3.11", "numpy"]
+    changed = [*PIP[:-1], "lockstep-bench-009==1.1"]
+    demo = lock(envs / "demo", deps, channel, settings, PIP, index_url)
+    lock_text = (demo / "conda-lock.yml").read_text()
+    counts = (lock_text.count("manager: conda"), lock_text.count("manager: pip"))
     key, base_layer = build_base_layer(DEFINITION, settings.cache_path("base"))
     steps: list[tuple[float, str]] = []
     t0 = time.perf_counter()
@@ -216,9 +261,10 @@ def build_scenarios(work: Path, settings: Lockstep, channel: Path) -> None:
     )
     t_noop, noop = timed(build_image, demo, settings)
     shutil.copy(demo / "conda-lock.yml", work / "demo.lock")
-    lock(demo, ["python=3.11", "numpy", "pip"], channel, settings)
+    lock(demo, deps, channel, settings, changed, index_url)
     t_one, one = timed(build_image, demo, settings)
     new_layers = layer_sizes(one, exclude=set(cold.layer_digests))
+    new_blobs = len(set(one.layer_digests) - set(cold.layer_digests)) + 1  # + the config
 
     # baseline: same base (docker import), same staged env, docker build + push
     sh("docker", "import", base_layer.path, BASE_TAG)
@@ -227,13 +273,14 @@ def build_scenarios(work: Path, settings: Lockstep, channel: Path) -> None:
     context.mkdir()
     b_cold, image = baseline(context, settings, demo, "a", no_cache=True)
     b_noop, _ = baseline(context, settings, demo, "a", no_cache=False, restage=False)
-    lock(demo, ["python=3.11", "numpy", "pip"], channel, settings)
+    lock(demo, deps, channel, settings, changed, index_url)
     b_one, _ = baseline(context, settings, demo, "b", no_cache=False)
     size = json.loads(sh("docker", "image", "inspect", image))[0]["Size"]
     top = max(
         int(n) for n in sh("docker", "history", "-H=false", "--format", "{{.Size}}", image).split()
     )
 
+    print(f"lock: {counts[0]} conda and {counts[1]} pip entries (linux-64)")
     print("lockstep cold build steps:\n" + "\n".join(f"  {t:6.2f}s {m}" for t, m in steps))
     print(f"cold build split: {split(steps, t_cold)} (total {t_cold:.2f}s)")
     print(
@@ -256,9 +303,10 @@ def build_scenarios(work: Path, settings: Lockstep, channel: Path) -> None:
         f"{b_one:8.2f} {'(push)':>12}"
     )
     print(
-        "one package changed (pip added): new lockstep layers "
-        + ", ".join(f"{h} = {n / 1e6:.2f} MB" for h, n in new_layers)
-        + f"; uploaded {one.bytes_uploaded / 1e6:.2f} MB (layers + config)"
+        "one package changed (pip lockstep-bench-009 1.0 -> 1.1): new lockstep layers "
+        + ", ".join(f"{h} = {n / 1e6:.4f} MB" for h, n in new_layers)
+        + f"; {new_blobs} blobs (layers + config) uploaded, "
+        f"{one.bytes_uploaded / 1e6:.4f} MB"
     )
     print(
         f"baseline: its COPY layer ({top / 1e6:.1f} MB unpacked) is rebuilt and pushed "

@@ -29,6 +29,12 @@ containers, sorted by container name. The checks, with their CIS ids (v1.2-v1.6 
 5.31   docker-socket      no Docker/containerd socket (any ``*docker*.sock`` or
                           ``*containerd*.sock``, as source or target) and no host
                           folder holding the engine's sockets (``/run``, ``/var/run``, ...)
+2.8    userns-remap       the daemon remaps user namespaces (n/a: it does not; a daemon
+                          setting, shown for each container it concerns)
+-      log-limits         the log is capped (``json-file`` with ``max-size``, ``local``)
+                          or leaves the host; no CIS id
+-      volume-size        named volumes are size-limited (n/a: Docker local volumes
+                          cannot be; ``workspace.size`` is then not enforced); no CIS id
 ====== ================== ===========================================================
 
 Statuses: ``pass``, ``fail``, ``n/a`` (the check cannot apply on this host) and
@@ -79,6 +85,7 @@ class HostFacts:
 
     apparmor: bool = False
     seccomp: bool = True
+    userns: bool = False  # the daemon runs with userns-remap
 
 
 @dataclass(frozen=True)
@@ -116,7 +123,8 @@ def host_facts(info: Mapping[str, Any]) -> HostFacts:
             key, _, value = part.partition("=")
             if key == "name":
                 names.add(value)
-    return HostFacts(apparmor="apparmor" in names, seccomp="seccomp" in names)
+    return HostFacts(apparmor="apparmor" in names, seccomp="seccomp" in names,
+                     userns="userns" in names)
 
 
 # -- reading an inspect dict --------------------------------------------------------------
@@ -203,7 +211,14 @@ def check_data_read_only(info: Mapping[str, Any], host: HostFacts) -> Verdict:
     if writable:
         return _fail(f"bind mount(s) writable: {', '.join(writable)}; lockstep binds only "
                      "data, always read-only")
-    return _ok(f"{len(_binds(info))} bind mount(s), all read-only")
+    forced = [m for m in (_host(info).get("Mounts") or [])
+              if m.get("Type") == "bind" and (m.get("BindOptions") or {}).get(
+                  "ReadOnlyForceRecursive")]
+    how = ("recursively (ReadOnlyForceRecursive)" if forced and len(forced) == len(_binds(info))
+           else "not forced recursive (engine API < 1.44: a source with mounts below it is "
+           "refused at start)")
+    return _ok(f"{len(_binds(info))} bind mount(s), all read-only" +
+               (f", {how}" if _binds(info) else ""))
 
 
 def _host_ports(info: Mapping[str, Any]) -> list[tuple[str, int]]:
@@ -299,6 +314,47 @@ def check_pids_limit(info: Mapping[str, Any], host: HostFacts) -> Verdict:
     return _ok(str(limit)) if limit > 0 else _fail("no pids limit (--pids-limit)")
 
 
+DISK_LOG_DRIVERS = ("json-file", "local")  # the drivers that write under the engine's root
+
+
+def check_log_limits(info: Mapping[str, Any], host: HostFacts) -> Verdict:
+    """A container's log cannot fill the host's disk: ``json-file`` with ``max-size``,
+    ``local`` (rotates by itself) or a driver that ships logs off the host."""
+    log = _host(info).get("LogConfig")
+    if not log:
+        return NA, "the engine did not show LogConfig"
+    driver, config = log.get("Type") or "json-file", log.get("Config") or {}
+    if driver == "json-file" and not config.get("max-size"):
+        return _fail("json-file log without max-size: it grows until the disk is full; "
+                     "lockstep renders max-size/max-file (spawner.docker.render.LOG_CONFIG)")
+    if driver in DISK_LOG_DRIVERS:
+        return _ok(f"{driver}, max-size {config.get('max-size', 'default')} x "
+                   f"{config.get('max-file', 'default')} files")
+    return _ok(f"log driver {driver}: not kept on the engine's disk")
+
+
+def check_userns_remap(info: Mapping[str, Any], host: HostFacts) -> Verdict:
+    """CIS 2.8 (a daemon setting, shown per container): uids are remapped."""
+    if host.userns:
+        return _ok("the daemon remaps user namespaces (userns-remap)")
+    return NA, ("the daemon runs without userns-remap: uid 1000 in the container is uid "
+                "1000 on the host (lockstep never runs the container as root)")
+
+
+def check_volume_size(info: Mapping[str, Any], host: HostFacts) -> Verdict:
+    """Whether the container's named volumes are size-limited (``workspace.size``)."""
+    volumes = [m for m in info.get("Mounts") or () if m.get("Type") == "volume"]
+    if not volumes:
+        return _ok("no named volumes")
+    local = [str(m.get("Name") or m.get("Destination")) for m in volumes
+             if (m.get("Driver") or "local") == "local"]
+    if local:
+        return NA, (f"{', '.join(local)}: Docker local volumes have no size limit (xfs "
+                    "project quotas or a sizing volume driver needed); workspace.size is not "
+                    "enforced on this engine")
+    return _ok("every named volume is on a driver that sizes it")
+
+
 def _exposes_socket(path: str) -> bool:
     if not path:
         return False
@@ -337,6 +393,9 @@ CHECKS: tuple[Check, ...] = (
     Check("5.28", "pids-limit", check_pids_limit),
     Check("5.30", "host-userns", _namespace("UsernsMode", "user")),
     Check("5.31", "docker-socket", check_docker_socket),
+    Check("2.8", "userns-remap", check_userns_remap),
+    Check("-", "log-limits", check_log_limits),
+    Check("-", "volume-size", check_volume_size),
 )
 
 

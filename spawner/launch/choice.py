@@ -5,7 +5,8 @@ and is refused the same way on either::
 
     {"project": "iris"}                           newest stage that has an image
     {"project": "iris", "stage": "qa"}            that stage's digest
-    {"project": "iris", "digest": "sha256:..."}   a pinned digest (in the stage's repository)
+    {"project": "iris", "digest": "sha256:..."}   a pinned digest some stage has held
+                                                  (the trail says so; allow_any_digest)
     {"session": "4f1c2a9b0e7d"}                   the exact image a recorded session ran
 
 The spawner supplies the I/O as three awaitables (``ImageSource``): the stage pointers of a
@@ -118,7 +119,21 @@ def settings_source(settings) -> ImageSource:
     async def stage_images(project: Project) -> Mapping[str, ImageRef]:
         return await pointercache.cache_for(settings).stage_images(settings, project.name)
 
+    async def held(project: Project) -> set[str]:
+        from spawner.promote.trail import AuditTrail, held_digests
+
+        trail = AuditTrail(settings.data_path("audit.jsonl"))
+        records = await asyncio.to_thread(trail.read, project.name)
+        now = {image.digest for image in (await stage_images(project)).values()}
+        return now | held_digests(records, project=project.name)
+
     async def pinned_image(project: Project, digest: str, stage: str) -> ImageRef:
+        if not settings.allow_any_digest and digest not in await held(project):
+            raise access.LaunchRefused(
+                f"{digest} was never on a stage of {project.name!r} (no stage points at it "
+                "and the audit trail records no promotion of it); start a stage instead, "
+                f"promote it first (`lockstep promote {project.name} --to ...`), or ask "
+                "the site to set c.Lockstep.allow_any_digest = True.", status=403)
         source = stage if stage in settings.stages else settings.stages[0]
         ref = f"{stages.stage_repository(settings, project.name, source)}@{digest}"
         return ImageRef(ref, await asyncio.to_thread(stages.lock_hash_of, settings, ref, True))

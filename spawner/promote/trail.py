@@ -233,6 +233,18 @@ def promoter_of(
     return None
 
 
+def held_digests(records: Iterable[AuditRecord], *, project: str) -> set[str]:
+    """Every digest a stage of ``project`` pointed at, as the trail tells it: what each
+    promotion or rollback that moved a pointer put there, and what it replaced. A digest
+    whose promotion was refused (a failed gate) is not in it unless a stage held it anyway.
+    What ``user_options["digest"]`` may name (``c.Lockstep.allow_any_digest`` aside)."""
+    held: set[str] = set()
+    for record in records:
+        if record.project == project and record.outcome in MOVED:
+            held.update(d for d in (record.digest, record.previous_digest) if d)
+    return held
+
+
 def pointer_stack(records: Iterable[AuditRecord], *, project: str, stage: str) -> list[str]:
     """The digests ``stage`` pointed at, oldest first, as promotions pushed and rollbacks popped."""
     stack: list[str] = []

@@ -62,6 +62,7 @@ def bad_containers(docker_client, sleeper_image):
             labels=labels, user="1000:100", cap_drop=["ALL"], read_only=True,
             security_opt=["no-new-privileges:true"], mem_limit="64m", nano_cpus=250_000_000,
             pids_limit=16, network_mode="none", restart_policy={"Name": "no"},
+            log_config={"Type": "json-file", "Config": {"max-size": "1m", "max-file": "2"}},
             volumes={SOCKET: {"bind": SOCKET, "mode": "ro"}})
         created = docker_client.containers.create(
             sleeper_image, ["/sleeper"], name=f"lockstep-audit-priv-{RUN}", labels=labels,
@@ -93,6 +94,10 @@ def test_the_socket_mount_is_named_and_the_audit_exits_1(bad_containers, tmp_pat
     assert report["failed"] == 1
     # everything else about it is hardened, and the engine's inspect says so
     assert {r["status"] for r in rows if r["check"] != "docker-socket"} <= {"pass", "n/a"}
+    # issue 11's checks, with their CIS ids where the benchmark has one
+    checks = {r["check"]: (r["cis"], r["status"]) for r in rows}
+    assert checks["log-limits"] == ("-", "pass")
+    assert checks["userns-remap"][0] == "2.8" and checks["volume-size"][0] == "-"
 
     assert audit(tmp_path, "--label", f"{RUN_LABEL}={RUN}") == 1
     lines = capsys.readouterr().out.splitlines()
@@ -110,7 +115,7 @@ def test_all_adds_the_created_container_and_its_failures(bad_containers, tmp_pat
     failed = {r["check"] for r in report["results"]
               if r["container"] == created.name and r["status"] == "fail"}
     assert {"privileged", "capabilities", "seccomp", "memory", "cpu", "pids-limit",
-            "read-only-root", "no-new-privileges"} <= failed
+            "read-only-root", "no-new-privileges", "log-limits"} <= failed
 
 
 def test_the_unfiltered_audit_includes_it_too(bad_containers, tmp_path, capsys):

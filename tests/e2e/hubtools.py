@@ -102,7 +102,7 @@ c.JupyterHub.log_level = "DEBUG"
 
     def login(self, user: str, password: str) -> httpx.Client:
         """An httpx client holding ``user``'s login cookie (through the hub's login form, as a
-        browser does) and the XSRF header the hub wants on its form posts."""
+        browser does) and the XSRF header the hub wants on its form posts; close it after."""
         client = httpx.Client(base_url=self.url, timeout=120)
         client.get("/hub/login").raise_for_status()
         xsrf = client.cookies.get("_xsrf", path="/hub/")

@@ -37,8 +37,11 @@ def broken_project(site):
 
 
 def spawn_page(hub, user: str, password: str) -> str:
-    with hub.login(user, password) as client:
+    client = hub.login(user, password)
+    try:
         page = client.get("/hub/spawn")
+    finally:
+        client.close()
     assert page.status_code == 200, page.text[:2000]
     return page.text
 
@@ -48,10 +51,13 @@ def test_a_member_sees_nothing_of_it_and_starts_another_project_from_the_form(hu
     assert 'value="e2e-alpha/dev"' in page, page  # the form works for the valid projects
     assert BROKEN not in page and "isolation" not in page and "Skipped" not in page, page
     assert "lockstep-invalid" not in page and "alert(1)" not in page
-    with hub.login("alice", PASSWORD) as client:
-        xsrf = client.headers["X-XSRFToken"]
-        posted = client.post("/hub/spawn/alice", data={"target": "e2e-alpha/dev", "_xsrf": xsrf})
-        assert posted.status_code in (200, 302), posted.text[:2000]
+    client = hub.login("alice", PASSWORD)
+    try:
+        posted = client.post("/hub/spawn/alice", data={"target": "e2e-alpha/dev",
+                                                       "_xsrf": client.headers["X-XSRFToken"]})
+    finally:
+        client.close()
+    assert posted.status_code in (200, 302), posted.text[:2000]
     deadline = time.monotonic() + 300
     while not (hub.server("alice") or {}).get("ready") and time.monotonic() < deadline:
         assert hub.server("alice"), f"the spawn from the form failed:\n{hub.log_tail()}"
@@ -68,7 +74,7 @@ def test_a_request_for_it_is_refused_without_its_error_and_starts_nothing(hub, d
     response = hub.api("POST", "/users/bob/server", {"project": BROKEN})
     assert response.status_code == 404, response.text
     message = response.json()["message"]
-    assert f"There is no project {BROKEN!r}" in message and "e2e-alpha" in message, message
+    assert repr(BROKEN) in message and "e2e-alpha" in message, message  # the usual 404
     assert "isolation" not in message and "alert(1)" not in message, message
     assert not docker_api.containers(all=True, filters={"name": "lockstep-bob"})
     assert not hub.server("bob")

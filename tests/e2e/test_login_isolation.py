@@ -118,6 +118,7 @@ def test_a_users_login_and_token_cannot_act_as_another_user(native_hub):
     assert alice is not None, hub.log_tail()
     try:
         assert alice.get("/hub/api/user").json()["name"] == A  # the cookie works
+        assert alice.get("/hub/change-password").status_code == 200  # NativeAuth's own page
         made = alice.post(f"/hub/api/users/{A}/tokens", json={"note": "isolation test"})
         assert made.status_code == 201, made.text
         token = {"Authorization": f"token {made.json()['token']}"}

@@ -27,6 +27,7 @@ import httpx
 import pytest
 import yaml
 
+from spawner.launch.state import from_state
 from tests.e2e import hubtools
 from tests.e2e.hubtools import GROUPS, PASSWORD, REPO_ROOT, RUN_ID, TOKEN
 
@@ -289,8 +290,8 @@ def test_member_starts_chosen_project_from_the_form(hub, e2e_image, browser, doc
         assert server and server["ready"], server
         assert server["user_options"] == {"project": project, "stage": "dev", "gpu": False}, \
             server["user_options"]
-        state = server["state"]["lockstep"]
-        assert (state["project"], state["stage"], state["digest"]) == \
+        state = from_state(server["state"])  # LaunchState: the digest is in the image
+        assert (state.project, state.stage, state.digest) == \
             (project, "dev", e2e_image.digest), state
         info = docker_api.inspect_container(state["object_name"])
         assert info["State"]["Running"], info["State"]

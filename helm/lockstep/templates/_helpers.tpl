@@ -103,3 +103,16 @@ metadata server's resolver (GKE and others answer DNS at 169.254.169.254:53; onl
     - {protocol: TCP, port: 53}
 {{- end }}
 {{- end -}}
+
+{{- /* "true" when the IPv4 CIDR "a.b.c.d/n" shares an address with 169.254.0.0/16: the
+first min(n, 16) bits of both networks are equal (whole-number arithmetic; sprig has no CIDR
+functions). The schema already limits entries to a.b.c.d/n. */}}
+{{- define "lockstep.overlapsLinkLocal" -}}
+{{- $parts := splitList "/" . -}}
+{{- $o := splitList "." (first $parts) -}}
+{{- $ip := add (mul (atoi (index $o 0)) 16777216) (mul (atoi (index $o 1)) 65536) (mul (atoi (index $o 2)) 256) (atoi (index $o 3)) -}}
+{{- $bits := min (atoi (last $parts)) 16 -}}
+{{- $step := 1 -}}
+{{- range until (sub 32 $bits | int) }}{{ $step = mul $step 2 }}{{ end -}}
+{{- if eq (div $ip $step) (div 2851995648 $step) }}true{{ end -}}
+{{- end -}}

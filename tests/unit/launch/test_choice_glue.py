@@ -183,9 +183,36 @@ async def test_pinned_digest_and_unknown_digest(site):
     spawner = make(config, User("alice"), {"project": "iris", "digest": digests["iris-dev"]})
     _, stage, image, _ = await spawner.resolve_request()
     assert (stage, image.digest, image.lock_hash) == ("pinned", digests["iris-dev"], "l1" * 32)
+    with pytest.raises(SpawnException, match="was never on a stage of 'iris'") as err:
+        await make(config, User("alice"), {"project": "iris", "digest": "sha256:" + "0" * 64}
+                   ).resolve_request()
+    assert err.value.status_code == 403
+    config.Lockstep.allow_any_digest = True  # the site's choice: then only the registry asks
     with pytest.raises(SpawnException, match="no image .*lockstep sessions"):
         await make(config, User("alice"), {"project": "iris", "digest": "sha256:" + "0" * 64}
                    ).resolve_request()
+
+
+async def test_a_pinned_digest_must_be_one_a_stage_held(site, registry):
+    from spawner.promote.trail import AuditRecord, AuditTrail
+
+    config, digests, tmp = site
+    old = registry.push("lockstep/iris", "l4" * 32, [], salt="old")  # in the repo, no stage
+    bad = registry.push("lockstep/iris", "l5" * 32, [], salt="bad")  # failed its gates
+    trail = AuditTrail(tmp / "state" / "audit.jsonl")
+    for digest, outcome, previous in ((old, "promoted", None), (bad, "refused", None),
+                                      (digests["iris-prod"], "promoted", old)):
+        trail.append(AuditRecord(time="2026-01-01T00:00:00Z", action="promote",
+                                 project="iris", user="alice", to_stage="qa",
+                                 outcome=outcome, digest=digest, previous_digest=previous))
+    spawner = make(config, User("alice"), {"project": "iris", "digest": old})
+    _, stage, image, _ = await spawner.resolve_request()  # qa held it before prod's image
+    assert (stage, image.digest) == ("pinned", old)
+    with pytest.raises(SpawnException, match="never on a stage") as err:
+        await make(config, User("alice"), {"project": "iris", "digest": bad}).resolve_request()
+    assert err.value.status_code == 403 and "allow_any_digest" in err.value.message
+    with pytest.raises(SpawnException, match="never on a stage"):  # another project's trail
+        await make(config, User("carol"), {"project": "wine", "digest": old}).resolve_request()
 
 
 async def test_session_respawn(site):

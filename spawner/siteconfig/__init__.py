@@ -1,0 +1,1 @@
+"""The parts of ``c.Lockstep``, one mixin a concern; ``spawner.settings.Lockstep`` joins them."""
