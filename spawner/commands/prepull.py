@@ -70,14 +70,28 @@ def stage_pointers(settings, projects=(), stages=()) -> dict[str, dict[str, Imag
     return found
 
 
+HEADER = "# rendered by `lockstep prepull` from the stage pointers; do not edit\n"
+
+
+def render_values(pointers) -> str:
+    """The z2jh pre-puller values file for ``pointers``, as text."""
+    return HEADER + yaml.safe_dump(z2jh_values(pointers), sort_keys=True)
+
+
 def render(pointers, args) -> str:
     if args.format == "daemonset":
         doc = daemonset(pointers, namespace=args.namespace, pause_image=args.pause_image,
                         pull_secrets=tuple(args.pull_secret))
-    else:
-        doc = z2jh_values(pointers)
-    header = "# rendered by `lockstep prepull` from the stage pointers; do not edit\n"
-    return header + yaml.safe_dump(doc, sort_keys=True)
+        return HEADER + yaml.safe_dump(doc, sort_keys=True)
+    return render_values(pointers)
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file beside it and a rename."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 def run(args, settings) -> int:
@@ -85,9 +99,6 @@ def run(args, settings) -> int:
     if not args.output:
         sys.stdout.write(text)
         return 0
-    path = Path(args.output)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-    print(f"wrote {path}", file=sys.stderr)
+    write_atomic(args.output, text)
+    print(f"wrote {args.output}", file=sys.stderr)
     return 0

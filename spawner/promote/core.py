@@ -235,7 +235,18 @@ def promote(
     record = replace(record, seconds=round(time.monotonic() - started, 4))
     if record.outcome != "promoted":  # a promoted record was appended under the stage lock
         record = trail.append(record)
+    else:
+        _after_move(settings, say)
     return record
+
+
+def _after_move(settings, say: Progress) -> None:
+    """What follows a pointer move: the pre-puller values file, when the site keeps one."""
+    from spawner.promote.prepull import refresh_values
+
+    said = refresh_values(settings)
+    if said:
+        say(said)
 
 
 def _gate_and_move(settings, record, step, source, target, gates, trail, say,
@@ -331,7 +342,10 @@ def rollback(
             with StageLock(settings.data_path("locks"), project, stage):
                 record = _roll_back_pair(trail, record, target, started)
                 if record.outcome == "rolled-back":
-                    return trail.append(record)
+                    record = trail.append(record)
+        if record.outcome == "rolled-back":
+            _after_move(settings, say)
+            return record
     except (RegistryError, PointerError) as exc:
         reason = unreachable_message(exc) or str(exc)
         record = replace(record, outcome="failed", message=f"{reason}; {NO_CHANGE}")

@@ -54,6 +54,23 @@ def prepull_gate(
     return Gate(NAME, run)
 
 
+def refresh_values(settings) -> str:
+    """After a pointer moved: rewrite ``c.Lockstep.prepull_values_file`` (when set) from
+    the stage pointers; what happened, in words ("" when the site wants no file). Never
+    raises: the move already happened and is recorded; a failed write is reported."""
+    if not settings.prepull_values_file:
+        return ""
+    from spawner.commands.prepull import render_values, stage_pointers, write_atomic
+
+    path = settings.prepull_values_file
+    try:
+        write_atomic(path, render_values(stage_pointers(settings)))
+    except (LockstepError, OSError) as exc:
+        return (f"pre-puller values NOT updated ({path}): {exc}; "
+                "run `lockstep prepull -o FILE` once the registry answers")
+    return f"pre-puller values updated: {path}"
+
+
 def hooks(settings, *, progress: Callable[[str], None] | None = None) -> list[Gate]:
     """The promotion hooks the site's settings ask for (run after the other gates)."""
     return [prepull_gate(settings, progress=progress)] if settings.prepull_on_promote else []

@@ -67,6 +67,22 @@ class RegistrySettings(HasTraits):
         """,
     ).tag(config=True)
 
+    prepull_values_file = Unicode(
+        "",
+        help="""
+        A file that every promotion and rollback rewrites with the pre-puller values.
+
+        After a stage pointer moves (``lockstep promote``, ``rollback``, the lockstep
+        service), lockstep writes Zero to JupyterHub ``prePuller.extraImages`` values for
+        what every stage now holds, by digest (the same text ``lockstep prepull`` prints),
+        atomically. A deploy job that runs ``helm upgrade ... -f`` with this file after
+        each promotion keeps the nodes' pre-pulled images in step with the stages. Empty
+        (the default): nothing is written.
+
+            c.Lockstep.prepull_values_file = "/srv/lockstep/prepull-values.yaml"
+        """,
+    ).tag(config=True)
+
     registry_timeout = Float(
         3.0,
         help="""

@@ -123,3 +123,32 @@ def test_prepull_gate_pulls_before_the_pointer_moves(site, docker_client):
     finally:
         for image in docker_client.images.list(name=f"{site.settings.registry}/{site.name}"):
             docker_client.images.remove(image.id, force=True)
+
+
+def test_a_promotion_and_a_rollback_rewrite_the_sites_prepuller_values(site):
+    values_file = site.root / "prepull-values.yaml"
+    site.config.Lockstep.prepull_values_file = str(values_file)
+    qa = f"lockstep-{site.name}-qa"
+    first = site.push("one")
+    said: list[str] = []
+    record = promote(site.settings, site.name, "qa", user="alice", gates=[],
+                     progress=said.append)
+    assert record.outcome == "promoted", record.message
+    assert f"pre-puller values updated: {values_file}" in said
+    assert entry(yaml.safe_load(values_file.read_text()), qa) == site.reference(first)
+
+    second = site.push("two")
+    assert promote(site.settings, site.name, "qa", user="alice", gates=[]).outcome == "promoted"
+    assert entry(yaml.safe_load(values_file.read_text()), qa) == site.reference(second)
+
+    from spawner.promote import rollback
+
+    assert rollback(site.settings, site.name, "qa", user="alice").outcome == "rolled-back"
+    assert entry(yaml.safe_load(values_file.read_text()), qa) == site.reference(first)
+    assert not list(site.root.glob(".prepull-values.yaml.tmp"))  # written atomically
+
+    values_file.write_text("stale\n")
+    refused = promote(site.settings, site.name, "qa", user="alice", digest="sha256:" + "0" * 64,
+                      gates=[])
+    assert refused.outcome == "refused"  # nothing moved: the file is left as it was
+    assert values_file.read_text() == "stale\n"
