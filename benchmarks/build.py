@@ -226,13 +226,21 @@ def example_channels() -> list[str]:
     return sorted(found)
 
 
+PHASES = (("install", "installing", "installed"), ("compile", "installed", "compiled"),
+          ("layout", "compiled", "writing"), ("layers", "writing", "wrote"),
+          ("push", "wrote", "pushed"))
+"""(phase, the line it starts after, the line it ends with), from the build's progress."""
+
+
 def split(steps: list[tuple[float, str]], total: float) -> str:
-    """Cold build time by phase, from the build's progress lines."""
-    marks = {"installing": "install", "compiled": "compile", "writing": "layers", "pushing": "push"}
-    starts = [(t, label) for t, msg in steps for key, label in marks.items() if msg.startswith(key)]
-    ends = [t for t, _ in starts[1:]] + [total]
-    pairs = zip(starts, ends, strict=True)
-    return ", ".join(f"{label} {end - t:.2f}s" for (t, label), end in pairs)
+    """Cold build time by phase, from the build's progress lines (first line of each kind)."""
+    first: dict[str, float] = {}
+    for t, msg in steps:
+        first.setdefault(msg.split(" ", 1)[0], t)
+    spans = [(name, first[end] - first[begin]) for name, begin, end in PHASES
+             if begin in first and end in first]
+    other = total - sum(seconds for _, seconds in spans)
+    return ", ".join(f"{name} {seconds:.2f}s" for name, seconds in spans) + f", other {other:.2f}s"
 
 
 def build_scenarios(work: Path, settings: Lockstep, channel: Path) -> None:
@@ -262,7 +270,10 @@ def _build_scenarios(work: Path, settings: Lockstep, channel: Path, index_url: s
     t_noop, noop = timed(build_image, demo, settings)
     shutil.copy(demo / "conda-lock.yml", work / "demo.lock")
     lock(demo, deps, channel, settings, changed, index_url)
-    t_one, one = timed(build_image, demo, settings)
+    one_steps: list[tuple[float, str]] = []
+    t1 = time.perf_counter()
+    t_one, one = timed(build_image, demo, settings,
+                       progress=lambda m: one_steps.append((time.perf_counter() - t1, m)))
     new_layers = layer_sizes(one, exclude=set(cold.layer_digests))
     new_blobs = len(set(one.layer_digests) - set(cold.layer_digests)) + 1  # + the config
 
@@ -306,7 +317,7 @@ def _build_scenarios(work: Path, settings: Lockstep, channel: Path, index_url: s
         "one package changed (pip lockstep-bench-009 1.0 -> 1.1): new lockstep layers "
         + ", ".join(f"{h} = {n / 1e6:.4f} MB" for h, n in new_layers)
         + f"; {new_blobs} blobs (layers + config) uploaded, "
-        f"{one.bytes_uploaded / 1e6:.4f} MB"
+        f"{one.bytes_uploaded / 1e6:.4f} MB; split: {split(one_steps, t_one)}"
     )
     print(
         f"baseline: its COPY layer ({top / 1e6:.1f} MB unpacked) is rebuilt and pushed "

@@ -290,7 +290,8 @@ def run(args, settings) -> int:
 
         def body_for(index: int, publish: bool) -> dict:
             return services.docker_body(spec, service=service, index=index, binding=binding,
-                                        publish=publish, runtime=ready.runtime)
+                                        publish=publish, runtime=ready.runtime,
+                                        recursive_read_only=ready.recursive_read_only)
 
         result = deployer.deploy(api, project=project.name, digest=image.digest,
                                  service=service, binding=binding, body_for=body_for,

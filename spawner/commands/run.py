@@ -150,7 +150,8 @@ def run(args, settings) -> int:
         ready = prepare(api, spec, project=project, site=site, chown=True,
                         report=lambda message, _fraction: _progress(message))
         body = jobs.job_body(spec, project=project, session_id=session_id,
-                             runtime=ready.runtime, gpu_mode=ready.gpu_mode)
+                             runtime=ready.runtime, gpu_mode=ready.gpu_mode,
+                             recursive_read_only=ready.recursive_read_only)
         code = jobs.run_container(api, body, name=name, on_started=on_started,
                                   stream_api=stream_api)
     except KeyboardInterrupt:

@@ -83,6 +83,7 @@ def job_body(
     session_id: str,
     runtime: str = "",
     gpu_mode: str = "none",
+    recursive_read_only: bool = False,
 ) -> dict[str, Any]:
     """The Docker create body of a job (``render_docker`` output, job labels added).
 
@@ -92,6 +93,7 @@ def job_body(
     workdir = project.workspace.target if project.workspace.enabled else spec.home
     options = DockerOptions(
         runtime=runtime, gpu_mode=gpu_mode, working_dir=workdir, volume_nocopy=True,
+        recursive_read_only=recursive_read_only,
         extra_labels=((KIND, "job"), (SESSION, session_id)),
     )
     return render_container(spec, options)

@@ -37,11 +37,10 @@ from dockerspawner import DockerSpawner
 from traitlets import default
 
 from spawner import sessions
-from spawner.docker import engine as dockerops
 from spawner.docker.boot import POLL_FIRST, POLL_MOST, Booting, _Slot, port_open  # noqa: F401
 from spawner.docker.firewall import gateway_of
 from spawner.docker.honour import HonourParentTraits
-from spawner.docker.ownership import NotOurs, leftover_verdict
+from spawner.docker.owned import OwnedObjects
 from spawner.docker.prepare import Prepared, PrepareError, check_host, prepare
 from spawner.docker.render import DockerOptions, for_server, render_container
 from spawner.docker.site import DockerSite
@@ -74,7 +73,7 @@ from spawner.settings import ENV_PREFIX, Lockstep
 __all__ = ["LockstepDockerSpawner", "check_config"]
 
 
-class LockstepDockerSpawner(Booting, HonourParentTraits, DockerSpawner,
+class LockstepDockerSpawner(Booting, HonourParentTraits, OwnedObjects, DockerSpawner,
                             LockstepDockerTraits):
     """Spawn ``environments/<project>`` images, by digest, hardened, on Docker.
 
@@ -277,19 +276,6 @@ class LockstepDockerSpawner(Booting, HonourParentTraits, DockerSpawner,
             await self.post_start_exec()
         return ip, self.port
 
-    async def _remove_leftover(self) -> None:
-        """Remove a container under ``object_name`` only if it is this server's own leftover
-        (``spawner.docker.ownership``); 409 naming it otherwise."""
-        found = await asyncio.to_thread(dockerops.inspect_container, self.client,
-                                        self.object_name)
-        try:
-            mine = leftover_verdict(found, name=self.object_name, user=self.user.name,
-                                    server=self.name or "")
-        except NotOurs as exc:
-            self._refuse(str(exc), 409, "name")
-        if mine and await asyncio.to_thread(dockerops.remove_container, self.client, found["Id"]):
-            self.log.warning("lockstep: removed leftover container %s", self.object_name)
-
     async def _boot(self, body: dict, launch: LaunchState, site_network: str = "") -> str:
         """Create and start the container in a start slot, record the session (``launch``
         becomes the persisted state), wait until the server answers; its IP."""
@@ -372,24 +358,6 @@ class LockstepDockerSpawner(Booting, HonourParentTraits, DockerSpawner,
         self._launch = replace(self._launch, started=sessions.now_iso())
         await asyncio.to_thread(sessions.append_event, self.settings.data_path(sessions.FILENAME),
                                 sessions.start_event(self._session(self._launch)))
-
-    async def get_object(self):
-        """DockerSpawner's lookup by ``object_name`` (poll, stop and remove act on what it
-        finds), except that a container there which lockstep did not make for this user's
-        server (``spawner.docker.ownership``: a service's, another user's) is not this
-        server's: None, so it is never stopped or removed."""
-        before = self.object_id
-        found = await super().get_object()
-        if found is None:
-            return None
-        try:
-            leftover_verdict(found, name=self.object_name, user=self.user.name,
-                             server=self.name or "")
-        except NotOurs as exc:
-            self.object_id = "" if before == found.get("Id") else before
-            self.log.warning("lockstep: %s", exc)
-            return None
-        return found
 
     async def stop(self, now=False):
         """Remove the container, then close its session in the log (from the persisted

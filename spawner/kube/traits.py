@@ -162,9 +162,17 @@ class LockstepKubeTraits(HasTraits):
         that risk for it (a warning is logged at each start). Allowed names:
         {", ".join(WEAKENING_TRAITS)}.
 
+        The check at start is ``spawner.kube.spawner.check_config(c)``, the last line of
+        ``jupyterhub_config.py`` (the chart's config ends with it; a site's own file should
+        too): JupyterHub offers a spawner no hook at hub start, so without it a weakening
+        trait is refused only when a spawner is created or a server spawns.
+
             # Zero to JupyterHub's cloud-metadata block is a root init container with
             # NET_ADMIN that exits before the user's code runs:
             c.LockstepKubeSpawner.hardening_exceptions = ["init_containers"]
+            ...
+            from spawner.kube.spawner import check_config
+            check_config(c)  # the last line of jupyterhub_config.py
         """,
     ).tag(config=True)
 

@@ -193,6 +193,7 @@ def docker_body(
     health: HealthOptions = HealthOptions(),
     publish: bool = True,
     runtime: str = "",
+    recursive_read_only: bool = False,
 ) -> dict[str, Any]:
     """The create body of replica ``index``: ``render_docker`` output plus port binding,
     restart policy and ``Healthcheck``. ``publish=False`` leaves the port unpublished
@@ -204,6 +205,7 @@ def docker_body(
             {"HostIp": binding.host_ip, "HostPort": str(host_port)}]}))
     options = DockerOptions(
         port=service.port, runtime=runtime, volume_nocopy=True,
+        recursive_read_only=recursive_read_only,
         extra_labels=tuple(sorted(service_labels(spec, port=host_port, index=index,
                                                  health=service.health).items())),
         extra_host_config=tuple(host_config),

@@ -25,6 +25,7 @@ from spawner.image.registry import RegistryClient
 from spawner.launch.stages import resolve_stage
 from spawner.lock.locking import LockInputs, lock_environment
 from spawner.settings import Lockstep
+from spawner.verify.check import check_image
 from tests.channel.build import index_channel
 from tests.channel.conda_pkg import PackageSpec, PkgFile, write_conda
 from tests.channel.platforms import zeta_specs
@@ -117,6 +118,8 @@ def test_two_platform_lock_builds_one_index_stable_and_pullable(two_platform, do
     assert configs["amd64"]["rootfs"]["diff_ids"][0] != configs["arm64"]["rootfs"]["diff_ids"][0]
     staged = resolve_stage(settings, "twoarch", settings.stages[0])  # what the spawner launches
     assert staged.reference == first.reference and staged.lock_hash == first.lock_hash
+    check = check_image(settings, first.reference, folder / "conda-lock.yml")  # the amd64 one
+    assert check.differences == () and check.same_lock, check.differences
 
     arm = docker_client.images.pull(first.reference, platform="linux/arm64")
     assert arm.attrs["Architecture"] == "arm64"

@@ -293,7 +293,7 @@ def test_member_starts_chosen_project_from_the_form(hub, e2e_image, browser, doc
         state = from_state(server["state"])  # LaunchState: the digest is in the image
         assert (state.project, state.stage, state.digest) == \
             (project, "dev", e2e_image.digest), state
-        info = docker_api.inspect_container(state["object_name"])
+        info = docker_api.inspect_container(server["state"]["object_name"])  # DockerSpawner's
         assert info["State"]["Running"], info["State"]
         assert info["Config"]["Labels"]["org.lockstep.project"] == project
         assert info["Config"]["Labels"]["org.lockstep.user"] == user

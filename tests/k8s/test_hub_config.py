@@ -157,32 +157,23 @@ def test_values_json_is_what_the_config_reads(helm3):
 
 
 @pytest.mark.parametrize("values", EXAMPLES, ids=EXAMPLE_IDS)
-async def test_login_is_never_open(helm3, values, tmp_path, monkeypatch):
-    """Every example logs in with JupyterHub's shared-password authenticator, its passwords
-    generated into the chart's Secret and handed to the hub through the environment; a
-    wrong password and an unlisted user are refused."""
-    import base64
-
-    from jupyterhub.authenticators.shared import SharedPasswordAuthenticator
+def test_login_is_never_open(helm3, values, tmp_path, monkeypatch):
+    """Every example logs in through OpenID Connect (GenericOAuthenticator), the client
+    secret handed to the hub from a Secret; no shared password exists anywhere. Logging in
+    against a provider: tests/k8s/test_chart_auth.py."""
+    from oauthenticator.generic import GenericOAuthenticator
 
     docs = helm_template(helm3, values)
-    secret = find(docs, "Secret", "-secret")["data"]
-    user_pw = base64.b64decode(secret["user-password"]).decode()
-    admin_pw = base64.b64decode(secret["admin-password"]).decode()
-    assert len(user_pw) >= 8 and len(admin_pw) >= 32 and user_pw != admin_pw
+    assert not {"user-password", "admin-password"} & set(find(docs, "Secret", "-secret")["data"])
     env = find(docs, "Deployment", "-hub")["spec"]["template"]["spec"]["containers"][0]["env"]
-    refs = {e["name"]: e["valueFrom"]["secretKeyRef"]["key"] for e in env
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in env
             if "secretKeyRef" in e.get("valueFrom", {})}
-    assert refs["LOCKSTEP_USER_PASSWORD"] == "user-password"
-    assert refs["LOCKSTEP_ADMIN_PASSWORD"] == "admin-password"
-    monkeypatch.setenv("LOCKSTEP_USER_PASSWORD", user_pw)
-    monkeypatch.setenv("LOCKSTEP_ADMIN_PASSWORD", admin_pw)
+    assert refs["OAUTH_CLIENT_SECRET"] == {"name": "lockstep-oauth", "key": "client-secret"}
+    assert not {"LOCKSTEP_USER_PASSWORD", "LOCKSTEP_ADMIN_PASSWORD"} & set(refs)
+    monkeypatch.setenv("OAUTH_CLIENT_SECRET", "from-the-secret")
     app, _ = load_hub(tmp_path, values, helm3)
-    assert app.config.JupyterHub.authenticator_class == "shared-password"
-    auth = SharedPasswordAuthenticator(config=app.config)
-    assert await auth.get_authenticated_user(None, {"username": "alice", "password": user_pw})
-    admin = await auth.get_authenticated_user(None, {"username": "admin", "password": admin_pw})
-    assert admin and admin["admin"] is True
-    assert not await auth.get_authenticated_user(None, {"username": "alice", "password": "x" * 9})
-    assert not await auth.get_authenticated_user(None, {"username": "mallory",
-                                                        "password": user_pw})
+    assert app.config.JupyterHub.authenticator_class == "generic-oauth"
+    auth = GenericOAuthenticator(config=app.config)
+    assert auth.client_secret == "from-the-secret" and auth.client_id == "lockstep-hub"
+    assert auth.authorize_url.startswith("https://") and auth.token_url.startswith("https://")
+    assert "SharedPasswordAuthenticator" not in app.config

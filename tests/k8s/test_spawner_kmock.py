@@ -102,7 +102,7 @@ async def test_state_survives_a_hub_restart(api, kubelet, tmp_path):
 
 
 @pytest.mark.parametrize("user,options,status", [
-    (hub_user("mallory"), {"project": "forecast"}, 403),
+    (hub_user("mallory"), {"project": "forecast"}, 404),  # as if it did not exist
     (hub_user("alice"), {"project": "nope"}, 404),
     (hub_user("alice"), {}, 400),
     (hub_user("alice"), {"project": "forecast", "stage": "staging"}, 400),

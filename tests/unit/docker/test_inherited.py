@@ -145,6 +145,7 @@ def run_hub(tmp_path: Path, body: str) -> tuple[int, str]:
         f'c.JupyterHub.db_url = "sqlite:///{tmp_path}/hub.sqlite"\n'
         f'c.JupyterHub.bind_url = "http://127.0.0.1:{free_port()}"\n'
         f'c.JupyterHub.hub_bind_url = "http://127.0.0.1:{free_port()}"\n'
+        f'c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{free_port()}"\n'
         "c.ConfigurableHTTPProxy.should_start = False\n" + body)
     try:
         done = subprocess.run([sys.executable, "-m", "jupyterhub", "-f", "jupyterhub_config.py"],
