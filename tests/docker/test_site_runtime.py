@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import random
+import shlex
 import subprocess
 import sys
 import threading
@@ -40,15 +41,22 @@ def iptables(chain: str) -> list[str]:
     return out.stdout.splitlines()
 
 
-def port_rule(port: int) -> str:
-    return f"-A {INPUT_CHAIN} -p tcp -m tcp --dport {port} -j ACCEPT"
+def port_rules(port: int) -> list[str]:
+    """The host-port allowances for ``port`` (one per lockstep gateway) in the input chain."""
+    if not _chain_exists():
+        return []
+    return [r for r in iptables(INPUT_CHAIN)
+            if f"--dport {port} " in r and "lockstep-host-port" in r and r.endswith("-j ACCEPT")]
+
+
+def admits(port: int) -> bool:
+    return bool(port_rules(port))
 
 
 def unused_port() -> int:
-    taken = set(iptables(INPUT_CHAIN)) if _chain_exists() else set()
     while True:
         port = random.randint(40000, 60000)
-        if port_rule(port) not in taken:
+        if not admits(port):
             return port
 
 
@@ -73,8 +81,9 @@ def site(locked_project, built_image, registry, docker_client, tmp_path_factory)
     site.to_prod()
     yield site
     for port in site.ports:  # leave the host's chains as other hubs had them
-        subprocess.run(["iptables", "-w", "5", "-D", INPUT_CHAIN, "-p", "tcp", "-m", "tcp",
-                        "--dport", str(port), "-j", "ACCEPT"], capture_output=True, timeout=30)
+        for rule in port_rules(port):
+            subprocess.run(["iptables", "-w", "5", "-D", *shlex.split(rule)[1:]],
+                           capture_output=True, timeout=30)
     site.cleanup(docker_client)
 
 
@@ -85,9 +94,17 @@ def allow_new_port(site) -> int:
     return port
 
 
-def bridge_rules(site) -> tuple[str, list[str]]:
-    bridge = bridge_name(site.name)
-    return bridge, [r for r in iptables(FORWARD_CHAIN) if f"-i {bridge} " in r]
+def assert_behind_the_firewall(docker_client, site) -> None:
+    """The project's bridge is a lockstep bridge (``lsbr+``), which the forward chain closes
+    to traffic coming in through the host and the network keeps containers apart."""
+    network = docker_client.networks.get(f"lockstep-{site.name}")
+    options = network.attrs["Options"]
+    assert options["com.docker.network.bridge.name"] == bridge_name(site.name)
+    assert bridge_name(site.name).startswith("lsbr")
+    assert options["com.docker.network.bridge.enable_icc"] == "false"
+    assert f"-A {FORWARD_CHAIN} -o lsbr+ -j DROP" in iptables(FORWARD_CHAIN)
+    assert f"-A DOCKER-USER -i lsbr+ -j {FORWARD_CHAIN}" in iptables("DOCKER-USER")
+    assert f"-A INPUT -i lsbr+ -j {INPUT_CHAIN}" in iptables("INPUT")
 
 
 def test_a_job_runs_on_the_sites_runtime_behind_the_firewall(site, docker_client, capfd):
@@ -104,13 +121,8 @@ def test_a_job_runs_on_the_sites_runtime_behind_the_firewall(site, docker_client
         host = job.attrs["HostConfig"]
         assert host["Runtime"] == ALIAS
         assert host["NetworkMode"] == f"lockstep-{site.name}"
-        network = docker_client.networks.get(f"lockstep-{site.name}")
-        bridge, rules = bridge_rules(site)
-        assert network.attrs["Options"]["com.docker.network.bridge.name"] == bridge
-        assert rules == [f"-A {FORWARD_CHAIN} -i {bridge} -o {bridge} -j RETURN"]
-        assert port_rule(port) in iptables(INPUT_CHAIN)
-        assert f"-A DOCKER-USER -i lsbr+ -j {FORWARD_CHAIN}" in iptables("DOCKER-USER")
-        assert f"-A INPUT -i lsbr+ -j {INPUT_CHAIN}" in iptables("INPUT")
+        assert_behind_the_firewall(docker_client, site)
+        assert admits(port)
         proc.terminate()
         proc.communicate(timeout=60)
     finally:
@@ -129,9 +141,8 @@ def test_a_service_runs_on_the_sites_runtime_behind_the_firewall(site, docker_cl
                              str(service_port), "--timeout", "40") == 0, capfd.readouterr().err
         host = docker_client.containers.get(f"lockstep-svc_{site.name}_0").attrs["HostConfig"]
         assert host["Runtime"] == ALIAS and host["NetworkMode"] == f"lockstep-{site.name}"
-        assert port_rule(port) in iptables(INPUT_CHAIN)  # deploy wrote the chains
-        bridge, rules = bridge_rules(site)
-        assert rules == [f"-A {FORWARD_CHAIN} -i {bridge} -o {bridge} -j RETURN"]
+        assert admits(port)  # deploy wrote the chains
+        assert_behind_the_firewall(docker_client, site)
     finally:
         assert site.lockstep("deploy", site.name, "--remove") == 0
 
