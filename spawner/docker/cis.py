@@ -56,12 +56,28 @@ each container's own configuration.
 
 from __future__ import annotations
 
-import posixpath
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass
 from typing import Any
 
+from spawner.docker.cisbase import (  # noqa: F401  (re-exported: the audit's vocabulary)
+    EXCEPTION,
+    FAIL,
+    NA,
+    PASS,
+    Check,
+    HostFacts,
+    Result,
+    Verdict,
+    binds,
+    fail,
+    host_config,
+    host_facts,
+    norm,
+    ok,
+    privileged,
+    security_opts,
+)
 from spawner.labels import KIND as KIND_LABEL
 from spawner.labels import PROJECT
 from spawner.labels import ROLE as ROLE_LABEL
@@ -72,94 +88,9 @@ SOCKET_PATHS = (
     "/run/containerd/containerd.sock", "/var/run/containerd/containerd.sock",
     "/run/docker/containerd/containerd.sock", "/var/run/docker/containerd/containerd.sock",
 )
-SECURITY_OPT_RE = re.compile(r"([^=:]*)[=:]?(.*)", re.S)
 SOCKET_RE = re.compile(r"(docker|containerd)[^/]*\.sock$")
 DEFAULT_CPU_SHARES = 1024
 MAX_RESTARTS = 5
-PASS, FAIL, NA, EXCEPTION = "pass", "fail", "n/a", "exception"
-
-
-@dataclass(frozen=True)
-class HostFacts:
-    """What the audit needs to know about the engine's host (from ``docker info``)."""
-
-    apparmor: bool = False
-    seccomp: bool = True
-    userns: bool = False  # the daemon runs with userns-remap
-
-
-@dataclass(frozen=True)
-class Result:
-    """One container x one check."""
-
-    container: str
-    id: str
-    project: str
-    kind: str
-    cis: str
-    check: str
-    status: str
-    detail: str
-
-    def to_json(self) -> dict[str, str]:
-        return asdict(self)
-
-
-Verdict = tuple[str, str]  # (status, detail)
-
-
-@dataclass(frozen=True)
-class Check:
-    cis: str
-    name: str
-    judge: Callable[[Mapping[str, Any], HostFacts], Verdict]
-
-
-def host_facts(info: Mapping[str, Any]) -> HostFacts:
-    """``HostFacts`` from ``docker info`` (its ``SecurityOptions``: ``name=apparmor``, ...)."""
-    names = set()
-    for option in info.get("SecurityOptions") or ():
-        for part in str(option).split(","):
-            key, _, value = part.partition("=")
-            if key == "name":
-                names.add(value)
-    return HostFacts(apparmor="apparmor" in names, seccomp="seccomp" in names,
-                     userns="userns" in names)
-
-
-# -- reading an inspect dict --------------------------------------------------------------
-
-def _host(info: Mapping[str, Any]) -> Mapping[str, Any]:
-    return info.get("HostConfig") or {}
-
-
-def _security_opts(info: Mapping[str, Any]) -> dict[str, str]:
-    """``SecurityOpt`` as {key: value}; ``seccomp:unconfined`` and ``=`` forms alike."""
-    opts = {}
-    for entry in _host(info).get("SecurityOpt") or ():
-        key, value = SECURITY_OPT_RE.match(str(entry)).groups()  # type: ignore[union-attr]
-        opts[key.strip()] = value.strip()
-    return opts
-
-
-def _binds(info: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    return [m for m in info.get("Mounts") or () if m.get("Type") == "bind"]
-
-
-def _norm(path: str) -> str:
-    return posixpath.normpath(path) if path else ""
-
-
-def _privileged(info: Mapping[str, Any]) -> bool:
-    return bool(_host(info).get("Privileged"))
-
-
-def _ok(detail: str = "") -> Verdict:
-    return PASS, detail
-
-
-def _fail(detail: str) -> Verdict:
-    return FAIL, detail
 
 
 # -- the checks ---------------------------------------------------------------------------
@@ -168,17 +99,17 @@ def check_apparmor(info: Mapping[str, Any], host: HostFacts) -> Verdict:
     if not host.apparmor:
         return NA, "the host has no AppArmor (docker info lists no name=apparmor)"
     profile = str(info.get("AppArmorProfile") or "")
-    if _privileged(info) or _security_opts(info).get("apparmor") == "unconfined" \
+    if privileged(info) or security_opts(info).get("apparmor") == "unconfined" \
             or profile in ("", "unconfined"):
-        return _fail(f"AppArmor profile is {profile or 'empty'!r}; run with the engine's "
+        return fail(f"AppArmor profile is {profile or 'empty'!r}; run with the engine's "
                      "docker-default profile (drop --security-opt apparmor=unconfined)")
-    return _ok(f"profile {profile}")
+    return ok(f"profile {profile}")
 
 
 def check_capabilities(info: Mapping[str, Any], host: HostFacts) -> Verdict:
-    if _privileged(info):
-        return _fail("privileged: the container has every capability")
-    hc = _host(info)
+    if privileged(info):
+        return fail("privileged: the container has every capability")
+    hc = host_config(info)
     added = sorted(str(c).upper().removeprefix("CAP_") for c in hc.get("CapAdd") or ())
     dropped = {str(c).upper().removeprefix("CAP_") for c in hc.get("CapDrop") or ()}
     problems = []
@@ -186,44 +117,44 @@ def check_capabilities(info: Mapping[str, Any], host: HostFacts) -> Verdict:
         problems.append(f"adds {', '.join(added)}")
     if "ALL" not in dropped:
         problems.append("does not drop ALL (--cap-drop ALL)")
-    return _fail("; ".join(problems)) if problems else _ok("CapDrop ALL, nothing added")
+    return fail("; ".join(problems)) if problems else ok("CapDrop ALL, nothing added")
 
 
 def check_privileged(info: Mapping[str, Any], host: HostFacts) -> Verdict:
-    return _fail("runs --privileged") if _privileged(info) else _ok("Privileged=false")
+    return fail("runs --privileged") if privileged(info) else ok("Privileged=false")
 
 
 def check_host_paths(info: Mapping[str, Any], host: HostFacts) -> Verdict:
     bad = []
-    for mount in _binds(info):
-        source = _norm(str(mount.get("Source") or ""))
+    for mount in binds(info):
+        source = norm(str(mount.get("Source") or ""))
         if source == "/" or any(source == d or source.startswith(d + "/")
                                 for d in SENSITIVE_DIRS):
             bad.append(f"{source} -> {mount.get('Destination')}")
     if bad:
-        return _fail(f"sensitive host path mounted: {', '.join(bad)}")
-    return _ok(f"{len(_binds(info))} bind mount(s), none of {', '.join(('/',) + SENSITIVE_DIRS)}")
+        return fail(f"sensitive host path mounted: {', '.join(bad)}")
+    return ok(f"{len(binds(info))} bind mount(s), none of {', '.join(('/',) + SENSITIVE_DIRS)}")
 
 
 def check_data_read_only(info: Mapping[str, Any], host: HostFacts) -> Verdict:
-    writable = [f"{m.get('Source')} -> {m.get('Destination')}" for m in _binds(info)
+    writable = [f"{m.get('Source')} -> {m.get('Destination')}" for m in binds(info)
                 if m.get("RW", True)]
     if writable:
-        return _fail(f"bind mount(s) writable: {', '.join(writable)}; lockstep binds only "
+        return fail(f"bind mount(s) writable: {', '.join(writable)}; lockstep binds only "
                      "data, always read-only")
-    forced = [m for m in (_host(info).get("Mounts") or [])
+    forced = [m for m in (host_config(info).get("Mounts") or [])
               if m.get("Type") == "bind" and (m.get("BindOptions") or {}).get(
                   "ReadOnlyForceRecursive")]
-    how = ("recursively (ReadOnlyForceRecursive)" if forced and len(forced) == len(_binds(info))
+    how = ("recursively (ReadOnlyForceRecursive)" if forced and len(forced) == len(binds(info))
            else "not forced recursive (engine API < 1.44: a source with mounts below it is "
            "refused at start)")
-    return _ok(f"{len(_binds(info))} bind mount(s), all read-only" +
-               (f", {how}" if _binds(info) else ""))
+    return ok(f"{len(binds(info))} bind mount(s), all read-only" +
+               (f", {how}" if binds(info) else ""))
 
 
 def _host_ports(info: Mapping[str, Any]) -> list[tuple[str, int]]:
     found = []
-    published = [(_host(info).get("PortBindings") or {}),
+    published = [(host_config(info).get("PortBindings") or {}),
                  ((info.get("NetworkSettings") or {}).get("Ports") or {})]
     for table in published:
         for container_port, bindings in table.items():
@@ -237,81 +168,81 @@ def _host_ports(info: Mapping[str, Any]) -> list[tuple[str, int]]:
 def check_privileged_ports(info: Mapping[str, Any], host: HostFacts) -> Verdict:
     low = [f"{port} -> {target}" for target, port in _host_ports(info) if port < 1024]
     if low:
-        return _fail(f"privileged host port(s) published: {', '.join(low)}")
-    return _ok(", ".join(f"{port} -> {target}" for target, port in _host_ports(info))
+        return fail(f"privileged host port(s) published: {', '.join(low)}")
+    return ok(", ".join(f"{port} -> {target}" for target, port in _host_ports(info))
                or "nothing published")
 
 
 def _namespace(field: str, what: str) -> Callable[[Mapping[str, Any], HostFacts], Verdict]:
     def judge(info: Mapping[str, Any], host: HostFacts) -> Verdict:
-        mode = str(_host(info).get(field) or "")
+        mode = str(host_config(info).get(field) or "")
         if mode == "host":
-            return _fail(f"{field}=host: shares the host's {what} namespace")
-        return _ok(f"{field}={mode or 'default'}")
+            return fail(f"{field}=host: shares the host's {what} namespace")
+        return ok(f"{field}={mode or 'default'}")
     return judge
 
 
 def check_memory(info: Mapping[str, Any], host: HostFacts) -> Verdict:
-    memory = int(_host(info).get("Memory") or 0)
-    return _ok(f"{memory} bytes") if memory > 0 else _fail("no memory limit (--memory)")
+    memory = int(host_config(info).get("Memory") or 0)
+    return ok(f"{memory} bytes") if memory > 0 else fail("no memory limit (--memory)")
 
 
 def check_cpu(info: Mapping[str, Any], host: HostFacts) -> Verdict:
-    hc = _host(info)
+    hc = host_config(info)
     nano, quota = int(hc.get("NanoCpus") or 0), int(hc.get("CpuQuota") or 0)
     shares = int(hc.get("CpuShares") or 0)
     if nano > 0:
-        return _ok(f"NanoCpus={nano}")
+        return ok(f"NanoCpus={nano}")
     if quota > 0:
-        return _ok(f"CpuQuota={quota}")
+        return ok(f"CpuQuota={quota}")
     if shares > 0 and shares != DEFAULT_CPU_SHARES:
-        return _ok(f"CpuShares={shares}")
-    return _fail("no CPU limit (--cpus, --cpu-quota or --cpu-shares other than 1024)")
+        return ok(f"CpuShares={shares}")
+    return fail("no CPU limit (--cpus, --cpu-quota or --cpu-shares other than 1024)")
 
 
 def check_read_only_root(info: Mapping[str, Any], host: HostFacts) -> Verdict:
-    if _host(info).get("ReadonlyRootfs"):
-        return _ok("ReadonlyRootfs=true")
-    return _fail("root filesystem writable (--read-only)")
+    if host_config(info).get("ReadonlyRootfs"):
+        return ok("ReadonlyRootfs=true")
+    return fail("root filesystem writable (--read-only)")
 
 
 def check_restart_policy(info: Mapping[str, Any], host: HostFacts) -> Verdict:
-    policy = _host(info).get("RestartPolicy") or {}
+    policy = host_config(info).get("RestartPolicy") or {}
     name = str(policy.get("Name") or "no")
     retries = int(policy.get("MaximumRetryCount") or 0)
     if name == "no":
-        return _ok("no")
+        return ok("no")
     if name == "on-failure" and 0 < retries <= MAX_RESTARTS:
-        return _ok(f"on-failure:{retries}")
+        return ok(f"on-failure:{retries}")
     labels = (info.get("Config") or {}).get("Labels") or {}
     if name == "unless-stopped" and labels.get(KIND_LABEL) == "service":
         return EXCEPTION, ("unless-stopped: lockstep model service, which must outlive engine "
                            "restarts and crashes; bounded by back-off and its limits")
     shown = f"{name}:{retries or 'unlimited'}" if name == "on-failure" else name
-    return _fail(f"restart policy {shown}; use on-failure:{MAX_RESTARTS} or no")
+    return fail(f"restart policy {shown}; use on-failure:{MAX_RESTARTS} or no")
 
 
 def check_seccomp(info: Mapping[str, Any], host: HostFacts) -> Verdict:
     if not host.seccomp:
-        return _fail("the engine has no seccomp support: every container runs unconfined")
-    if _privileged(info):
-        return _fail("privileged: the engine applies no seccomp profile")
-    profile = _security_opts(info).get("seccomp", "")
+        return fail("the engine has no seccomp support: every container runs unconfined")
+    if privileged(info):
+        return fail("privileged: the engine applies no seccomp profile")
+    profile = security_opts(info).get("seccomp", "")
     if profile == "unconfined":
-        return _fail("seccomp=unconfined")
-    return _ok(f"profile {profile or 'default'}")
+        return fail("seccomp=unconfined")
+    return ok(f"profile {profile or 'default'}")
 
 
 def check_no_new_privileges(info: Mapping[str, Any], host: HostFacts) -> Verdict:
-    opts = _security_opts(info)
+    opts = security_opts(info)
     if "no-new-privileges" in opts and opts["no-new-privileges"] in ("", "true"):
-        return _ok("no-new-privileges:true")
-    return _fail("no-new-privileges not set (--security-opt no-new-privileges:true)")
+        return ok("no-new-privileges:true")
+    return fail("no-new-privileges not set (--security-opt no-new-privileges:true)")
 
 
 def check_pids_limit(info: Mapping[str, Any], host: HostFacts) -> Verdict:
-    limit = int(_host(info).get("PidsLimit") or 0)
-    return _ok(str(limit)) if limit > 0 else _fail("no pids limit (--pids-limit)")
+    limit = int(host_config(info).get("PidsLimit") or 0)
+    return ok(str(limit)) if limit > 0 else fail("no pids limit (--pids-limit)")
 
 
 DISK_LOG_DRIVERS = ("json-file", "local")  # the drivers that write under the engine's root
@@ -320,23 +251,23 @@ DISK_LOG_DRIVERS = ("json-file", "local")  # the drivers that write under the en
 def check_log_limits(info: Mapping[str, Any], host: HostFacts) -> Verdict:
     """A container's log cannot fill the host's disk: ``json-file`` with ``max-size``,
     ``local`` (rotates by itself) or a driver that ships logs off the host."""
-    log = _host(info).get("LogConfig")
+    log = host_config(info).get("LogConfig")
     if not log:
         return NA, "the engine did not show LogConfig"
     driver, config = log.get("Type") or "json-file", log.get("Config") or {}
     if driver == "json-file" and not config.get("max-size"):
-        return _fail("json-file log without max-size: it grows until the disk is full; "
+        return fail("json-file log without max-size: it grows until the disk is full; "
                      "lockstep renders max-size/max-file (spawner.docker.render.LOG_CONFIG)")
     if driver in DISK_LOG_DRIVERS:
-        return _ok(f"{driver}, max-size {config.get('max-size', 'default')} x "
+        return ok(f"{driver}, max-size {config.get('max-size', 'default')} x "
                    f"{config.get('max-file', 'default')} files")
-    return _ok(f"log driver {driver}: not kept on the engine's disk")
+    return ok(f"log driver {driver}: not kept on the engine's disk")
 
 
 def check_userns_remap(info: Mapping[str, Any], host: HostFacts) -> Verdict:
     """CIS 2.8 (a daemon setting, shown per container): uids are remapped."""
     if host.userns:
-        return _ok("the daemon remaps user namespaces (userns-remap)")
+        return ok("the daemon remaps user namespaces (userns-remap)")
     return NA, ("the daemon runs without userns-remap: uid 1000 in the container is uid "
                 "1000 on the host (lockstep never runs the container as root)")
 
@@ -345,14 +276,14 @@ def check_volume_size(info: Mapping[str, Any], host: HostFacts) -> Verdict:
     """Whether the container's named volumes are size-limited (``workspace.size``)."""
     volumes = [m for m in info.get("Mounts") or () if m.get("Type") == "volume"]
     if not volumes:
-        return _ok("no named volumes")
+        return ok("no named volumes")
     local = [str(m.get("Name") or m.get("Destination")) for m in volumes
              if (m.get("Driver") or "local") == "local"]
     if local:
         return NA, (f"{', '.join(local)}: Docker local volumes have no size limit (xfs "
                     "project quotas or a sizing volume driver needed); workspace.size is not "
                     "enforced on this engine")
-    return _ok("every named volume is on a driver that sizes it")
+    return ok("every named volume is on a driver that sizes it")
 
 
 def _exposes_socket(path: str) -> bool:
@@ -365,12 +296,12 @@ def _exposes_socket(path: str) -> bool:
 
 def check_docker_socket(info: Mapping[str, Any], host: HostFacts) -> Verdict:
     bad = []
-    for mount in _binds(info):
-        source = _norm(str(mount.get("Source") or ""))
-        target = _norm(str(mount.get("Destination") or ""))
+    for mount in binds(info):
+        source = norm(str(mount.get("Source") or ""))
+        target = norm(str(mount.get("Destination") or ""))
         if _exposes_socket(source) or SOCKET_RE.search(target):
             bad.append(f"{source} -> {target}")
-    return _fail(f"engine socket reachable: {', '.join(bad)}") if bad else _ok("none mounted")
+    return fail(f"engine socket reachable: {', '.join(bad)}") if bad else ok("none mounted")
 
 
 CHECKS: tuple[Check, ...] = (

@@ -32,7 +32,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from spawner.docker.cis import FAIL, NA, PASS, Result, Verdict
+from spawner.docker.cisbase import FAIL, NA, PASS, Result, Verdict
 from spawner.docker.egress import BLOCKED
 from spawner.docker.firewall import (
     BRIDGE_OPTION,

@@ -22,8 +22,6 @@ is written to the project folder but ``build-record.json``.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 from collections.abc import Callable
@@ -32,12 +30,21 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from spawner.errors import LockstepError
-from spawner.image import oci
+from spawner.image import buildrecords as records
+from spawner.image import oci, push
+from spawner.image.assemble import (  # noqa: F401  (lock_hash: imported from here too)
+    FORMAT,
+    assemble,
+    group_entries,
+    image_key,
+    layer_roots,
+    lock_hash,
+)
 from spawner.image.base import ARCHITECTURES, BaseImage, ensure_base, external_base
-from spawner.image.envlayout import Layout, layout_prefix
-from spawner.image.grouping import RULE, LayerGroup, group_packages, tier_roots
+from spawner.image.envlayout import layout_prefix
+from spawner.image.grouping import group_packages
 from spawner.image.index import PlatformManifest, compile_plan, image_index, image_platforms
-from spawner.image.registry import RegistryClient, for_each_blob
+from spawner.image.registry import RegistryClient
 from spawner.image.sandbox import require_sandbox
 from spawner.image.staging import (
     Installer,
@@ -47,14 +54,13 @@ from spawner.image.staging import (
     new_staging_dir,
     python_version,
 )
-from spawner.image.tarlayer import GZIP_LEVEL, BlobCache, Entry, LayerBlob, with_parents
+from spawner.image.tarlayer import BlobCache, LayerBlob
 from spawner.lock.condalock import read_lockfile
 from spawner.lock.cuda import lock_requirement
 from spawner.lock.policy import ChannelPolicy
 from spawner.progress import Counter, human_bytes
 from spawner.project import load_project
 
-FORMAT = "lockstep-image-1"
 RECORD = "build-record.json"
 LOCKFILE = "conda-lock.yml"
 
@@ -99,73 +105,6 @@ class PlatformImage:
     @property
     def digest(self) -> str:
         return oci.sha256_digest(self.manifest)
-
-
-def lock_hash(lockfile: Path) -> str:
-    """The lock's hash: ``sha256:`` of the ``conda-lock.yml`` bytes (the image's lock-hash label).
-
-    The one definition: verify, sbom and the stage resolver compare labels with it.
-    """
-    return "sha256:" + hashlib.sha256(Path(lockfile).read_bytes()).hexdigest()
-
-
-def layer_roots(settings) -> tuple[str, ...]:
-    """The site's ordered shared roots for the layer rule (``grouping.tier_roots``)."""
-    return tier_roots(server_packages=settings.server_packages, layer_order=settings.layer_order)
-
-
-def image_key(*, lock_hash: str, base_digest: str, layer_limit: int, roots, epoch: int) -> str:
-    """Everything that decides the image digest apart from the installed bytes: the
-    lock, the base, the layer rule (``grouping.RULE``, the site's roots, the limit)."""
-    text = json.dumps(
-        [FORMAT, GZIP_LEVEL, lock_hash, base_digest, RULE, list(roots), layer_limit, epoch]
-    )
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def group_entries(layout: Layout, groups: list[LayerGroup]) -> list[tuple[str, list[Entry]]]:
-    """(history text, entries) per layer, bottom first; the last holds conda-meta + extras."""
-    layers = []
-    for group in groups:
-        entries = [e for name in group.packages for e in layout.owned[name]]
-        pkgs = [layout.packages[n] for n in group.packages]
-        text = ", ".join(f"{p.name}-{p.version}-{p.build}" for p in pkgs)
-        layers.append((f"conda package {text}"[:400], with_parents(entries)))
-    layers.append(("conda-meta (normalised)", with_parents(layout.meta + layout.extra)))
-    return layers
-
-
-def assemble(
-    *,
-    layers: list[LayerBlob],
-    history: list[str],
-    base: BaseImage,
-    project: str,
-    lock_hash: str,
-    epoch: int,
-    runtime: oci.RuntimeSpec | None = None,
-    architecture: str = "amd64",
-) -> tuple[bytes, bytes]:
-    """(config bytes, manifest bytes) for the project image (pure); ``runtime`` defaults to
-    ``oci.project_runtime`` (the hub image passes its own, ``spawner.image.hubimage``)."""
-    runtime = runtime or oci.project_runtime(
-        project=project, lock_hash=lock_hash, base=base.reference
-    )
-    config = oci.canonical_json(
-        oci.image_config(
-            runtime=runtime,
-            diff_ids=[*base.diff_ids, *(b.diff_id for b in layers)],
-            history=[*base.history, *history],
-            created=oci.created_at(epoch),
-            architecture=architecture,
-        )
-    )
-    descriptors = [
-        *base.layers,
-        *(oci.Descriptor(oci.MEDIA_LAYER, b.digest, b.size) for b in layers),
-    ]
-    config_desc = oci.Descriptor(oci.MEDIA_CONFIG, oci.sha256_digest(config), len(config))
-    return config, oci.canonical_json(oci.image_manifest(config=config_desc, layers=descriptors))
 
 
 class Builder:
@@ -355,21 +294,8 @@ class Builder:
         )
 
     def _known(self, key: str) -> dict | None:
-        for path in (self.settings.cache_path("images", f"{key}.json"), self.project_dir / RECORD):
-            try:
-                record = json.loads(path.read_text())
-            except (OSError, ValueError):
-                continue
-            if record.get("key") == key and record.get("reference", "").startswith(
-                self.repo.name + "@"
-            ):
-                fields = BuildResult.__dataclass_fields__
-                return {
-                    k: (tuple(v) if k in ("layer_digests", "platforms") else v)
-                    for k, v in record.items()
-                    if k in fields
-                }
-        return None
+        return records.known(self.settings, self.project_dir / RECORD, self.repo.name, key,
+                             fields=tuple(BuildResult.__dataclass_fields__))
 
     def _layers(
         self, lockfile: Path, staging: Path, base: BaseImage, platform: str = "linux-64",
@@ -418,77 +344,21 @@ class Builder:
         )
         self.progress(f"compiled bytecode for {total} sources ({hits} from the cache)")
 
-    def _sibling_repos(self) -> dict[str, str]:
-        """Blob digest -> another project's repository, from sibling build records."""
-        found = {}
-        for record in sorted(self.project_dir.parent.glob(f"*/{RECORD}")):
-            try:
-                data = json.loads(record.read_text())
-            except (OSError, ValueError):
-                continue
-            repo = data.get("reference", "").split("@")[0]
-            if repo.startswith(self.repo.host + "/") and repo != self.repo.name:
-                for digest in data.get("layer_digests", []):
-                    found.setdefault(digest, repo.split("/", 1)[1])
-        return found
-
     def _push(
         self, base: BaseImage, blobs: list[LayerBlob], config: bytes, manifest: bytes, digest: str
     ) -> int:
-        repo = self.repo.repository
-        siblings = self._sibling_repos()
-        jobs = [(d.digest, None, (base.repository,)) for d in base.layers]
-        jobs += [
-            (b.digest, Path(b.path), (siblings[b.digest],) if b.digest in siblings else ())
-            for b in blobs
-        ]
-        self.progress(f"pushing to {self.repo.name}")
-
-        def push(job) -> int:
-            blob_digest, path, mount_from = job
-            if path is None:
-                if self.client.blob_exists(repo, blob_digest) or self.client.mount_blob(
-                    repo, blob_digest, mount_from[0]
-                ):
-                    return 0
-                raise LockstepError(
-                    f"base layer {blob_digest} could not be mounted from {mount_from[0]}"
-                )
-            return self.client.ensure_blob(repo, blob_digest, path, mount_from)
-
-        jobs.append((oci.sha256_digest(config), config, ()))
-        pushed = Counter(self.progress, "pushing", len(jobs), "blobs")
-
-        def counted(job) -> int:
-            sent = push(job)
-            pushed.add(sent)
-            return sent
-
-        uploaded = sum(for_each_blob(counted, jobs))  # PUSH_WORKERS at once; the manifest last
-        self.client.put_manifest(repo, digest, manifest, oci.MEDIA_MANIFEST)
-        self.progress(f"pushed {len(jobs)} blobs: {human_bytes(uploaded)} uploaded, the rest "
-                      "already in the registry or mounted")
-        return uploaded
+        return push.push_image(
+            self.client, self.repo, base=base, blobs=blobs, config=config, manifest=manifest,
+            digest=digest, siblings=push.sibling_repos(self.project_dir, self.repo, RECORD),
+            progress=self.progress)
 
     def _tag(self, digest: str, manifest: bytes | None = None,
              media_type: str = oci.MEDIA_MANIFEST) -> None:
-        repo = self.repo.repository
-        if self.client.head_manifest(repo, self.tag) == digest:
-            return
-        if manifest is None:
-            manifest, media_type, _ = self.client.get_manifest(repo, digest)
-        self.client.put_manifest(repo, self.tag, manifest, media_type)
+        push.tag(self.client, self.repo, self.tag, digest, manifest, media_type)
 
     def _finish(self, key: str, result: BuildResult) -> BuildResult:
-        record = {"key": key, "format": FORMAT, **result.to_json()}
-        record.pop("noop"), record.pop("bytes_uploaded")
-        text = json.dumps(record, indent=2, sort_keys=True) + "\n"
-        index = self.settings.cache_path("images", f"{key}.json")
-        for path in (index, self.project_dir / RECORD):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-            tmp.write_text(text)
-            os.replace(tmp, path)
+        records.write(self.settings, self.project_dir / RECORD, key,
+                      {"format": FORMAT, **result.to_json()})
         return result
 
 
