@@ -78,20 +78,7 @@ def append(path: Path, record: Mapping[str, Any], *, mode: int = 0o640) -> None:
     ``mode`` is the permission of a file this call creates. An ``OSError`` (a folder that
     cannot be created, a full disk) reaches the caller unchanged.
     """
-    path = Path(path)
-    line = (encode(record) + "\n").encode()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    created = not path.exists()
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, mode)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        _seal_tail(fd)
-        _write_all(fd, line)
-        os.fsync(fd)
-    finally:
-        os.close(fd)  # closing releases the lock
-    if created:
-        _fsync_dir(path.parent)
+    append_linked(path, lambda _last: record, mode=mode)
 
 
 def append_linked(

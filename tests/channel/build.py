@@ -153,20 +153,16 @@ def build_channel(out_dir: Path, jupyter: bool, wheel_cache: Path = CACHE_DIR) -
     return out_dir
 
 
-def cached_channel(jupyter: bool, root: Path = CHANNELS_DIR) -> Path:
-    """Return a built channel under ``root/<key>/``, building it when it is missing.
-
-    The build goes to a temporary sibling folder that is renamed into place, so a crash
-    mid-build never leaves a channel that looks complete; when two processes race, the
-    first rename wins and the loser's copy is deleted.
-    """
-    final = root / cache_key(jupyter)
+def cached_dir(final: Path, build) -> Path:
+    """``final`` if it exists, else ``build(tmp)`` into a temporary sibling folder renamed
+    into place, so a crash mid-build never leaves a folder that looks complete; when two
+    processes race, the first rename wins and the loser's copy is deleted."""
     if final.is_dir():
         return final
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=root))
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
     try:
-        build_channel(tmp, jupyter)
+        build(tmp)
         tmp.chmod(0o755)  # mkdtemp made it private; the channel is shared, read-only data
         os.rename(tmp, final)
     except OSError:
@@ -175,6 +171,11 @@ def cached_channel(jupyter: bool, root: Path = CHANNELS_DIR) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+def cached_channel(jupyter: bool, root: Path = CHANNELS_DIR) -> Path:
+    """Return a built channel under ``root/<key>/``, building it when it is missing."""
+    return cached_dir(root / cache_key(jupyter), lambda tmp: build_channel(tmp, jupyter))
 
 
 def main(argv: list[str] | None = None) -> int:

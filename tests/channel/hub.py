@@ -25,11 +25,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
-import shutil
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make this folder the `channel` package
@@ -38,7 +35,7 @@ if __package__ in (None, ""):  # run as a script: make this folder the `channel`
 
     __package__ = "channel"
 
-from .build import CHANNELS_DIR, build_channel, cache_key, index_channel
+from .build import CHANNELS_DIR, build_channel, cache_key, cached_dir, index_channel
 from .wheel_convert import convert_and_write, wheel_meta
 from .wheels import CACHE_DIR, LOCK_FILE, ensure_wheels, parse_lock
 
@@ -67,27 +64,9 @@ def build_hub_channel(out_dir: Path, wheel_cache: Path = CACHE_DIR) -> Path:
     return out_dir
 
 
-def _cached(final: Path, build: Callable[[Path], object]) -> Path:
-    """``final`` if it exists, else ``build(tmp)`` renamed into place (first rename wins)."""
-    if final.is_dir():
-        return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
-    try:
-        build(tmp)
-        tmp.chmod(0o755)
-        os.rename(tmp, final)
-    except OSError:
-        if not final.is_dir():
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return final
-
-
 def cached_hub_channel(root: Path = CHANNELS_DIR) -> Path:
     """The hub channel under ``root/hub-<sha>/``, built when missing."""
-    return _cached(root / hub_key(), build_hub_channel)
+    return cached_dir(root / hub_key(), build_hub_channel)
 
 
 def cached_lockstep_channel(source: Path, root: Path = CHANNELS_DIR) -> Path:
@@ -108,7 +87,7 @@ def cached_lockstep_channel(source: Path, root: Path = CHANNELS_DIR) -> Path:
         write_conda(spec, tmp)
         index_channel(tmp)
 
-    return _cached(root / f"lockstep-{key}", build)
+    return cached_dir(root / f"lockstep-{key}", build)
 
 
 def main(argv: list[str] | None = None) -> int:
