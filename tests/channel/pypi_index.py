@@ -35,6 +35,21 @@ PINS = (
 """(name, URL, sha256): a pure wheel (depends on requests), a compiled one, and requests,
 which the jupyter test channel also has as a conda package."""
 
+MIXED_SPEC = """\
+name: mixed
+channels:
+  - conda-forge
+dependencies:
+  - python=3.11
+  - requests
+  - pip:
+    - requests-toolbelt
+    - msgpack>=1.0
+    - requests
+"""
+"""conda packages and a pip section: one pure-Python package (requests-toolbelt), one with
+compiled wheels (msgpack) and one conda already provides (requests)."""
+
 CACHE = Path.home() / ".cache" / "lockstep" / "wheels"
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 

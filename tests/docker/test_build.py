@@ -19,6 +19,7 @@ from spawner.image import oci
 from spawner.image.build import build_image
 from spawner.image.registry import RegistryClient
 from spawner.settings import Lockstep
+from tests.support.engine import run_image as _run
 
 pytestmark = [pytest.mark.docker, pytest.mark.registry]
 TEST_LABEL = "org.lockstep.test"
@@ -32,17 +33,6 @@ def demo(locked_project):
 @pytest.fixture(scope="module")
 def plain(locked_project):
     return locked_project("plain", ["python=3.11"])
-
-
-def _run(docker_client, image: str, command: list[str]) -> str:
-    container = docker_client.containers.run(image, command, detach=True, labels={TEST_LABEL: "1"})
-    try:
-        status = container.wait(timeout=120)
-        logs = container.logs().decode()
-        assert status["StatusCode"] == 0, logs
-        return logs
-    finally:
-        container.remove(force=True)
 
 
 def test_image_pulled_by_digest_runs_singleuser_as_jovyan(demo, built_image, docker_client):

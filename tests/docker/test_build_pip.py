@@ -16,21 +16,11 @@ from spawner.image.build import RECORD, build_image
 from spawner.lock.locking import LockInputs, lock_environment
 from spawner.lock.pypi import PipInputs
 from spawner.verify.check import check_image
+from tests.channel.pypi_index import MIXED_SPEC as SPEC
+from tests.support.engine import run_image as _run
 
 pytestmark = [pytest.mark.docker, pytest.mark.registry]
 TEST_LABEL = "org.lockstep.test"
-SPEC = """\
-name: mixed
-channels:
-  - conda-forge
-dependencies:
-  - python=3.11
-  - requests
-  - pip:
-    - requests-toolbelt
-    - msgpack>=1.0
-    - requests
-"""
 
 
 @pytest.fixture(scope="module")
@@ -48,17 +38,6 @@ def mixed(environments_dir, jupyter_channel, lockstep_settings, pypi_index):
     )
     lock_environment(folder, inputs, progress=None)
     return folder
-
-
-def _run(docker_client, image: str, command: list[str]) -> str:
-    container = docker_client.containers.run(image, command, detach=True, labels={TEST_LABEL: "1"})
-    try:
-        status = container.wait(timeout=120)
-        logs = container.logs().decode()
-        assert status["StatusCode"] == 0, logs
-        return logs
-    finally:
-        container.remove(force=True)
 
 
 def test_pip_packages_install_build_run_verify_and_rebuild_to_one_digest(

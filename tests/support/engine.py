@@ -137,3 +137,16 @@ def built_image(lockstep_settings):
         return cache[key]
 
     return build
+
+
+def run_image(docker_client, image: str, command: list[str]) -> str:
+    """Run ``command`` in ``image`` to its end (labelled, always removed); its output.
+    Fails the test when it exits non-zero."""
+    container = docker_client.containers.run(image, command, detach=True, labels={TEST_LABEL: "1"})
+    try:
+        status = container.wait(timeout=120)
+        logs = container.logs().decode()
+        assert status["StatusCode"] == 0, logs
+        return logs
+    finally:
+        container.remove(force=True)

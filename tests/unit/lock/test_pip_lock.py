@@ -20,21 +20,10 @@ from spawner.lock import condalock
 from spawner.lock.install import install_lock
 from spawner.lock.locking import LockInputs, lock_environment
 from spawner.lock.pypi import PipInputs
+from tests.channel.pypi_index import MIXED_SPEC as SPEC
 
 CONDA_LOCK = Path(sys.executable).parent / "conda-lock"
 LINUX = ["__unix=0=0", "__linux=5.10=0", "__glibc=2.36=0", "__archspec=1=x86_64"]
-SPEC = """\
-name: mixed
-channels:
-  - conda-forge
-dependencies:
-  - python=3.11
-  - requests
-  - pip:
-    - requests-toolbelt
-    - msgpack>=1.0
-    - requests
-"""
 
 
 def project(root: Path, text: str = SPEC) -> Path:
