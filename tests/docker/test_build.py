@@ -22,7 +22,6 @@ from spawner.settings import Lockstep
 from tests.support.engine import run_image as _run
 
 pytestmark = [pytest.mark.docker, pytest.mark.registry]
-TEST_LABEL = "org.lockstep.test"
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,6 @@ from tests.channel.pypi_index import MIXED_SPEC as SPEC
 from tests.support.engine import run_image as _run
 
 pytestmark = [pytest.mark.docker, pytest.mark.registry]
-TEST_LABEL = "org.lockstep.test"
 
 
 @pytest.fixture(scope="module")
