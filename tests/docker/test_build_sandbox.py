@@ -11,11 +11,11 @@ this test can fail) the markers appear.
 
 from __future__ import annotations
 
+import copy
 import uuid
 from pathlib import Path
 
 import pytest
-from traitlets.config import Config
 
 from spawner.image.build import build_image
 from spawner.lock.locking import LockInputs, lock_environment
@@ -99,8 +99,7 @@ def hostile(tmp_path, registry, lockstep_settings):
 
 
 def settings_for(lockstep_settings: Lockstep, channel: Path, tmp_path: Path, **extra) -> Lockstep:
-    config = Config()
-    config.merge(lockstep_settings.config)
+    config = copy.deepcopy(lockstep_settings.config)  # the session's settings stay as they are
     config.Lockstep.channel_urls = {"conda-forge": channel.as_uri()}
     config.Lockstep.data_dir = str(tmp_path / "state")
     for key, value in extra.items():
