@@ -227,12 +227,16 @@ class LockstepDockerSpawner(Booting, HonourParentTraits, OwnedObjects, DockerSpa
         info = await self.engine_info()
         want_gpu = project.gpu is not None if gpu is None else gpu
         request = _gpu_request(project.gpu) if want_gpu and project.gpu else None
+        site = DockerSite.from_traits(self)
+        groups = access.Requester.from_hub_user(self.user).groups
+
+        def checks():  # nvidia-smi and the data sources' file system: off the Hub's loop
+            runtime, gpu_mode = check_host(request, project=project, info=info, site=site)
+            return runtime, gpu_mode, site_data_sources(project, self.settings,
+                                                         user_groups=groups)
+
         try:
-            runtime, gpu_mode = check_host(request, project=project, info=info,
-                                           site=DockerSite.from_traits(self))
-            sources = site_data_sources(
-                project, self.settings,
-                user_groups=access.Requester.from_hub_user(self.user).groups)
+            runtime, gpu_mode, sources = await asyncio.to_thread(checks)
         except LockstepError as exc:
             self._refuse(str(exc), 400, "host")
         return want_gpu, gpu_mode, runtime, sources

@@ -28,9 +28,10 @@ from typing import Any
 from spawner.lock import condalock
 from spawner.lock.cuda import META_CUDA, CudaPlan, plan_cuda, unsolvable_hint, with_cuda
 from spawner.lock.freshness import Freshness, conda_lock_verdict
-from spawner.lock.pipplan import PipPlan, plan_pip, resolve_pip
+from spawner.lock.pipplan import PipPlan, plan_pip
 from spawner.lock.policy import ChannelPolicy
 from spawner.lock.pypi import PipInputs
+from spawner.lock.pypi import resolve as resolve_pypi
 from spawner.lock.runner import WorkerError, run_worker
 from spawner.lock.spec import (
     ResolvedChannel,
@@ -225,8 +226,9 @@ def lock_environment(
     for platform in plan.platforms:
         say(f"{platform}: {len(solved[platform])} packages")
         packages.extend(solved[platform])
-    pip = resolve_pip(plan.pip, solved, virtual=plan.virtual_packages, inputs=inputs.pip,
-                      source=str(plan.spec_path), progress=say)
+    pip = resolve_pypi(plan.pip.section, solved, virtual=plan.virtual_packages,
+                       inputs=inputs.pip, source=str(plan.spec_path),
+                       progress=say) if plan.pip.section.lines else {}
     lockfile = condalock.make_lockfile(
         packages,
         content_hash=plan.content_hash,

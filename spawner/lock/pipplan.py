@@ -8,7 +8,7 @@ When the pip section uses options conda-lock's parser does not read (``-r``,
 ``--index-url``, ``--extra-index-url``), the content hash is computed by conda-lock from a
 copy of the spec with the ``-r`` files expanded and the options left out (conda-lock
 itself cannot read such a spec; the indexes are recorded in ``lockstep.pip-indexes``).
-``resolve_pip`` runs after the conda solve (``pypi.resolve``). It must not import rattler.
+``pypi.resolve`` runs after the conda solve, when the section has lines. No rattler here.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import yaml
 from spawner.errors import LockstepError
 from spawner.lock import condalock
 from spawner.lock.pipspec import PipSection, line_number, parse_pip_section
-from spawner.lock.pypi import PipInputs, resolve
 from spawner.lock.spec import SpecError
 
 META_PIP_INDEXES = "lockstep.pip-indexes"
@@ -133,19 +132,3 @@ def _expanded_lock_spec(spec_path: Path, raw: dict, section: PipSection, platfor
         spec = _lock_spec(expanded, platforms)
     spec.sources = [spec_path]
     return spec
-
-
-def resolve_pip(
-    plan: PipPlan,
-    solved: Mapping[str, list[dict]],
-    *,
-    virtual: Mapping[str, Sequence[Sequence[str]]],
-    inputs: PipInputs,
-    source: str,
-    progress: Callable[[str], None],
-) -> dict[str, list[dict]]:
-    """The locked pip packages per platform ({} when the spec has no pip requirements)."""
-    if not plan.section.lines:
-        return {}
-    return resolve(plan.section, solved, virtual=virtual, inputs=inputs, source=source,
-                   progress=progress)
