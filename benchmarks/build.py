@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -134,7 +135,11 @@ def baseline(
         if env.exists():
             shutil.rmtree(env)
         default_installer(settings)(project_dir / "conda-lock.yml", env)
-        compile_bytecode(env, cache_dir=Path(tempfile.mkdtemp(dir=context)))
+        compile_bytecode(
+            env,
+            cache_dir=Path(tempfile.mkdtemp(dir=context)),
+            tests=settings.compile_test_bytecode,  # the same .pyc files as lockstep's image
+        )
         for junk in [env / "CACHEDIR.TAG", *context.glob("tmp*")]:
             shutil.rmtree(junk) if junk.is_dir() else junk.unlink(missing_ok=True)
     (context / "Dockerfile").write_text(
@@ -229,7 +234,10 @@ def example_channels() -> list[str]:
 PHASES = (("install", "installing", "installed"), ("compile", "installed", "compiled"),
           ("layout", "compiled", "writing"), ("layers", "writing", "wrote"),
           ("push", "wrote", "pushed"))
-"""(phase, the line it starts after, the line it ends with), from the build's progress."""
+"""(phase, the line it starts after, the line it ends with), from the build's progress.
+Layers are uploaded as each is written (``push.EarlyPush``), so "layers" holds most of the
+upload and "push" what is left after the last layer; "other" is mostly waiting for the
+staging folder's removal at the end."""
 
 
 def split(steps: list[tuple[float, str]], total: float) -> str:
@@ -260,6 +268,7 @@ def _build_scenarios(work: Path, settings: Lockstep, channel: Path, index_url: s
     counts = (lock_text.count("manager: conda"), lock_text.count("manager: pip"))
     key, base_layer = build_base_layer(DEFINITION, settings.cache_path("base"))
     steps: list[tuple[float, str]] = []
+    load = [os.getloadavg()[0]]
     t0 = time.perf_counter()
     t_cold, cold = timed(
         build_image,
@@ -267,6 +276,7 @@ def _build_scenarios(work: Path, settings: Lockstep, channel: Path, index_url: s
         settings,
         progress=lambda m: steps.append((time.perf_counter() - t0, m)),
     )
+    load.append(os.getloadavg()[0])
     t_noop, noop = timed(build_image, demo, settings)
     shutil.copy(demo / "conda-lock.yml", work / "demo.lock")
     lock(demo, deps, channel, settings, changed, index_url)
@@ -292,6 +302,8 @@ def _build_scenarios(work: Path, settings: Lockstep, channel: Path, index_url: s
     )
 
     print(f"lock: {counts[0]} conda and {counts[1]} pip entries (linux-64)")
+    print(f"load average (1 min) at the cold build: {load[0]:.2f} -> {load[1]:.2f}; "
+          f"{os.cpu_count()} cores")
     print("lockstep cold build steps:\n" + "\n".join(f"  {t:6.2f}s {m}" for t, m in steps))
     print(f"cold build split: {split(steps, t_cold)} (total {t_cold:.2f}s)")
     print(

@@ -13,7 +13,8 @@ Sub-commands (run by demo.sh with ``.venv/bin/python``; each takes ``--state DIR
         log in as alice through the hub's form (and see a wrong password, bob's password for
         alice, alice's for bob and an unlisted user refused), start forecast at its most
         promoted stage (what the spawn form preselects) through the spawn form, read
-        /data/sales/sales.csv in a kernel, stop the server; print OK
+        /data/sales/sales.csv in a kernel, see it land in JupyterLab on the workspace with
+        /data in view, stop the server; print OK
     stop
         remove the containers labelled with this state dir's demo id
 
@@ -61,7 +62,7 @@ def render_lockstep_config(*, repo: Path, data_dir: str, registry: str, channel_
     """The demo's ``lockstep_config.py`` (read by the CLI through ``$LOCKSTEP_CONFIG``)."""
     note = (
         "# The channel below is lockstep's OFFLINE TEST CHANNEL (tests/channel/build.py\n"
-        "# --jupyter: python, numpy, jupyterhub-singleuser, ipykernel... converted from pinned\n"
+        "# --jupyter: python, numpy, jupyterhub-singleuser, jupyterlab... converted from pinned\n"
         "# PyPI wheels), standing in for conda-forge because no conda channel was reachable.\n"
         "# Use conda-forge or a mirror instead with\n"
         "#   LOCKSTEP_DEMO_CHANNEL=https://conda.anaconda.org/conda-forge scripts/demo.sh\n"
@@ -333,6 +334,20 @@ def read_sales(url: str, user: str, token: str) -> None:
     _step(f"read {SALES} in a kernel: {out['stdout'].strip()}")
 
 
+def check_lab(url: str, user: str, token: str) -> None:
+    """The server lands in JupyterLab on the workspace, with the data mounts in view."""
+    headers = {"Authorization": f"token {token}"}
+    page = httpx.get(f"{url}/user/{user}/", headers=headers, follow_redirects=True, timeout=60)
+    if page.status_code != 200 or "/lab" not in page.url.path or "JupyterLab" not in page.text:
+        raise DemoError(f"{url}/user/{user}/ landed on {page.url} ({page.status_code}), not "
+                        f"in JupyterLab:\n{page.text[:500]}")
+    root = httpx.get(f"{url}/user/{user}/api/contents/", headers=headers, timeout=60)
+    names = {item["name"] for item in root.json().get("content") or []}
+    if not {"data", "workspace"} <= names:
+        raise DemoError(f"JupyterLab's file browser does not show data and workspace: {names}")
+    _step(f"landed in JupyterLab at {page.url.path}; data and workspace in view")
+
+
 def check(args) -> int:
     began = time.monotonic()
     state, url, user = Path(args.state), args.url, CHECK_USER
@@ -368,6 +383,7 @@ def check(args) -> int:
         wait_ready(api, user)
         _step(f"{user}'s server runs {target} ({time.monotonic() - began:.1f}s)")
         read_sales(url, user, token)
+        check_lab(url, user, token)
         api.delete(f"/hub/api/users/{user}/server")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and \

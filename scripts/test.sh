@@ -8,4 +8,10 @@ cd "$here"
 scripts/setup.sh
 mkdir -p artifacts
 export PYTHONUNBUFFERED=1
-exec .venv/bin/python -m pytest -ra --durations=15 "${@:-tests}"
+# Two workers: the tests that share the Docker engine, the registry and host iptables run
+# one at a time in one "engine" group (tests/conftest.py); the pure ones run beside them.
+# LOCKSTEP_TEST_WORKERS=0 runs everything in this one process.
+workers=${LOCKSTEP_TEST_WORKERS:-2}
+parallel=()
+if [ "$workers" != 0 ]; then parallel=(-n "$workers" --dist loadgroup); fi
+exec .venv/bin/python -m pytest "${parallel[@]}" -ra --durations=15 "${@:-tests}"

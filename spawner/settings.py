@@ -4,10 +4,10 @@ The same ``c.Lockstep.*`` options are read from ``lockstep_config.py`` by the CL
 from ``jupyterhub_config.py`` by the spawners, so a site states its channels, mirrors,
 registry and stages once.
 
-The options live in ``spawner.siteconfig`` (paths, channels, registry, data, build), one
-mixin a concern; ``Lockstep`` joins them. This module guarantees that every option carries
-help text with an example, and that loading settings never writes anything. It must not
-hold project logic.
+The options live in ``spawner.siteconfig`` (paths, channels, registry, data, build,
+service), one mixin a concern; ``Lockstep`` joins them. This module guarantees that every
+option carries help text with an example, and that loading settings never writes anything.
+It must not hold project logic.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from spawner.siteconfig.channels import ChannelsSettings
 from spawner.siteconfig.data import DataSettings
 from spawner.siteconfig.paths import PathsSettings
 from spawner.siteconfig.registry import DEFAULT_STAGES, RegistrySettings  # noqa: F401
+from spawner.siteconfig.service import ServiceSettings
 
 ENV_PREFIX = "/opt/env"
 """The one prefix every project environment has inside its image (shared layers need it)."""
@@ -40,7 +41,7 @@ def unknown_stage(stage: str, stages: Sequence[str]) -> str:
 
 
 class Lockstep(PathsSettings, ChannelsSettings, RegistrySettings, DataSettings, BuildSettings,
-               Configurable):
+               ServiceSettings, Configurable):
     """Site settings shared by the ``lockstep`` CLI and the lockstep spawners: the
     options of ``spawner.siteconfig``'s mixins, read as ``c.Lockstep.*``."""
 

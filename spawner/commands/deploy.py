@@ -12,7 +12,9 @@ is pulled by digest into ``<data_dir>/models/`` and bound read-only at ``/opt/mo
 ``--render k8s`` writes the Deployment, Service and
 NetworkPolicy instead (``-o DIR``, else to stdout) for ``kubectl apply``;
 ``--render helm-values`` writes the same objects as the chart's ``services.<project>``
-value (``-o FILE``) for ``helm upgrade -f``. Both resolve the stage's digest now; the pod's
+value (``-o FILE``) for ``helm upgrade -f``. Both resolve the stage's digest (and model)
+now; a model is fetched by digest by the pod's ``fetch-model`` init container and mounted
+read-only at ``/opt/model`` (``spawner.services.kubemodel``); the pod's
 site options come from ``c.LockstepKubeSpawner``, or from chart values files (``-f``,
 read the way the chart's hub reads them) so the service mounts what the release's user
 servers mount.
@@ -37,6 +39,7 @@ from spawner.launch.datamounts import site_data_sources
 from spawner.project import load_project
 from spawner.services import deployer
 from spawner.services import spec as services
+from spawner.services.kubemodel import KubeModel
 
 RENDERS = ("k8s", "helm-values")
 KUBE_KEYS = ("data_volumes", "workspace_claim_template", "workspace_storage_class",
@@ -193,11 +196,34 @@ def helm_values_text(values: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n" + yaml.dump(dict(values), Dumper=_NoAliases, sort_keys=True)
 
 
+def kube_model(settings, project: str, stage: str, secret: str = "") -> KubeModel | None:
+    """The model ``stage`` holds, as the pod fetches it (None: the stage holds none).
+    Reads the ``model-<stage>`` tag only; nothing is pulled here."""
+    from spawner.models import store
+
+    with store.endpoint(settings, project, stage) as ep:
+        digest = store.stage_model(ep, stage)
+        if not digest:
+            return None
+        _say(f"model {digest} of {stage}: fetched by the pod, read-only at "
+             f"{services.MODEL_TARGET}")
+        return KubeModel(digest, ep.client.base_url, ep.repository, secret)
+
+
+def _chart_pull_secret(args) -> str:
+    """The first ``imagePullSecrets`` of the chart values (the model's read credential)."""
+    if not args.values:
+        return ""
+    found = load_chart_values(args.values).get("imagePullSecrets") or []
+    return next((s["name"] if isinstance(s, dict) else str(s) for s in found), "")
+
+
 def render_helm_values(args, settings, project, image, stage: str) -> int:
     spec = _service_spec(project, image, stage)
+    model = kube_model(settings, project.name, stage, _chart_pull_secret(args))
     try:
         values = services.helm_values(spec, service=services.service_of(project),
-                                      options=_render_options(args, settings))
+                                      options=_render_options(args, settings), model=model)
     except KubeRenderError as exc:
         raise _kube_error(exc, args) from None
     text = helm_values_text(values)
@@ -213,10 +239,11 @@ def render_helm_values(args, settings, project, image, stage: str) -> int:
 
 def render_k8s(args, settings, project, image, stage: str) -> int:
     spec = _service_spec(project, image, stage)
+    model = kube_model(settings, project.name, stage)
     try:
         objects = services.kube_objects(spec, service=services.service_of(project),
                                         options=_render_options(args, settings),
-                                        namespace=args.namespace)
+                                        namespace=args.namespace, model=model)
     except KubeRenderError as exc:
         raise _kube_error(exc, args) from None
     if not args.output:

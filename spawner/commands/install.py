@@ -56,6 +56,7 @@ def run(args, settings) -> int:
         mirrors=dict(settings.mirrors),
         cache_dir=settings.cache_path("pkgs"),
         progress=(progress := Progress(sys.stdout, quiet=args.json)),
+        sdist_sandbox=settings.build_sandbox if settings.pip_allow_sdists else None,
     )
     progress.close()
     if args.json:

@@ -43,7 +43,8 @@ class HonourParentTraits:
             extra_create_kwargs=self._render_templates(await self._trait("extra_create_kwargs")),
             volumes=fill(self.volumes), read_only_volumes=fill(self.read_only_volumes),
             mounts=mounts, links=self.links, mem_limit=self.mem_limit, cpu_limit=self.cpu_limit,
-            mem_guarantee=self.mem_guarantee, network_name=self._site_network)
+            mem_guarantee=self.mem_guarantee, cpu_guarantee=self.cpu_guarantee,
+            network_name=self._site_network)
         message = weakening_refusal(weakenings(inherited), self.allow_weakening,
                                     owned_keys(inherited))
         if message:

@@ -2,12 +2,14 @@
 
 A site that moves from DockerSpawner keeps its ``jupyterhub_config.py``. Each parent trait
 either keeps its meaning (``mem_limit``, ``cpu_limit``, ``mem_guarantee``,
-``extra_host_config``, ``extra_create_kwargs``, ``volumes``, ``read_only_volumes``,
-``mounts``, ``links``, ``environment``; ``post_start_cmd`` and ``pull_policy`` are honoured
-by the spawner itself) or, where it would weaken the hardening lockstep promises, stops the
-hub at start with a message naming the trait and the override that allows it
-(``c.LockstepDockerSpawner.allow_weakening``). Limits combine with ``project.yaml``: the
-smaller one wins, so neither the site nor a project owner can raise the other's cap.
+``cpu_guarantee``, ``extra_host_config``, ``extra_create_kwargs``, ``volumes``,
+``read_only_volumes``, ``mounts``, ``links``, ``environment``; ``post_start_cmd`` and
+``pull_policy`` are honoured by the spawner itself) or, where it would weaken the hardening
+lockstep promises, stops the hub at start with a message naming the trait and the override
+that allows it (``c.LockstepDockerSpawner.allow_weakening``). Limits combine with
+``project.yaml``: the smaller one wins, so neither the site nor a project owner can raise
+the other's cap. Traits lockstep cannot honour at all (``image``, ``remove=False``...) are
+refused by ``spawner.docker.parentaudit``, the audit of every parent trait.
 
 Guarantees: :func:`from_traits` and :func:`weakenings` are pure (docker-py's keyword
 spellings are read by ``engine.api_form``, which calls no engine); every weakening found is
@@ -79,6 +81,8 @@ class Inherited:
     memory: int | None = None
     nano_cpus: int | None = None
     memory_reservation: int | None = None
+    nano_cpu_guarantee: int | None = None
+    """``Spawner.cpu_guarantee`` in nano-CPUs (``render`` makes it ``CpuShares``)."""
     network: str = ""
     """DockerSpawner's ``network_name`` when the site set one (not 'bridge')."""
 
@@ -126,7 +130,8 @@ def from_traits(*, extra_host_config: Mapping = {}, extra_create_kwargs: Mapping
                 volumes: Mapping = {}, read_only_volumes: Mapping = {},  # noqa: B006
                 mounts: Sequence[Mapping] = (), links: Mapping = {},  # noqa: B006
                 mem_limit: int | None = None, cpu_limit: float | None = None,
-                mem_guarantee: int | None = None, network_name: str = "") -> Inherited:
+                mem_guarantee: int | None = None, cpu_guarantee: float | None = None,
+                network_name: str = "") -> Inherited:
     """The traits' values (callables already called, templates filled) -> ``Inherited``."""
     host_py, host_api = _split(extra_host_config)
     create_py, create_api = _split(extra_create_kwargs)
@@ -142,6 +147,7 @@ def from_traits(*, extra_host_config: Mapping = {}, extra_create_kwargs: Mapping
         mounts=tuple(all_mounts), memory=int(mem_limit) if mem_limit else None,
         nano_cpus=int(round(cpu_limit * 1e9)) if cpu_limit else None,
         memory_reservation=int(mem_guarantee) if mem_guarantee else None,
+        nano_cpu_guarantee=int(round(cpu_guarantee * 1e9)) if cpu_guarantee else None,
         network="" if network_name in ("", "bridge") else network_name)
 
 

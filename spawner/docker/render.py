@@ -18,6 +18,8 @@ what the golden tests pin is exactly what the engine receives. Guarantees:
 * the log driver is ``json-file`` capped at ``LOG_MAX_SIZE`` x ``LOG_MAX_FILE`` (a server
   printing in a loop cannot fill the host's disk; the site may replace ``LogConfig``);
 * memory (no extra swap), CPU (``NanoCpus``) and ``PidsLimit`` come from the project;
+  ``Spawner.cpu_guarantee`` becomes ``CpuShares`` and ``mem_guarantee``
+  ``MemoryReservation``, neither above its limit;
 * the network is the project's own bridge (``lockstep-<project>``);
 * GPU requests come from ``gpu.render_gpu`` in the engine's mode; the isolation runtime is
   already resolved to an engine runtime name (``runtimes.engine_runtime``);
@@ -39,6 +41,7 @@ from dataclasses import dataclass, field, replace
 from spawner.docker.gpu import render_gpu
 from spawner.docker.inherited import OWNED, Inherited
 from spawner.labels import MANAGED, PROJECT, USER, VOLUME, is_lockstep_key
+from spawner.launch.limitenv import limit_env
 from spawner.launch.spec import LaunchSpec, Mount, parse_bytes, safe_slug
 
 TMPFS_MODE = 0o1777
@@ -172,7 +175,10 @@ def _smallest(*values) -> int | None:
 
 def render_limits(spec: LaunchSpec, inherited: Inherited) -> dict:
     """Memory (no extra swap), CPU and pids: the smaller of the project's and the site's
-    (``mem_limit``/``cpu_limit``/``mem_guarantee`` or the same keys in extra_host_config)."""
+    (``mem_limit``/``cpu_limit``/``mem_guarantee`` or the same keys in extra_host_config).
+    ``cpu_guarantee`` becomes ``CpuShares`` (Docker reserves no CPU; shares weigh a
+    container's CPU under contention): 1024 per guaranteed CPU, never above the limit; a
+    ``cpu_shares`` in extra_host_config replaces it."""
     extra = inherited.host
     quota = extra.get("CpuQuota")
     quota_nanos = quota * 10**9 // (extra.get("CpuPeriod") or 100_000) if quota else None
@@ -187,6 +193,9 @@ def render_limits(spec: LaunchSpec, inherited: Inherited) -> dict:
     reservation = _smallest(inherited.memory_reservation, extra.get("MemoryReservation"))
     if reservation:
         limits["MemoryReservation"] = min(reservation, memory or reservation)
+    guarantee = _smallest(inherited.nano_cpu_guarantee, limits["NanoCpus"])
+    if inherited.nano_cpu_guarantee and guarantee:  # Docker's weight: 1024 per CPU, >= 2
+        limits["CpuShares"] = max(2, guarantee * 1024 // 10**9)
     return limits
 
 
@@ -215,13 +224,17 @@ def render_container(spec: LaunchSpec, options: DockerOptions = DockerOptions())
     site_labels = {k: str(v) for k, v in (create.pop("Labels", None) or {}).items()
                    if not is_lockstep_key(k)}
     labels = {**site_labels, **spec.labels_dict(), **dict(options.extra_labels)}
+    host = render_host_config(spec, options)
+    env.update(limit_env(memory=host["Memory"], cpu=(host["NanoCpus"] or 0) / 1e9,
+                         memory_guarantee=host.get("MemoryReservation"),
+                         cpu_guarantee=host.get("CpuShares", 0) / 1024))
     body: dict = {
         "Image": spec.image.reference,
         "Env": [f"{k}={v}" for k, v in sorted(env.items())],
         "Labels": dict(sorted(labels.items())),
         "ExposedPorts": {f"{options.port}/tcp": {}},
         "WorkingDir": options.working_dir or spec.home,
-        "HostConfig": render_host_config(spec, options),
+        "HostConfig": host,
         "NetworkingConfig": {"EndpointsConfig": {spec.network: {}}},
     }
     if spec.hardening.run_as_non_root:

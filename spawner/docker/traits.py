@@ -17,7 +17,9 @@ from spawner.docker.gpu import GPU_MODES
 from spawner.docker.inherited import WEAKENINGS, WeakeningRefused, from_traits, owned_keys
 from spawner.docker.inherited import refusal as weakening_refusal
 from spawner.docker.inherited import weakenings as find_weakenings
+from spawner.docker.parentaudit import AUDIT, refused_lines
 from spawner.launch.spec import Hardening
+from spawner.traitaudit import REFUSED, SettingRefused, refusal_message
 
 HARDENING_KEYS = set(Hardening.__dataclass_fields__)
 SECTIONS = ("Spawner", "DockerSpawner", "LockstepDockerSpawner")
@@ -297,17 +299,45 @@ def site_refusal(config: Config) -> str:
                              owned_keys(inherited))
 
 
+def set_in_config(config: Config, names) -> dict:
+    """Trait -> value for each of ``names`` that ``config`` sets for LockstepDockerSpawner
+    (in any of its sections); a trait the site did not set is not in the result."""
+    found: dict = {}
+    for section in SECTIONS:
+        if not config._has_section(section):
+            continue
+        for name in names:
+            if name in config[section]:
+                given = config[section][name]
+                found[name] = (given.get_value(deepcopy(found.get(name, {})))
+                               if isinstance(given, LazyConfigValue) else given)
+    return found
+
+
+def settings_refusal(config: Config) -> str:
+    """'' when every parent trait the site set is one lockstep honours
+    (``spawner.docker.parentaudit``); else the message naming each and its fix."""
+    refusable = [name for name, entry in AUDIT.items() if entry.verdict == REFUSED]
+    hub = config.JupyterHub if config._has_section("JupyterHub") else {}
+    return refusal_message(refused_lines(set_in_config(config, refusable),
+                                         hub.get("internal_ssl", False)), "DockerSpawner")
+
+
 def check_config(config: Config) -> None:
     """The hub-start check (the twin of ``spawner.kube.spawner.check_config``): raise
     ``WeakeningRefused``, naming each trait and its override, when ``site_refusal`` has a
-    message. Call it last in ``jupyterhub_config.py``: ``check_config(c)``; JupyterHub
-    then logs the message and exits with status 1 before it starts the proxy."""
+    message, and ``SettingRefused`` (with both messages) when a parent trait is set to a
+    value lockstep cannot honour (``settings_refusal``). Call it last in
+    ``jupyterhub_config.py``: ``check_config(c)``; JupyterHub then logs the message and
+    exits with status 1 before it starts the proxy."""
     allowed = configured(config, "allow_weakening")
     unknown = sorted(set(allowed) - set(WEAKENINGS)) if not callable(allowed) else []
     if unknown:
         raise WeakeningRefused(f"c.LockstepDockerSpawner.allow_weakening: unknown names "
                                f"{unknown}; allowed: {sorted(WEAKENINGS)}")
-    message = site_refusal(config)
+    message, settings = site_refusal(config), settings_refusal(config)
+    if settings:
+        raise SettingRefused("\n".join(m for m in (settings, message) if m))
     if message:
         raise WeakeningRefused(message)
 

@@ -12,8 +12,10 @@ Must not: render HTML, touch tornado, or write anything.
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
-from spawner.hubservice import sessionsview, views
+from spawner.errors import LockstepError
+from spawner.hubservice import idle, sessionsview, views
 from spawner.hubservice.packagediff import diff_packages
 from spawner.hubservice.source import Source
 from spawner.hubservice.timeline import build_timeline
@@ -79,4 +81,27 @@ async def sessions(source: Source, who: Requester) -> dict:
         groups = sessionsview.admin_overview(live, dict(zip(names, digests, strict=True)))
         out["running"] = [g.to_json() for g in groups]
         out["orphaned"] = [g.to_json() for g in groups if g.orphaned]
+        out["idle"] = await idle_answer(source, every)
     return out
+
+
+async def idle_answer(source: Source, every: list) -> dict:
+    """Admins only: servers idle for ``c.Lockstep.idle_after`` seconds, most idle first;
+    ``unavailable`` names why the list is empty when the hub did not answer."""
+    after = float(source.settings.idle_after)
+    answer: dict = {"idle_after": after, "servers": [], "unavailable": None}
+    if source.hub_servers is None:
+        answer["unavailable"] = "this service was started without the hub's API"
+        return answer
+    try:
+        servers = await source.hub_servers.active()
+    except LockstepError as exc:
+        answer["unavailable"] = str(exc)
+        return answer
+    live = sessionsview.running(every)
+    names = sorted({s.project for s in live} & set(source.catalog().projects))
+    digests = await asyncio.gather(*(source.stage_digests(n) for n in names))
+    found = idle.idle_servers(servers, live, dict(zip(names, digests, strict=True)),
+                              now=datetime.now(UTC), idle_after=after)
+    answer["servers"] = [i.to_json() for i in found]
+    return answer

@@ -9,7 +9,8 @@ reads the hub's service environment (``JUPYTERHUB_SERVICE_URL``,
 site settings (``$LOCKSTEP_SERVICE_SETTINGS``, JSON of ``c.Lockstep`` written by
 ``service_config``, then ``$LOCKSTEP_CONFIG``) and serves.
 
-Guarantees: it binds only the address the hub gave it; a missing hub variable stops it
+Guarantees: it binds only the address the hub gave it (or ``$LOCKSTEP_SERVICE_BIND``,
+which ``service_config(host=...)`` sets for the chart); a missing hub variable stops it
 with a message naming the variable and how the service is meant to be started; the trail
 and the session log are read once before it takes requests. Writes (stage pointers, the
 trail, ``approvals.jsonl``) happen only in ``spawner.hubservice.writes``.
@@ -32,7 +33,9 @@ from tornado import web
 from traitlets.config import Config
 
 from spawner.errors import LockstepError
-from spawner.hubservice import handlers
+from spawner.hubservice import handlers, reopenhandlers
+from spawner.hubservice.config import BIND_ENV
+from spawner.hubservice.hubservers import HubServers
 from spawner.hubservice.identity import Identities
 from spawner.hubservice.source import Source
 from spawner.hubservice.writes import Writer
@@ -51,6 +54,9 @@ ROUTES = (
     ("api/projects/{name}/reject", handlers.RejectApi),
     ("api/projects/{name}/rollback", handlers.RollbackApi),
     ("api/sessions", handlers.SessionsApi),
+    ("api/projects/{name}/notebooks", reopenhandlers.NotebooksApi),
+    ("api/reopen", reopenhandlers.ReopenApi),
+    ("notebooks", reopenhandlers.NotebooksPage),
 )
 SETTINGS_ENV = "LOCKSTEP_SERVICE_SETTINGS"
 HUB_ENV = ("JUPYTERHUB_SERVICE_URL", "JUPYTERHUB_API_URL", "JUPYTERHUB_API_TOKEN")
@@ -110,8 +116,10 @@ async def serve(environ=os.environ) -> None:
     source = Source(settings_from_env(environ))
     await asyncio.to_thread(source.warm)  # the first page must not pay for parsing the logs
     identities = Identities(hub["JUPYTERHUB_API_URL"], hub["JUPYTERHUB_API_TOKEN"])
+    source.hub_servers = HubServers(hub["JUPYTERHUB_API_URL"], hub["JUPYTERHUB_API_TOKEN"])
     app = make_app(source, prefix=prefix, identities=identities)
-    app.listen(url.port or 80, url.hostname or "127.0.0.1", xheaders=True)
+    bind = environ.get(BIND_ENV) or url.hostname or "127.0.0.1"  # the chart: 0.0.0.0
+    app.listen(url.port or 80, bind, xheaders=True)
     log.info("lockstep service on %s%s", hub["JUPYTERHUB_SERVICE_URL"], prefix)
     await asyncio.Event().wait()
 

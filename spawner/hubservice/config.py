@@ -11,9 +11,15 @@ It appends to ``c.JupyterHub.services`` a managed service (the hub starts
 ``c.JupyterHub.load_roles`` the roles it needs:
 
 * ``lockstep-service``, held by the service: ``list:users`` and ``read:users`` (a user's
-  admin flag and groups, which an OAuth login token does not carry);
+  admin flag and groups, which an OAuth login token does not carry) and ``read:servers``
+  (each server's ``last_activity``, for the admins' list of idle servers; no server state);
 * the default ``user`` role gains ``access:services!service=<name>``, so every hub user may
   log in to the service (what they then see is decided per project by membership).
+
+A user's login token for the service (OAuth) also carries ``servers!user``: the user's
+own servers, which the service uses only to start a named server of that user when they
+reopen a notebook or a session on its exact image (``spawner.hubservice.reopen``); the
+service itself holds no right to start anyone's server.
 
 The service is the one writer of stage pointers after the first stage, so it alone needs
 the registry's write credential: ``registry_credentials`` names a Docker config folder
@@ -37,9 +43,11 @@ import sys
 from traitlets.config import LazyConfigValue
 
 SERVICE_NAME = "lockstep"
+BIND_ENV = "LOCKSTEP_SERVICE_BIND"
 SERVICE_ROLE = "lockstep-service"
-SERVICE_SCOPES = ["list:users", "read:users"]
+SERVICE_SCOPES = ["list:users", "read:users", "read:servers"]
 USER_ROLE_SCOPES = ["self"]
+USER_TOKEN_SCOPES = ["servers!user"]
 
 
 def free_port(ip: str = "127.0.0.1") -> int:
@@ -80,17 +88,24 @@ def user_role(roles: list[dict], name: str) -> dict:
 
 def service_config(c, *, name: str = SERVICE_NAME, port: int = 0, ip: str = "127.0.0.1",
                    python: str = sys.executable,
-                   registry_credentials: str | None = None) -> dict:
-    """Add the lockstep service and its roles to ``c``; returns the service entry."""
+                   registry_credentials: str | None = None, host: str = "") -> dict:
+    """Add the lockstep service and its roles to ``c``; returns the service entry.
+
+    ``host``: the name the proxy reaches the service by when that is not ``ip`` (in the
+    chart, the hub's Kubernetes Service); the service then binds ``ip`` (``0.0.0.0``)."""
     environment = {"LOCKSTEP_SERVICE_SETTINGS": json.dumps(lockstep_values(c))}
     if registry_credentials:
         environment["DOCKER_CONFIG"] = str(registry_credentials)
+    if host:
+        environment[BIND_ENV] = ip
     entry = {
         "name": name,
-        "url": f"http://{ip}:{port or free_port(ip)}",
+        "url": f"http://{host or ip}:{port or free_port(ip)}",
         "command": [python, "-m", "spawner.hubservice"],
         "environment": environment,
         "oauth_no_confirm": True,
+        # a user's login token may start that user's own servers (reopen on an exact image)
+        "oauth_client_allowed_scopes": list(USER_TOKEN_SCOPES),
         "display": True,
     }
     services = [s for s in _listed(c.JupyterHub, "services") if s.get("name") != name]

@@ -30,7 +30,7 @@ from jupyterhub.services.auth import HubOAuthenticated
 from tornado import web
 
 from spawner.errors import LockstepError
-from spawner.hubservice import answers, page
+from spawner.hubservice import answers, page, reopenpage
 from spawner.hubservice.approvals import actions_for, is_approver
 from spawner.hubservice.identity import Identities
 from spawner.hubservice.source import Source
@@ -233,7 +233,11 @@ class HomePage(BaseHandler):
         if selected:
             body += await self._project_parts(who, selected, rows)
         mine = await answers.sessions(self.source, who)
-        body.append(page.sessions_section(mine["sessions"], mine.get("running")))
+        if selected:
+            body.append(reopenpage.notebooks_link(self.base, selected))
+        body.append(page.sessions_section(mine["sessions"], mine.get("running"),
+                                          reopenpage.session_cell(self.base, self._xsrf())))
+        body.append(page.idle_section(mine.get("idle")))
         self.set_header("Content-Type", "text/html; charset=utf-8")
         self.set_header("Cache-Control", "no-store")
         self.finish(page.render_page(base=self.base, user=who.name, body=body))
@@ -269,6 +273,8 @@ class HomePage(BaseHandler):
             return ""
         pending = await asyncio.to_thread(self.writer.book.requests, name)
         acts = actions_for(who, self.source.stages, self.writer.approvers, pending)
+        return page.actions_section(self.base, name, self.source.stages, acts, self._xsrf())
+
+    def _xsrf(self) -> str:
         token = self.xsrf_token
-        token = token.decode() if isinstance(token, bytes) else str(token)
-        return page.actions_section(self.base, name, self.source.stages, acts, token)
+        return token.decode() if isinstance(token, bytes) else str(token)

@@ -209,14 +209,17 @@ def result_page(base: str, project: str, body: Mapping, user: str = "") -> str:
         "</p></section>"])
 
 
-def sessions_section(sessions: Sequence[Mapping], admin: Sequence[Mapping] | None) -> str:
+def sessions_section(sessions: Sequence[Mapping], admin: Sequence[Mapping] | None,
+                     action=None) -> str:
+    """The user's sessions; ``action(session)`` renders a last cell (the reopen button)."""
     rows = "".join(
-        f"<tr><td>{e(s['project'])}</td><td>{e(s['stage'])}</td><td><code>{e(short(s['digest']))}"
-        f"</code></td><td>{e(s['start'])}</td><td>{'running' if s['running'] else e(s['stop'])}"
-        "</td></tr>" for s in sessions[:20])
+        f"<tr data-session=\"{e(s['id'])}\"><td>{e(s['project'])}</td><td>{e(s['stage'])}</td>"
+        f"<td><code>{e(short(s['digest']))}</code></td><td>{e(s['start'])}</td>"
+        f"<td>{'running' if s['running'] else e(s['stop'])}</td>"
+        f"{f'<td>{action(s)}</td>' if action else ''}</tr>" for s in sessions[:20])
     out = ("<section id=\"sessions\"><h2>Your sessions</h2><table><tr><th>project</th>"
-           "<th>stage</th><th>digest</th><th>started</th><th>stopped</th></tr>"
-           f"{rows}</table></section>")
+           "<th>stage</th><th>digest</th><th>started</th><th>stopped</th>"
+           f"{'<th></th>' if action else ''}</tr>{rows}</table></section>")
     if admin is not None:
         groups = "".join(
             f"<tr><td>{e(g['project'])}</td><td><code>{e(short(g['digest']))}</code></td>"
@@ -226,6 +229,35 @@ def sessions_section(sessions: Sequence[Mapping], admin: Sequence[Mapping] | Non
                 "<th>project</th><th>digest</th><th>held by</th><th>servers</th><th>users</th>"
                 f"</tr>{groups}</table></section>")
     return out
+
+
+def duration(seconds: float) -> str:
+    """``3d 4h``, ``2h 05m``, ``7m``: how long, for people. Pure."""
+    minutes = int(seconds) // 60
+    days, hours, mins = minutes // 1440, minutes // 60 % 24, minutes % 60
+    if days:
+        return f"{days}d {hours}h"
+    return f"{hours}h {mins:02d}m" if hours else f"{mins}m"
+
+
+def idle_section(idle: Mapping | None) -> str:
+    """Admins: servers idle for ``idle_after`` seconds or more, most idle first."""
+    if idle is None:
+        return ""
+    rows = "".join(
+        f"<tr><td>{e(s['user'])}</td><td>{e(s['server_name'] or '(default)')}</td>"
+        f"<td>{e(s['project'] or 'not started by lockstep')}</td>"
+        f"<td><code>{e(short(s['digest']))}</code></td>"
+        f"<td>{e(', '.join(s['stages']) or ('no stage holds it' if s['orphaned'] else ''))}"
+        f"</td><td>{e(duration(s['idle_seconds']))}</td><td>{e(s['last_activity'] or '')}"
+        "</td></tr>" for s in idle["servers"][:200])
+    note = (f"<p class=\"muted\">{e(idle['unavailable'])}</p>" if idle.get("unavailable")
+            else "" if rows else "<p class=\"muted\">no idle servers</p>")
+    return ("<section id=\"idle\"><h2>Idle servers (admin)</h2><p class=\"muted\">no "
+            f"activity for {e(duration(idle['idle_after']))} or more (c.Lockstep.idle_after)"
+            "</p><table><tr><th>user</th><th>server</th><th>project</th><th>digest</th>"
+            f"<th>held by</th><th>idle</th><th>last activity</th></tr>{rows}</table>{note}"
+            "</section>")
 
 
 def render_page(*, base: str, user: str, body: Sequence[str], hub_home: str = "/hub/home") -> str:

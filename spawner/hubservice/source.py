@@ -68,6 +68,7 @@ class Source:
         self._catalog: tuple[float, Catalog] | None = None
         self._trail = FileMemo(settings.data_path(TRAIL_FILE), lambda p: AuditTrail(p).read())
         self._sessions = SessionLog(settings.data_path(SESSIONS_FILE))
+        self.hub_servers = None  # hubservers.HubServers: the hub's running servers (app.serve)
 
     @property
     def stages(self) -> list[str]:

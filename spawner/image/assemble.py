@@ -17,6 +17,7 @@ from spawner.image import oci
 from spawner.image.base import BaseImage
 from spawner.image.envlayout import Layout
 from spawner.image.grouping import RULE, LayerGroup, tier_roots
+from spawner.image.jupyterhook import FINGERPRINT as HOOK
 from spawner.image.tarlayer import GZIP_LEVEL, Entry, LayerBlob, with_parents
 
 FORMAT = "lockstep-image-1"
@@ -35,11 +36,32 @@ def layer_roots(settings) -> tuple[str, ...]:
     return tier_roots(server_packages=settings.server_packages, layer_order=settings.layer_order)
 
 
-def image_key(*, lock_hash: str, base_digest: str, layer_limit: int, roots, epoch: int) -> str:
+def image_key(
+    *,
+    lock_hash: str,
+    base_digest: str,
+    layer_limit: int,
+    roots,
+    epoch: int,
+    test_bytecode: bool = False,
+) -> str:
     """Everything that decides the image digest apart from the installed bytes: the
-    lock, the base, the layer rule (``grouping.RULE``, the site's roots, the limit)."""
+    lock, the base, the layer rule (``grouping.RULE``, the site's roots, the limit),
+    lockstep's own files in the image (``jupyterhook.FINGERPRINT``) and whether test
+    suites get bytecode (``c.Lockstep.compile_test_bytecode``)."""
     text = json.dumps(
-        [FORMAT, GZIP_LEVEL, lock_hash, base_digest, RULE, list(roots), layer_limit, epoch]
+        [
+            FORMAT,
+            GZIP_LEVEL,
+            lock_hash,
+            base_digest,
+            RULE,
+            list(roots),
+            layer_limit,
+            epoch,
+            HOOK,
+            "pyc-tests" if test_bytecode else "pyc-no-tests",
+        ]
     )
     return hashlib.sha256(text.encode()).hexdigest()
 

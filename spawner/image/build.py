@@ -3,11 +3,12 @@
 Steps: make sure the base image is in the registry; if the registry already holds the
 image this lock and base give (looked up by the digest recorded for them), push nothing;
 else install the lock for /opt/env into a staging folder, compile bytecode, write one
-deterministic layer per package group (``grouping``: the site-wide order and
-content-defined groups, at most ``layer_limit`` layers) plus a final layer with
-the normalised ``conda-meta``, build config and manifest, push what the registry lacks
-(HEAD, then cross-repository mount, then upload), PUT the manifest by digest and tag it
-with the first stage. A build record is written beside the lock.
+deterministic layer per package group (``grouping``: site-wide order, content-defined
+groups, at most ``layer_limit``) plus a final layer with the normalised ``conda-meta`` and
+the Jupyter hook (``jupyterhook``: saved notebooks record project, stage, digest and lock
+hash), build config and manifest; push what the registry lacks (HEAD, cross-repository
+mount, upload; layers go up as they are written), PUT the manifest by digest, tag it with
+the first stage, and write a build record beside the lock.
 A lock holding linux-64 and linux-aarch64 gives one image per platform (each on its own
 platform's base, installed from that platform's packages) and one OCI image index naming
 both (``index``); the index digest is the build's reference and stage tag.
@@ -23,9 +24,7 @@ is written to the project folder but ``build-record.json``.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -43,7 +42,8 @@ from spawner.image.assemble import (  # noqa: F401  (lock_hash: imported from he
 from spawner.image.base import ARCHITECTURES, BaseImage, ensure_base, external_base
 from spawner.image.envlayout import layout_prefix
 from spawner.image.grouping import group_packages
-from spawner.image.index import PlatformManifest, compile_plan, image_index, image_platforms
+from spawner.image.index import PlatformManifest, compile_plan, host_platforms, image_index
+from spawner.image.jupyterhook import hook_entries
 from spawner.image.registry import RegistryClient
 from spawner.image.sandbox import require_sandbox
 from spawner.image.staging import (
@@ -53,10 +53,12 @@ from spawner.image.staging import (
     default_installer,
     new_staging_dir,
     python_version,
+    remove_later,
 )
 from spawner.image.tarlayer import BlobCache, LayerBlob
 from spawner.lock.condalock import read_lockfile
 from spawner.lock.cuda import lock_requirement
+from spawner.lock.pipinstall import refuse_locked_sdists
 from spawner.lock.policy import ChannelPolicy
 from spawner.progress import Counter, human_bytes
 from spawner.project import load_project
@@ -133,15 +135,19 @@ class Builder:
         self.tag = settings.stages[0]
         self.cuda = ""  # the lock's CUDA requirement, read with the lock (``_lockfile``)
         self.platforms: tuple[str, ...] = ("linux-64",)  # the lock's, set by ``_lockfile``
-        self.client = RegistryClient.for_host(
-            self.repo.host, insecure_registries=settings.insecure_registries
-        )
+        self.client = RegistryClient.for_host(self.repo.host,
+                                              insecure_registries=settings.insecure_registries)
+        self.early: push.EarlyPush | None = None  # layer uploads begun as each is written
+        self.removing: list = []  # staging folders being removed (``staging.remove_later``)
 
     def run(self) -> BuildResult:
         try:
             return self._run()
         finally:
+            self.early and self.early.close()
             self.client.close()
+            for thread in self.removing:
+                thread.join()
 
     def _run(self) -> BuildResult:
         lockfile = self._lockfile()
@@ -153,6 +159,7 @@ class Builder:
             layer_limit=self.settings.layer_limit,
             roots=layer_roots(self.settings),
             epoch=self.epoch,
+            test_bytecode=self.settings.compile_test_bytecode,
         )
         known = self._known(key)
         if known and self.client.head_manifest(self.repo.repository, known["digest"]):
@@ -207,8 +214,7 @@ class Builder:
                 )
                 images.append(PlatformImage(platform, base, blobs, config, manifest))
         finally:
-            for staging in stagings.values():
-                shutil.rmtree(staging, ignore_errors=True)
+            self.removing += [remove_later(staging) for staging in stagings.values()]
         return images
 
     def _push_image(self, image: PlatformImage) -> int | None:
@@ -255,18 +261,14 @@ class Builder:
         ChannelPolicy.from_settings(self.settings).check_packages(
             model.package, source=str(lockfile)
         )
+        if not self.settings.pip_allow_sdists:
+            refuse_locked_sdists(model.package, str(lockfile))
         require_sandbox(self.settings.build_sandbox)
         return lockfile
 
     def _check_platforms(self, platforms: tuple[str, ...], lockfile: Path) -> None:
         """Builds the lock's Linux images (``index``); laptops' platforms are skipped."""
-        linux = image_platforms(platforms)
-        if "linux-64" not in linux:
-            raise LockstepError(
-                f"{lockfile} holds {', '.join(linux)} but no linux-64: lockstep builds "
-                "linux-64 images on this host; add linux-64 to platforms: and lock again."
-            )
-        self.platforms = linux
+        self.platforms = linux = host_platforms(platforms, str(lockfile))
         if others := [p for p in platforms if p not in linux]:
             self.progress(f"building images for {', '.join(linux)}; not for {', '.join(others)}")
 
@@ -309,6 +311,7 @@ class Builder:
         check_server(staging, project=self.name)
         self._compile(staging, platform, host)
         layout = layout_prefix(staging)
+        layout.extra.extend(hook_entries(python_version(staging)))  # last layer
         slots = self.settings.layer_limit - len(base.layers) - 1
         groups = group_packages(
             layout.package_infos(), slots=slots, roots=layer_roots(self.settings)
@@ -317,14 +320,18 @@ class Builder:
         self.progress(f"writing {len(planned)} layers")
         cache = BlobCache(self.settings.cache_path("layers"))
         written = Counter(self.progress, "writing", len(planned), "layers")
+        if self.early is None:
+            self.early = push.EarlyPush(
+                self.client, self.repo, push.sibling_repos(self.project_dir, self.repo, RECORD)
+            )
 
-        def write(item) -> LayerBlob:
-            blob = cache.layer(item[1], mtime=self.epoch)
+        def done(blob: LayerBlob) -> None:
             written.add(blob.size)
-            return blob
+            self.early.add(blob)
 
-        with ThreadPoolExecutor(self.workers) as pool:
-            blobs = list(pool.map(write, planned))
+        blobs = cache.layers(
+            [entries for _, entries in planned], mtime=self.epoch, workers=self.workers, done=done
+        )
         self.progress(f"wrote {len(blobs)} layers ({human_bytes(sum(b.size for b in blobs))})")
         return blobs, [text for text, _ in planned]
 
@@ -341,6 +348,7 @@ class Builder:
         total, hits = compile_bytecode(
             staging, cache_dir=self.settings.cache_path("pyc"),
             sandbox=self.settings.build_sandbox, interpreter=host if plan == "host" else None,
+            tests=self.settings.compile_test_bytecode,
         )
         self.progress(f"compiled bytecode for {total} sources ({hits} from the cache)")
 
@@ -350,7 +358,7 @@ class Builder:
         return push.push_image(
             self.client, self.repo, base=base, blobs=blobs, config=config, manifest=manifest,
             digest=digest, siblings=push.sibling_repos(self.project_dir, self.repo, RECORD),
-            progress=self.progress)
+            progress=self.progress, early=self.early)
 
     def _tag(self, digest: str, manifest: bytes | None = None,
              media_type: str = oci.MEDIA_MANIFEST) -> None:

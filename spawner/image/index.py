@@ -54,6 +54,18 @@ def image_platforms(lock_platforms: Sequence[str]) -> tuple[str, ...]:
     return chosen
 
 
+def host_platforms(lock_platforms: Sequence[str], source: str) -> tuple[str, ...]:
+    """``image_platforms``, refusing a lock without linux-64 (the platform of the build
+    host, whose base and sandbox every build needs)."""
+    linux = image_platforms(lock_platforms)
+    if "linux-64" not in linux:
+        raise LockstepError(
+            f"{source} holds {', '.join(linux)} but no linux-64: lockstep builds linux-64 "
+            "images on this host; add linux-64 to platforms: and lock again."
+        )
+    return linux
+
+
 def image_index(manifests: Sequence[PlatformManifest]) -> bytes:
     """The OCI image index naming each platform's manifest (canonical JSON bytes)."""
     seen = [m.platform for m in manifests]

@@ -1,6 +1,10 @@
 """Pushing a built image: blobs the registry lacks (HEAD, cross-repository mount, upload,
 several at once), the manifest last, then the first stage's tag.
 
+A build may start uploading its layers while it still writes others (``EarlyPush``): each
+blob is sent as soon as it is complete on disk; ``push_image`` then waits for those
+uploads instead of starting them again, and raises the first one's error.
+
 Guarantees: a blob the registry has is never uploaded again; a layer another project's
 build already pushed to this registry is mounted, not uploaded; the manifest is put only
 after every blob it names is there; the tag is written only when it does not already
@@ -10,7 +14,9 @@ name the digest. I/O through ``spawner.image.registry`` only.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from spawner.errors import LockstepError
@@ -36,12 +42,48 @@ def sibling_repos(project_dir: Path, repo: oci.Reference, record: str) -> dict[s
     return found
 
 
+class EarlyPush:
+    """Layer uploads started while the build writes the other layers (``add``, from any
+    thread); ``push_image(..., early=...)`` waits for them. ``close`` waits for all."""
+
+    def __init__(
+        self,
+        client: RegistryClient,
+        repo: oci.Reference,
+        siblings: dict[str, str],
+        *,
+        workers: int = 2,
+    ) -> None:
+        self.client, self.repository, self.siblings = client, repo.repository, siblings
+        self.pool = ThreadPoolExecutor(workers)
+        self.started: dict[str, Future] = {}
+        self.lock = threading.Lock()
+
+    def add(self, blob: LayerBlob) -> None:
+        with self.lock:
+            if blob.digest not in self.started:
+                mount = (self.siblings[blob.digest],) if blob.digest in self.siblings else ()
+                self.started[blob.digest] = self.pool.submit(
+                    self.client.ensure_blob, self.repository, blob.digest, Path(blob.path), mount
+                )
+
+    def sent(self, digest: str) -> int | None:
+        """Bytes the early upload of ``digest`` sent (waiting for it); None: not started."""
+        with self.lock:
+            future = self.started.get(digest)
+        return None if future is None else future.result()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+
+
 def push_image(
     client: RegistryClient, repo: oci.Reference, *, base: BaseImage, blobs: list[LayerBlob],
     config: bytes, manifest: bytes, digest: str, siblings: dict[str, str],
-    progress: Callable[[str], None],
+    progress: Callable[[str], None], early: EarlyPush | None = None,
 ) -> int:
-    """Push what the registry lacks, then the manifest; bytes uploaded."""
+    """Push what the registry lacks (waiting for ``early`` uploads), then the manifest;
+    bytes uploaded."""
     repository = repo.repository
     jobs = [(d.digest, None, (base.repository,)) for d in base.layers]
     jobs += [
@@ -60,6 +102,9 @@ def push_image(
             raise LockstepError(
                 f"base layer {blob_digest} could not be mounted from {mount_from[0]}"
             )
+        sent = early.sent(blob_digest) if early is not None else None
+        if sent is not None:
+            return sent
         return client.ensure_blob(repository, blob_digest, path, mount_from)
 
     jobs.append((oci.sha256_digest(config), config, ()))

@@ -8,10 +8,13 @@ every package with files the interpreter reads outside ``site-packages`` or in
 that ships only ``site-packages`` files (a ``.pth`` included, which ``-S`` never runs)
 cannot change the identity, so .pyc files are shared between projects; a hostile
 interpreter, stdlib or shared library changes the identity, so what it compiles is only
-ever served back to environments with that same package. Entries are written only by the
-host, each a new file renamed into place, from regular files the sandbox wrote into its
-own output folder (links are ignored). Files in the staging folder that are hardlinks into
-the package cache are never opened for writing.
+ever served back to environments with that same package. Entries are made only by the
+host, each renamed into place, from regular files the sandbox wrote into its own output
+folder (links are ignored) once the sandbox has exited: the file is made ``0644`` and
+moved into the staging folder, and the cache entry is a hardlink to it (a copy across
+filesystems); a hit is hardlinked (or copied) from the cache into the staging folder.
+No file is ever opened for writing once it is in place, so files in the staging folder that
+are hardlinks into the package or .pyc cache are never changed.
 
 It reads ``conda-meta`` (written by rattler) and source files; it must not run anything.
 """
@@ -22,6 +25,7 @@ import hashlib
 import json
 import os
 import stat
+import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -97,8 +101,16 @@ def source_key(relative: str, data: bytes, prefix: str) -> str:
 
 def pyc_path(root: Path, relative: str, tag: str) -> Path:
     """``root/<folder>/__pycache__/<stem>.<tag>.pyc`` for source ``relative``."""
+    return Path(_pyc(str(root), relative, tag))
+
+
+def _pyc(root: str, relative: str, tag: str) -> str:
     folder, _, name = relative.rpartition("/")
-    return Path(root) / folder / "__pycache__" / f"{name[:-3]}.{tag}.pyc"
+    return f"{root}/{folder}/__pycache__/{name[:-3]}.{tag}.pyc"
+
+
+def _entry(cache: Path, key: str) -> str:
+    return f"{cache}/{key[:2]}/{key}.pyc"
 
 
 def put(path: Path, data: bytes) -> None:
@@ -109,25 +121,79 @@ def put(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def link(source: str, dest: str) -> None:
+    """Make ``dest`` (its folder exists) name ``source``'s file: a hardlink renamed into
+    place, or a copy (``put``) where the two are on different filesystems."""
+    tmp = f"{dest}.tmp{os.getpid()}-{threading.get_ident()}"
+    try:
+        os.link(source, tmp)
+    except OSError:  # another filesystem, or links not allowed there
+        put(Path(dest), Path(source).read_bytes())
+        return
+    os.replace(tmp, dest)
+
+
+class _Folders:
+    """``mkdir -p`` that remembers what it made (thousands of .pyc share few folders)."""
+
+    def __init__(self) -> None:
+        self.made: set[str] = set()
+
+    def __call__(self, path: str) -> str:
+        folder = os.path.dirname(path)
+        if folder not in self.made:
+            os.makedirs(folder, exist_ok=True)
+            self.made.add(folder)
+        return path
+
+
+def is_test_source(relative: str, version: str) -> bool:
+    """Whether ``relative`` is in a package's test suite: a ``tests/`` or ``test/`` folder
+    inside ``lib/pythonX.Y/site-packages`` (the standard library's ``test`` is not)."""
+    site = f"lib/python{version}/site-packages/"
+    if not relative.startswith(site):
+        return False
+    folders = relative[len(site) :].split("/")[:-1]
+    return "tests" in folders or "test" in folders
+
+
 def serve_hits(
-    staging: Path, version: str, *, cache: Path, prefix: str, tag: str, workers: int = 8
+    staging: Path,
+    version: str,
+    *,
+    cache: Path,
+    prefix: str,
+    tag: str,
+    workers: int = 8,
+    tests: bool = True,
 ) -> tuple[int, list[Source]]:
-    """Copy cached .pyc files into ``staging``; returns (sources, the ones still missing)."""
+    """Link cached .pyc files into ``staging``; returns (sources, the ones still missing).
+
+    ``tests=False``: sources in packages' test suites (``is_test_source``) are left out."""
     staging = Path(staging)
-    found = sources(str(staging / "lib" / f"python{version}"))
+    found = sources(str(staging / f"lib/python{version}"))
     cut = len(str(staging)) + 1
+    if not tests:
+        found = [path for path in found if not is_test_source(path[cut:], version)]
 
     inside = os.path.realpath(staging) + "/"
+    lib = f"lib/python{version}"
+    # ``sources`` never enters a linked folder: unless lib/pythonX.Y is itself reached
+    # through a link, only a link in the file's own name can lead out of the env
+    direct = os.path.realpath(staging / lib) == inside + lib
+    folders = _Folders()
 
     def one(path: str) -> Source | None:
         relative = path[cut:]
-        real = os.path.realpath(path)
-        if not real.startswith(inside) or not _regular(real):
-            return Source(relative, "")  # a link out of the env: compiled, never cached
+        real = path
+        if not (direct and stat.S_ISREG(os.lstat(path).st_mode)):
+            real = os.path.realpath(path)
+            if not real.startswith(inside) or not _regular(real):
+                return Source(relative, "")  # a link out of the env: compiled, never cached
         key = source_key(relative, Path(real).read_bytes(), prefix)
-        cached = cache / key[:2] / f"{key}.pyc"
-        if cached.is_file():
-            put(pyc_path(staging, relative, tag), cached.read_bytes())
+        cached = _entry(cache, key)
+        if _regular(cached):
+            link(cached, folders(_pyc(str(staging), relative, tag)))
             return None
         return Source(relative, key)
 
@@ -139,19 +205,28 @@ def serve_hits(
 def take_compiled(
     out: Path, staging: Path, missing: Iterable[Source], *, cache: Path, tag: str
 ) -> int:
-    """Move what the sandbox compiled into ``staging`` and the cache; returns how many."""
+    """Move what the sandbox compiled into ``staging`` and the cache; returns how many.
+
+    Called once the sandbox has exited (nothing in it runs on): each produced file that
+    is a regular file with one link is made ``0644``, renamed into ``staging`` and
+    hardlinked into the cache (a copy where those are on different filesystems)."""
     taken = 0
+    folders = _Folders()
     for item in missing:
-        produced = pyc_path(out, item.relative, tag)
+        produced = _pyc(str(out), item.relative, tag)
         try:
             info = os.lstat(produced)
         except FileNotFoundError:
             continue  # did not compile (Python 2 test data), as compileall skips it
         if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
             continue
-        data = produced.read_bytes()
-        put(pyc_path(staging, item.relative, tag), data)
+        os.chmod(produced, 0o644)  # the sandbox's mode bits are not kept
+        placed = folders(_pyc(str(staging), item.relative, tag))
+        try:
+            os.replace(produced, placed)
+        except OSError:  # ``out`` on another filesystem than ``staging``
+            put(Path(placed), Path(produced).read_bytes())
         if item.key:
-            put(cache / item.key[:2] / f"{item.key}.pyc", data)
+            link(placed, folders(_entry(cache, item.key)))
         taken += 1
     return taken

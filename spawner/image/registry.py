@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import functools
-import json
 import os
 import re
 import ssl
@@ -348,27 +347,16 @@ def copy_image(
 ) -> int:
     """Copy an image (manifest by digest, its config and layers) keeping its digest.
 
-    Blobs the destination has are skipped; same-host copies mount. Returns bytes uploaded.
+    An OCI image index is copied whole: every child manifest's blobs and the child
+    manifests by digest, then the index by its digest (``copy_contents``). Blobs the
+    destination has are skipped; same-host copies mount. Returns bytes uploaded.
     """
     data, media_type, found = src.get_manifest(src_repo, digest)
     if found != digest:
         raise RegistryError(f"{src.host}/{src_repo}@{digest} returned a manifest of other digest")
-    manifest = json.loads(data)
+    from spawner.image.imagecopy import copy_contents  # it imports this module
 
-    def copy_blob(blob: str) -> int:
-        if dst.blob_exists(dst_repo, blob):
-            return 0
-        if src.host == dst.host and dst.mount_blob(dst_repo, blob, src_repo):
-            return 0
-        tmp = Path(workdir) / blob.replace(":", "-")
-        src.download_blob(src_repo, blob, tmp)
-        try:
-            return dst.push_blob(dst_repo, blob, tmp)
-        finally:
-            tmp.unlink(missing_ok=True)
-
-    blobs = dict.fromkeys(d["digest"] for d in [manifest["config"], *manifest.get("layers", [])])
-    uploaded = sum(for_each_blob(copy_blob, list(blobs)))
+    uploaded = copy_contents(src, src_repo, dst, dst_repo, data, workdir=workdir)
     dst.put_manifest(dst_repo, digest, data, media_type)
     for tag in tags:
         dst.put_manifest(dst_repo, tag, data, media_type)

@@ -21,6 +21,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -52,6 +53,7 @@ def default_installer(settings, progress: Callable[[str], None] | None = None) -
             cache_dir=settings.cache_path("pkgs"),
             progress=progress,
             channels=ChannelPolicy.from_settings(settings),
+            sdist_sandbox=settings.build_sandbox if settings.pip_allow_sdists else None,
         )
 
     return install
@@ -61,6 +63,26 @@ def new_staging_dir(cache_root: Path) -> Path:
     root = Path(cache_root) / "staging"
     root.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(prefix="env-", dir=root))
+
+
+def remove_later(folder: Path) -> threading.Thread:
+    """Start removing a staging folder on a thread (join it to wait): ``rm -rf`` unlinks an
+    environment's tens of thousands of files several times faster than ``shutil.rmtree``
+    (which is used where ``rm`` is missing or fails); links are removed, never followed."""
+
+    def remove() -> None:
+        rm = shutil.which("rm")
+        if rm:
+            subprocess.run(
+                [rm, "-rf", "--one-file-system", "--", str(folder)],
+                capture_output=True,
+                check=False,
+            )
+        shutil.rmtree(folder, ignore_errors=True)
+
+    thread = threading.Thread(target=remove, name=f"remove {Path(folder).name}")
+    thread.start()
+    return thread
 
 
 def check_server(staging: Path, *, project: str) -> None:
@@ -92,6 +114,7 @@ def compile_bytecode(
     timeout: float = 900,
     jobs: int | None = None,
     interpreter: Path | None = None,
+    tests: bool = True,
 ) -> tuple[int, int]:
     """Compile ``lib/pythonX.Y`` with the env's own python, inside the build sandbox.
 
@@ -102,6 +125,8 @@ def compile_bytecode(
     ``pycompile`` run as ``python -I -S -B`` under ``sandbox`` (``"bwrap"``, or ``"none"``:
     unsafe) with the staging folder read-only and only a fresh output folder writable;
     the host then moves the results into place and into the cache.
+    ``tests=False`` leaves packages' test suites (``pyccache.is_test_source``) without
+    .pyc files (``c.Lockstep.compile_test_bytecode``).
     Returns (sources, cache hits); (0, 0) when the env has no python.
     """
     staging = Path(staging)
@@ -113,7 +138,9 @@ def compile_bytecode(
     bwrap = require_sandbox(sandbox)
     tag = "cpython-" + version.replace(".", "")
     cache = Path(cache_dir) / pyccache.interpreter_identity(runner, version)
-    total, missing = pyccache.serve_hits(staging, version, cache=cache, prefix=ENV_PREFIX, tag=tag)
+    total, missing = pyccache.serve_hits(
+        staging, version, cache=cache, prefix=ENV_PREFIX, tag=tag, tests=tests
+    )
     if missing:
         out = Path(tempfile.mkdtemp(prefix="pyc-", dir=staging.parent))
         try:

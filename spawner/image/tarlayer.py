@@ -26,7 +26,8 @@ import struct
 import tarfile
 import threading
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Literal
@@ -36,6 +37,8 @@ GZIP_LEVEL = 1
 GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 """ID1 ID2, CM=deflate, FLG=0, MTIME=0, XFL=0, OS=255 (unknown): no host data."""
 _CHUNK = 1 << 20
+FORMAT = "lockstep-layer-1"
+"""Names the tar and gzip format above in ``shape`` hints; change it with the format."""
 
 Kind = Literal["file", "dir", "symlink"]
 
@@ -224,7 +227,14 @@ def write_layer(
 
 class BlobCache:
     """Compressed layers on disk, keyed by diff_id and gzip level:
-    ``<root>/gzip<level>/<hex>.tar.gz`` + ``<hex>.json``."""
+    ``<root>/gzip<level>/<hex>.tar.gz`` + ``<hex>.json``.
+
+    ``layer`` compresses each layer once: a layer seen before (its ``shape``: paths,
+    kinds, modes, sizes and link targets, recorded in ``hints/``) is hashed first and
+    reused on a hit; a new shape is compressed straight away, hashing as it goes (a cold
+    build reads each file once), and filed under the diff_id it turned out to have; if
+    that diff_id was cached already, the cached blob is kept, so a blob's bytes never
+    change once cached. A hint only picks the order; a hit is always by diff_id."""
 
     def __init__(self, root: Path, *, level: int = GZIP_LEVEL) -> None:
         self.level = level
@@ -242,17 +252,82 @@ class BlobCache:
 
     def layer(self, entries: list[Entry], *, mtime: int = 0) -> LayerBlob:
         """The cached blob for these entries, compressing them only on a miss."""
-        layer_diff_id, _ = diff_id(entries, mtime=mtime)
-        cached = self.get(layer_diff_id)
-        if cached is not None:
-            return cached
+        hint = self.root / "hints" / shape(entries, mtime)
+        if hint.is_file() and self.get(hint.read_text()) is not None:
+            layer_diff_id, _ = diff_id(entries, mtime=mtime)
+            cached = self.get(layer_diff_id)
+            if cached is not None:
+                return cached
         self.root.mkdir(parents=True, exist_ok=True)
-        hexid = layer_diff_id.removeprefix("sha256:")
-        blob = write_layer(entries, self.root / f"{hexid}.tar.gz", mtime=mtime, level=self.level)
-        if blob.diff_id != layer_diff_id:
-            raise RuntimeError(f"layer changed while it was written ({hexid}); rebuild")
-        meta = {k: v for k, v in blob.__dict__.items() if k != "path"}
-        tmp = self.root / f"{hexid}.json.tmp{os.getpid()}-{threading.get_ident()}"
-        tmp.write_text(json.dumps(meta, sort_keys=True))
-        os.replace(tmp, self.root / f"{hexid}.json")
+        blob = write_layer(
+            entries,
+            self.root / f"new-{os.getpid()}-{threading.get_ident()}",
+            mtime=mtime,
+            level=self.level,
+        )
+        cached = self.get(blob.diff_id)
+        if cached is not None:  # seen under another shape hint: the cached bytes win
+            os.unlink(blob.path)
+            blob = cached
+        else:
+            blob = self._keep(blob)
+        _put_text(hint, blob.diff_id)
         return blob
+
+    def _keep(self, blob: LayerBlob) -> LayerBlob:
+        hexid = blob.diff_id.removeprefix("sha256:")
+        final = self.root / f"{hexid}.tar.gz"
+        os.replace(blob.path, final)
+        _put_text(
+            self.root / f"{hexid}.json",
+            json.dumps({k: v for k, v in blob.__dict__.items() if k != "path"}, sort_keys=True),
+        )
+        return replace(blob, path=str(final))
+
+    def layers(
+        self,
+        layers: list[list[Entry]],
+        *,
+        mtime: int = 0,
+        workers: int = 2,
+        done: Callable[[LayerBlob], None] | None = None,
+    ) -> list[LayerBlob]:
+        """``layer`` for each list of entries on ``workers`` threads (zlib and sha256 run
+        without the GIL), the biggest first so no big one is left for last; results in
+        input order, ``done(blob)`` called as each is ready."""
+
+        def one(entries: list[Entry]) -> LayerBlob:
+            blob = self.layer(entries, mtime=mtime)
+            if done is not None:
+                done(blob)
+            return blob
+
+        order = sorted(range(len(layers)), key=lambda i: -sum(e.size for e in layers[i]))
+        with ThreadPoolExecutor(max(1, workers)) as pool:
+            futures = {i: pool.submit(one, layers[i]) for i in order}
+            return [futures[i].result() for i in range(len(layers))]
+
+
+def shape(entries: Iterable[Entry], mtime: int = 0) -> str:
+    """A hex name for what a layer holds apart from file contents (paths, kinds, modes,
+    owners, sizes, link targets, the hash of inline data): the ``BlobCache`` hint key."""
+    digest = hashlib.sha256(f"{FORMAT}\0{mtime}".encode())
+    for e in sorted(entries, key=lambda e: e.path):
+        size = len(e.data) if e.data is not None else (e.size or _size(e))
+        inline = hashlib.sha256(e.data).hexdigest() if e.data is not None else ""
+        digest.update(
+            f"\0{e.path}\0{e.kind}\0{e.mode}\0{e.uid}\0{e.gid}\0{e.linkname}"
+            f"\0{size}\0{inline}".encode("utf-8", "surrogateescape")
+        )
+    return digest.hexdigest()
+
+
+def _size(entry: Entry) -> int:
+    return os.stat(entry.source).st_size if entry.kind == "file" and entry.source else 0
+
+
+def _put_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}-{threading.get_ident()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)

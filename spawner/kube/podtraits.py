@@ -4,8 +4,9 @@ A site that moves from KubeSpawner (or runs inside Zero to JupyterHub) keeps wha
 tolerations, node selector, affinities, scheduler and priority class, service account,
 ``extra_pod_config``, ``extra_container_config``, init and extra containers, volumes and
 mounts, lifecycle hooks, extra resources, ``valueFrom`` environment, uid/gid and security
-contexts, and the internal-SSL secret. :class:`PodTraits` holds their values as plain data
-(the spawner reads them, keys already camelCase); :func:`apply_traits` returns a new pod.
+contexts, the working directory and the internal-SSL secret. :class:`PodTraits` holds their
+values as plain data (the spawner reads them, keys already camelCase); :func:`apply_traits`
+returns a new pod.
 
 Guarantees
 ----------
@@ -71,6 +72,8 @@ class PodTraits:
     ssl_secret: str = ""
     """The internal-SSL secret's name when ``internal_ssl`` is on, else empty."""
     ssl_mount_path: str = "/etc/jupyterhub/ssl/"
+    working_dir: str = ""
+    """KubeSpawner's ``working_dir`` (already expanded); '' keeps lockstep's (the home)."""
 
 
 def camel_keys(obj: Mapping[str, Any], model: str) -> dict[str, Any]:
@@ -179,6 +182,8 @@ def _container(container: dict[str, Any], traits: PodTraits) -> None:
     container["volumeMounts"] = [*container["volumeMounts"],
                                  *(dict(m) for m in traits.volume_mounts)]
     _check_unique(container["volumeMounts"], "mountPath", "mount path", "volume_mounts")
+    if traits.working_dir:
+        container["workingDir"] = traits.working_dir
     if traits.lifecycle_hooks:
         container["lifecycle"] = copy.deepcopy(dict(traits.lifecycle_hooks))
     resources = container["resources"]

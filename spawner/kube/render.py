@@ -12,6 +12,11 @@ Guarantees
   ``runAsNonRoot``, every capability dropped, no privilege escalation, seccomp
   ``RuntimeDefault``, read-only root filesystem with ``emptyDir`` volumes for ``/tmp``.
   Each item follows ``spec.hardening`` (all on unless the site turned one off).
+- CPU and memory: the limit is the smaller of ``project.yaml`` ``resources`` and the
+  site's ``c.Spawner.cpu_limit``/``mem_limit``; the request is the site's
+  ``cpu_guarantee``/``mem_guarantee`` unless the project asks for more (its value x
+  ``cpu_request_fraction``/``memory_request_fraction``), never above the limit
+  (:func:`effective`); ``MEM_LIMIT`` & co. in the env say these values (``limit_env``).
 - Data mounts are read-only twice: ``readOnly: true`` on the volumeMount *and* on the
   PVC/NFS volume source (kubespawner#344); a hostPath source has no such field and is
   read-only through its mount.
@@ -34,6 +39,7 @@ from typing import Any, Literal
 
 from spawner.cuda import node_selector_terms, parse_requirement
 from spawner.labels import DIGEST, IMAGE, LOCK_HASH, MANAGED, PIDS_LIMIT, PROJECT, RUNTIME, USER
+from spawner.launch.limitenv import limit_env
 from spawner.launch.spec import LaunchSpec, Mount, safe_slug
 
 LABEL_VALUE_RE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
@@ -82,6 +88,11 @@ class KubeOptions:
     cuda_affinity: bool = True
     """A project's ``gpu.cuda`` becomes required node affinity on GPU feature discovery's
     ``nvidia.com/cuda.runtime.*`` labels (``spawner.cuda.node_selector_terms``)."""
+    cpu_limit: float | None = None
+    mem_limit: int | None = None
+    cpu_guarantee: float | None = None
+    mem_guarantee: int | None = None
+    """The site's ``Spawner`` limits and guarantees (None: not set), see :func:`resources`."""
 
 
 def label_safe(value: str) -> str:
@@ -153,22 +164,33 @@ def _cpu(value: float) -> str:
     return f"{round(value * 1000)}m"
 
 
-def _quantity(nbytes: int) -> str:
-    return str(int(nbytes))
+def effective(project: float, fraction: float, site_limit: float | None,
+              site_guarantee: float | None) -> tuple[float, float]:
+    """(limit, request) of one resource, from the project's ``resources`` value, the
+    request fraction and the site's ``Spawner`` limit and guarantee (None or 0: not set).
+
+    The limit is the smaller of the project's and the site's, so neither can raise the
+    other's cap. The request is the site's guarantee unless the project asks for more
+    (its value x the request fraction), and never above the limit."""
+    limit = min(project, site_limit) if site_limit else project
+    return limit, min(limit, max(project * fraction, site_guarantee or 0))
 
 
-def _resources(spec: LaunchSpec, options: KubeOptions) -> dict[str, Any]:
-    limits: dict[str, Any] = {
-        "cpu": _cpu(spec.resources.cpu),
-        "memory": _quantity(spec.resources.memory_bytes),
-    }
-    requests: dict[str, Any] = {
-        "cpu": _cpu(spec.resources.cpu * options.cpu_request_fraction),
-        "memory": _quantity(int(spec.resources.memory_bytes * options.memory_request_fraction)),
-    }
+def _resources(spec: LaunchSpec, options: KubeOptions) -> tuple[dict[str, Any], dict]:
+    """The container's ``resources`` and the ``limit_env`` variables that match them."""
+    cpu, cpu_request = effective(spec.resources.cpu, options.cpu_request_fraction,
+                                 options.cpu_limit, options.cpu_guarantee)
+    memory, memory_request = effective(spec.resources.memory_bytes,
+                                       options.memory_request_fraction, options.mem_limit,
+                                       options.mem_guarantee)
+    limits: dict[str, Any] = {"cpu": _cpu(cpu), "memory": str(int(memory))}
+    requests: dict[str, Any] = {"cpu": _cpu(cpu_request),
+                                "memory": str(int(memory_request))}
     if spec.gpu is not None:
         limits[GPU_RESOURCES[spec.gpu.vendor]] = str(spec.gpu.count)  # quantities are strings
-    return {"limits": limits, "requests": requests}
+    env = limit_env(memory=memory, cpu=cpu, memory_guarantee=memory_request,
+                    cpu_guarantee=cpu_request)
+    return {"limits": limits, "requests": requests}, env
 
 
 def _data_source(spec: LaunchSpec, mount: Mount, options: KubeOptions) -> dict[str, Any]:
@@ -299,13 +321,14 @@ def render_pod(
         for m in mounts
     ]
     volumes = sorted((_volume(spec, m, options) for m in mounts), key=lambda v: v["name"])
+    resources, limit_vars = _resources(spec, options)
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,
         "image": spec.image.reference,
         "imagePullPolicy": options.image_pull_policy,
-        "env": [env_entry(k, v) for k, v in sorted(spec.env)],
+        "env": [env_entry(k, v) for k, v in sorted({**dict(spec.env), **limit_vars}.items())],
         "ports": [{"name": PORT_NAME, "containerPort": port, "protocol": "TCP"}],
-        "resources": _resources(spec, options),
+        "resources": resources,
         "securityContext": container_sc,
         "volumeMounts": volume_mounts,
         "workingDir": spec.home,

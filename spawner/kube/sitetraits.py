@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from spawner.kube import hardening
+from spawner.kube import hardening, parentaudit
 from spawner.kube.podtraits import PodTraits, camel_keys
 
 LIST_TRAITS = {  # trait -> kubernetes model of each entry (for camelCase keys)
@@ -34,8 +34,10 @@ PLAIN_TRAITS = ("node_selector", "scheduler_name", "priority_class_name", "servi
                 "automount_service_account_token", "extra_resource_limits",
                 "extra_resource_guarantees", "uid", "gid", "fs_gid", "supplemental_gids",
                 "container_security_context", "pod_security_context", "privileged",
-                "allow_privilege_escalation")
+                "allow_privilege_escalation", "working_dir")
 TRAITS = (*LIST_TRAITS, *DICT_TRAITS, *PLAIN_TRAITS)
+CHECKED = (*TRAITS, *parentaudit.REFUSABLE)  # what :func:`check` reads from a spawner
+LIMITS = ("cpu_limit", "mem_limit", "cpu_guarantee", "mem_guarantee")  # render.KubeOptions
 EXPANDED = ("volumes", "volume_mounts", "init_containers", "extra_containers",
             "extra_pod_config", "service_account")  # {username} etc., as KubeSpawner does
 
@@ -87,13 +89,16 @@ def config_values(config, cls: type) -> dict[str, Any]:
             if klass.__name__ not in config:
                 continue
             section = config[klass.__name__]
-            values.update({k: section[k] for k in (*TRAITS, "hardening_exceptions")
-                           if k in section})
+            values.update({k: section[k] for k in (*TRAITS, *parentaudit.REFUSABLE,
+                                                   "hardening_exceptions") if k in section})
     return values
 
 
 def check(values: Mapping[str, Any], exceptions, log=None) -> None:
-    """Refuse weakening ``values`` (:class:`hardening.HardeningRefused`); log the excepted."""
+    """Refuse weakening ``values`` (:class:`hardening.HardeningRefused`) and settings lockstep
+    cannot honour (``parentaudit.KubeSettingRefused``, also a ``HardeningRefused``); log
+    the excepted weakenings."""
+    parentaudit.check({k: values[k] for k in parentaudit.REFUSABLE if k in values})
     allowed = hardening.refuse(hardening.trait_findings(normalize(values)), exceptions)
     for finding in allowed:
         if log is not None:
@@ -102,10 +107,21 @@ def check(values: Mapping[str, Any], exceptions, log=None) -> None:
 
 def check_config(config, cls: type) -> None:
     """The hub-start check: call it at the end of ``jupyterhub_config.py`` so a weakening
-    trait stops the hub with its name instead of failing (or running) each spawn."""
+    trait stops the hub with its name (``HardeningRefused``) instead of failing (or running)
+    each spawn, and a trait set to a value lockstep cannot honour
+    (``spawner.kube.parentaudit``) stops it too (``SettingRefused``, with both messages)."""
     values = config_values(config, cls)
-    check({k: v for k, v in values.items() if k != "hardening_exceptions"},
-          values.get("hardening_exceptions") or ())
+    settings = parentaudit.refusal({k: values[k] for k in parentaudit.REFUSABLE
+                                    if k in values})
+    try:
+        check({k: v for k, v in values.items()
+               if k in TRAITS}, values.get("hardening_exceptions") or ())
+    except hardening.HardeningRefused as exc:
+        if settings:
+            raise parentaudit.KubeSettingRefused(f"{settings}\n{exc}") from None
+        raise
+    if settings:
+        raise parentaudit.KubeSettingRefused(settings)
 
 
 def pod_traits(values: Mapping[str, Any], *, env_refs: Mapping[str, Mapping[str, Any]],
@@ -131,4 +147,5 @@ def pod_traits(values: Mapping[str, Any], *, env_refs: Mapping[str, Mapping[str,
         container_security_context=dict(v.get("container_security_context") or {}),
         pod_security_context=dict(v.get("pod_security_context") or {}),
         ssl_secret=ssl_secret, ssl_mount_path=ssl_mount_path,
+        working_dir=v.get("working_dir") or "",
     )

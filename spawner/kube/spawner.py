@@ -23,7 +23,6 @@ It must not build manifests itself (``render_kube`` does) nor decide access (``a
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Mapping
 from functools import partial
 from typing import Any
@@ -34,10 +33,10 @@ from traitlets import Instance, default
 
 from spawner import sessions
 from spawner.hubcompat import SpawnException
-from spawner.kube import hardening, podtraits, sitetraits
+from spawner.kube import glue, hardening, parentaudit, podtraits, sitetraits
 from spawner.kube import render as render_kube
 from spawner.kube.traits import LockstepKubeTraits
-from spawner.launch import access, choice
+from spawner.launch import access, choice, landing, projectfacts
 from spawner.launch.catalog import Catalog, load_catalog, log_invalid
 from spawner.launch.options import (
     KNOWN_KEYS,
@@ -53,21 +52,6 @@ from spawner.settings import Lockstep
 
 CALLABLE_TRAITS = ("uid", "gid", "fs_gid", "supplemental_gids", "container_security_context",
                    "pod_security_context")
-
-
-class _Json:
-    """What ``ApiClient.deserialize`` reads: an object with ``.data`` holding JSON text."""
-
-    def __init__(self, obj: Any) -> None:
-        self.data = json.dumps(obj)
-
-
-def refusal_error(refusal: access.LaunchRefused | OptionsError) -> SpawnException:
-    """The policy failure JupyterHub shows to the user, with the refusal's HTTP status."""
-    error = SpawnException(str(refusal), status_code=refusal.status,
-                           reason="forbidden" if refusal.status == 403 else "options")
-    error.jupyterhub_message = str(refusal)  # type: ignore[attr-defined]
-    return error
 
 
 def check_config(config) -> None:
@@ -96,7 +80,7 @@ class LockstepKubeSpawner(LockstepKubeTraits, KubeSpawner):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        sitetraits.check({k: getattr(self, k) for k in sitetraits.TRAITS},
+        sitetraits.check({k: getattr(self, k) for k in sitetraits.CHECKED},
                          self.hardening_exceptions, self.log)
 
     # -- options form ------------------------------------------------------------------
@@ -128,7 +112,9 @@ class LockstepKubeSpawner(LockstepKubeTraits, KubeSpawner):
                                     self._source.find_session)
         catalog = await self.load_catalog()
         mine, ready = await choice.launchable(catalog.projects, who, source, self.log)
-        return render_form(mine, who, ready, self.lockstep.stages, invalid=catalog.invalid)
+        facts = await projectfacts.facts_for(ready, self.lockstep.environments_dir)
+        return render_form(mine, who, ready, self.lockstep.stages, invalid=catalog.invalid,
+                           facts=facts)
 
     # -- seams: projects and stage pointers (a test may subclass these) ----------------
 
@@ -143,9 +129,10 @@ class LockstepKubeSpawner(LockstepKubeTraits, KubeSpawner):
         """The valid projects, by name."""
         return (await self.load_catalog()).projects
 
-    async def stage_images(self, project: Project) -> dict[str, ImageRef]:
-        """Stage -> image for every stage of ``project`` that has a pointer, in stage order."""
-        return dict(await self._source.stage_images(project))
+    async def stage_images(self, project: Project) -> Mapping[str, ImageRef]:
+        """Stage -> image for every stage of ``project`` that has a pointer, in stage order;
+        its ``notice`` says when some are last known digests (the registry is down)."""
+        return await self._source.stage_images(project)
 
     async def pinned_image(self, project: Project, digest: str, stage: str) -> ImageRef:
         """``user_options["digest"]``: that digest in ``stage``'s repository (or the first's)."""
@@ -159,6 +146,13 @@ class LockstepKubeSpawner(LockstepKubeTraits, KubeSpawner):
 
     _spec: LaunchSpec | None = None
     _session: sessions.Session | None = None
+    _registry_notice = ""
+
+    async def progress(self):
+        """KubeSpawner's pod events, led by the registry notice once the launch used a last
+        known digest (the registry is down), as the Docker spawner's page shows it."""
+        async for event in glue.with_notice(super().progress(), lambda: self._registry_notice):
+            yield event
 
     async def _choose(self, who: access.Requester) -> choice.Choice:
         """What to run for ``user_options``: ``spawner.launch.choice``, as on Docker."""
@@ -175,10 +169,12 @@ class LockstepKubeSpawner(LockstepKubeTraits, KubeSpawner):
         except (access.LaunchRefused, OptionsError) as refusal:
             self.log.warning("lockstep: refused %s for %s: %s", self.user.name,
                              self.user_options, refusal)
-            raise refusal_error(refusal) from None
+            raise glue.refusal_error(refusal) from None
         project = chosen.project
         self.image = chosen.image.reference
-        env = self.get_env()
+        self._registry_notice = chosen.notice  # registry down: the last known digest
+        env = await landing.server_env(self.get_env(), project, chosen.image,
+                                       self.lockstep.environments_dir)  # Lab on the workspace
         self._env_refs = {k: v for k, v in env.items() if isinstance(v, Mapping)}
         self._spec = render_kube.for_server(build_launch_spec(
             project=project, image=chosen.image, user=self.user.name, stage=chosen.stage,
@@ -214,6 +210,7 @@ class LockstepKubeSpawner(LockstepKubeTraits, KubeSpawner):
             cpu_request_fraction=self.cpu_request_fraction,
             memory_request_fraction=self.memory_request_fraction,
             cuda_affinity=self.cuda_affinity,
+            **{k: getattr(self, k) for k in sitetraits.LIMITS},
         )
 
     def pod_dict(self, spec: LaunchSpec) -> dict[str, Any]:
@@ -230,7 +227,7 @@ class LockstepKubeSpawner(LockstepKubeTraits, KubeSpawner):
             raise SpawnException(str(exc), reason="config", status_code=500) from None
 
     def _model(self, obj: dict[str, Any], klass: str):
-        return self.api.api_client.deserialize(_Json(obj), klass)
+        return self.api.api_client.deserialize(glue.JsonText(obj), klass)
 
     # -- KubeSpawner's own pod traits: merged, or refused by name ------------------------
 
@@ -248,7 +245,7 @@ class LockstepKubeSpawner(LockstepKubeTraits, KubeSpawner):
     async def _resolved_traits(self) -> dict[str, Any]:
         """Trait values for this spawn, callables (``uid``...) resolved, checked again (a
         profile's ``kubespawner_override`` may have changed them)."""
-        values = {k: getattr(self, k) for k in sitetraits.TRAITS}
+        values = {k: getattr(self, k) for k in sitetraits.CHECKED}
         for name in CALLABLE_TRAITS:
             if callable(values[name]):
                 values[name] = await maybe_future(values[name](self))
@@ -308,6 +305,7 @@ class LockstepKubeSpawner(LockstepKubeTraits, KubeSpawner):
         self._options_loaded = False
         await self.load_user_options()
         try:
+            self._check_traits({k: getattr(self, k) for k in parentaudit.REFUSABLE})  # profiles
             spec = await self.prepare_launch()
             await self._ensure_claims(spec)
             url = await super()._start()

@@ -8,8 +8,10 @@ also accepts in ``user_options``::
     {"project": "iris", "digest": "sha256:..."}
     {"session": "4f1c2a9b0e7d"}
 
-``parse_user_options`` checks their shape (``OptionsError``, status 400); the form gets a
-"start without GPUs" box when a project the user may launch has GPUs. No I/O here.
+``parse_user_options`` checks their shape (``OptionsError``, status 400); the form
+(``formview``: project, stage, digest, build time, data, GPU, main packages) gets a
+"start without GPUs" box when a project the user may launch has GPUs. No I/O here; the
+spawners read the facts the form shows with ``projectfacts.facts_for`` in a thread.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from dataclasses import dataclass
 
 from spawner.errors import LockstepError
 from spawner.launch import access
+from spawner.launch.formview import render_choices
+from spawner.launch.projectfacts import ProjectFacts
 from spawner.project import Project
 
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -114,15 +118,19 @@ def options_from_form(formdata: Mapping[str, list[str]]) -> dict:
 
 
 def render_form(projects: Iterable[Project], who: access.Requester,
-                available: Mapping[str, Sequence[str]], stages: Sequence[str], *,
-                invalid: Mapping[str, str] = {}) -> str:  # noqa: B006 - read only
-    """``access.render_form`` plus a "start without GPUs" box when it applies.
+                available: Mapping[str, Mapping | Sequence[str]], stages: Sequence[str], *,
+                invalid: Mapping[str, str] = {},  # noqa: B006 - read only
+                facts: Mapping[str, ProjectFacts] | None = None) -> str:
+    """The choices (``formview.render_choices``: per project its description, data, GPU;
+    per stage its digest, build time and main packages from ``facts``) plus a "start
+    without GPUs" box when it applies.
 
     ``invalid`` (folder -> error, from ``catalog.load_catalog``) is shown, escaped, to hub
     admins only, above the form, so a broken ``project.yaml`` is seen and fixed; other
     users get nothing of it (not even that a project was skipped)."""
     projects = list(projects)
-    form = render_invalid(invalid, who) + access.render_form(projects, who, available, stages)
+    form = render_invalid(invalid, who) + render_choices(projects, who, available, stages,
+                                                         facts=facts)
     gpu_projects = [p.name for p in access.usable_projects(projects, who)
                     if p.gpu is not None and available.get(p.name)]
     if not gpu_projects:

@@ -176,7 +176,7 @@ def make_lockfile(
     """A conda-lock ``Lockfile`` from solved records (category main, not optional).
 
     ``pip_packages`` (``pypi.resolve``'s dicts) become ``manager: pip`` entries: URL,
-    ``hash: {sha256}`` and the names they depend on, as conda-lock writes them."""
+    ``hash: {sha256}`` and what they depend on (``{name: spec}``), as conda-lock writes them."""
     from conda_lock.lockfile.v2prelim.models import HashModel, LockedDependency, Lockfile, LockMeta
     from conda_lock.models.channel import Channel
 
@@ -199,7 +199,8 @@ def make_lockfile(
             version=p["version"],
             manager="pip",
             platform=p["platform"],
-            dependencies={d: "*" for d in p["depends"]},
+            dependencies=dict(p["depends"]) if isinstance(p["depends"], Mapping)
+            else dict.fromkeys(p["depends"], "*"),
             url=p["url"],
             hash=HashModel(sha256=p["sha256"]),
             categories={"main"},

@@ -8,8 +8,9 @@ subprocess, with link scripts off; ``target_prefix`` (``--as``) makes files land
 ``/opt/env``); ``conda-meta/*.json`` keeps the lock's URL for each package, not the cache
 path. Installing the same lock twice is a no-op link. pip entries are installed after the
 conda packages, hash-checked and without dependency resolution (``pipinstall``: wheels
-unpacked by lockstep, no pip or package code run); a pip entry that is not a wheel is
-refused before anything is fetched.
+unpacked by lockstep, no pip run); a pip entry that is not a wheel is refused before
+anything is fetched, unless the caller passes ``sdist_sandbox`` (the site allows sdists):
+then it is built into a wheel in the build sandbox (``pipbuild``).
 Every lock field that reaches a path or URL is checked when the lock is read
 (``policy.check_lock_fields``) and, given the site's ``ChannelPolicy``, every package's
 channel is checked, all before the first archive is fetched or the prefix is created.
@@ -92,20 +93,24 @@ def select_archives(lockfile: Any, platform: str, *, source: str) -> list[Archiv
     ]
 
 
-def select_wheels(lockfile: Any, platform: str, *, source: str) -> list[Wheel]:
-    """The ``manager: pip`` entries for ``platform``; refuses a non-wheel (sdist) entry."""
+def select_wheels(lockfile: Any, platform: str, *, source: str,
+                  sdists: bool = False) -> list[Wheel]:
+    """The ``manager: pip`` entries for ``platform``; refuses a source distribution entry
+    unless ``sdists`` (the site allows them and they are built in the build sandbox)."""
     wheels = [
         Wheel(name=p.name, version=p.version, url=p.url, sha256=p.hash.sha256 or "")
         for p in lockfile.package
         if p.platform == platform and p.manager == "pip" and p.categories & INSTALLED_CATEGORIES
     ]
-    sdists = [w for w in wheels if not WHEEL_NAME_RE.match(w.filename)]
-    if sdists:
-        shown = ", ".join(f"{w.name}=={w.version} ({w.filename})" for w in sdists[:5])
+    refused = [w for w in wheels if not WHEEL_NAME_RE.match(w.filename)]
+    if refused and not sdists:
+        shown = ", ".join(f"{w.name}=={w.version} ({w.filename})" for w in refused[:5])
         raise LockstepError(
             f"{source}: pip package(s) {shown} for {platform} are source distributions, "
-            "which lockstep does not build. Pin versions with a wheel for this platform, or "
-            "use the conda packages, and re-lock with `lockstep lock`. Nothing was installed."
+            "which lockstep builds only where the site allows them (c.Lockstep."
+            "pip_allow_sdists = True: built in the build sandbox). Pin versions with a wheel "
+            "for this platform, or use the conda packages, and re-lock with `lockstep lock`."
+            " Nothing was installed."
         )
     return wheels
 
@@ -121,6 +126,7 @@ def install_lock(
     progress: Callable[[str], None] | None = None,
     timeout: float = 1800,
     channels: ChannelPolicy | None = None,
+    sdist_sandbox: str | None = None,
 ) -> InstallResult:
     """Install ``lockfile``'s packages for ``platform`` into ``prefix``.
 
@@ -138,6 +144,8 @@ def install_lock(
     progress : called with one line of text per step.
     channels : the site's ``ChannelPolicy``; a package from a channel it does not allow is
         refused before anything is fetched. None skips that check (fields are always checked).
+    sdist_sandbox : the site's ``build_sandbox`` when it allows sdists: pip sdists are then
+        built there into wheels (``pipbuild``); None refuses a lock holding one.
     """
     started = time.perf_counter()
     say = progress or (lambda _message: None)
@@ -145,7 +153,8 @@ def install_lock(
     model = condalock.read_lockfile(lockfile)
     platform = platform or default_platform(model, source=str(lockfile))
     archives = select_archives(model, platform, source=str(lockfile))
-    wheels = select_wheels(model, platform, source=str(lockfile))
+    wheels = select_wheels(model, platform, source=str(lockfile),
+                           sdists=sdist_sandbox is not None)
     if channels is not None:
         channels.check_packages(
             [p for p in model.package if p.platform == platform], source=str(lockfile)
@@ -179,7 +188,7 @@ def install_lock(
     if wheels:
         say(f"installing {len(wheels)} pip packages (hash-checked, no dependencies)...")
         install_wheels(wheels, prefix, target_prefix=target_prefix or str(prefix.resolve()),
-                       cache_dir=cache_dir, mirrors=dict(mirrors or {}))
+                       cache_dir=cache_dir, mirrors=dict(mirrors or {}), sandbox=sdist_sandbox)
     say(
         f"installed {len(archives)} packages into {prefix}"
         + (f" (for {target_prefix})" if target_prefix else "")

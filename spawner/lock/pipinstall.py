@@ -2,12 +2,15 @@
 
 Guarantees: each wheel is fetched (through ``c.Lockstep.mirrors``) into
 ``<cache>/wheels/<sha256>/<file>`` and its sha256 checked against the lock before it is
-opened; no pip, uv or package code runs (no dependency resolution: the lock is complete;
-no build: an sdist is refused naming it). Unpacking is deterministic: members in sorted
-order, modes 0644/0755 only, ``#!python`` script shebangs and console-script wrappers
-pointing at ``target_prefix`` (``/opt/env`` in images), ``INSTALLER`` = ``lockstep``, a
-``RECORD`` of what was written (paths relative to ``site-packages``, no host paths) and no
-``direct_url.json`` (index installs have none). A wheel member that would leave the prefix,
+opened; no pip or uv runs (no dependency resolution: the lock is complete). An sdist is
+refused naming it, unless the caller passes the build sandbox (the site allows sdists):
+then ``pipbuild`` builds it there from the environment's own backend, and the built
+wheel is unpacked like any other, its origin in ``LOCKSTEP_BUILT.json``. Unpacking is
+deterministic: members in sorted order, modes 0644/0755 only, ``#!python`` script
+shebangs and console-script wrappers pointing at ``target_prefix`` (``/opt/env`` in
+images), ``INSTALLER`` = ``lockstep``, a ``RECORD`` of what was written (paths relative
+to ``site-packages``, no host paths) and no ``direct_url.json`` (index installs have
+none). A wheel member that would leave the prefix,
 overwrite a file already there (a conda package's), or land in the interpreter's own
 files (``bin/python*``, the stdlib) is refused before anything of that wheel is written.
 It must not import rattler or conda-lock.
@@ -29,11 +32,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from spawner.errors import LockstepError
+from spawner.lock import pipbuild
 from spawner.lock.fetch import ChecksumError, _copy, mirrored_url, sha256_of
-from spawner.lock.pipwheels import WHEEL_NAME_RE
+from spawner.lock.pipwheels import SDIST_NAME_RE, WHEEL_NAME_RE
 from spawner.lock.policy import SHA256_RE
 
 INSTALLER = "lockstep"
+BUILT = "LOCKSTEP_BUILT.json"
+"""In a dist-info built here from an sdist: what was built from what (``_built_record``)."""
 SCRIPT = """#!{python}
 import re
 import sys
@@ -58,14 +64,19 @@ class Wheel:
         return self.url.rsplit("/", 1)[-1].split("#", 1)[0]
 
 
-def fetch_wheel(wheel: Wheel, *, cache_dir: Path, mirrors: Mapping[str, str]) -> Path:
-    """The verified wheel in the cache (fetched when missing or damaged)."""
+def fetch_wheel(
+    wheel: Wheel, *, cache_dir: Path, mirrors: Mapping[str, str], sdist_ok: bool = False
+) -> Path:
+    """The verified wheel in the cache (fetched when missing or damaged); with ``sdist_ok``
+    a source distribution (``.tar.gz``/``.zip``) is fetched the same way."""
     if not SHA256_RE.match(wheel.sha256 or ""):
         raise ChecksumError(
             f"pip package {wheel.name} {wheel.version}: the lock has no valid sha256 "
             f"({wheel.sha256!r}); re-create the lock with `lockstep lock`. Nothing was fetched."
         )
-    if not WHEEL_NAME_RE.match(wheel.filename):
+    if not WHEEL_NAME_RE.match(wheel.filename) and not (
+        sdist_ok and SDIST_NAME_RE.match(wheel.filename)
+    ):
         raise LockstepError(
             f"pip package {wheel.name} {wheel.version}: {wheel.url} is not a wheel (.whl); "
             "lockstep installs wheels only and does not build source distributions. Pin a "
@@ -107,15 +118,92 @@ def python_version(prefix: Path) -> str:
 
 def install_wheels(
     wheels: Sequence[Wheel], prefix: Path, *, target_prefix: str, cache_dir: Path,
-    mirrors: Mapping[str, str],
+    mirrors: Mapping[str, str], sandbox: str | None = None,
 ) -> list[str]:
-    """Unpack every wheel into ``prefix``; returns ``name==version`` for each."""
+    """Unpack every wheel into ``prefix``; returns ``name==version`` for each.
+
+    Source distributions (locked only where the site allows them) need ``sandbox`` (the
+    site's ``build_sandbox``): their build backends are checked against what the
+    environment will hold before anything is unpacked, then each is built into a wheel by
+    ``pipbuild`` after the wheels are in, and unpacked with ``LOCKSTEP_BUILT.json`` (sdist
+    URL and sha256, built wheel and its sha256) in its dist-info. A failed build removes
+    the pip packages this call unpacked. None: an sdist is refused, naming it."""
     prefix = Path(prefix)
     version = python_version(prefix)
-    paths = [fetch_wheel(w, cache_dir=cache_dir, mirrors=mirrors) for w in wheels]
-    for wheel, path in sorted(zip(wheels, paths, strict=True), key=lambda x: x[0].name):
-        unpack(path, prefix, python=version, target_prefix=target_prefix, label=wheel.name)
+    binaries = [w for w in wheels if WHEEL_NAME_RE.match(w.filename)]
+    sources = [w for w in wheels if not WHEEL_NAME_RE.match(w.filename)]
+    if sources and sandbox is None:
+        raise LockstepError(_sdists_refused(sources))
+    paths = [fetch_wheel(w, cache_dir=cache_dir, mirrors=mirrors) for w in binaries]
+    scratch = Path(cache_dir) / "sdist-builds"
+    scratch.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="build-", dir=scratch) as tmp:
+        planned = _plan_sources(sources, prefix, binaries, python=version, work=Path(tmp),
+                                cache_dir=cache_dir, mirrors=mirrors)
+        done: list[str] = []
+        try:
+            for wheel, path in sorted(zip(binaries, paths, strict=True), key=lambda x: x[0].name):
+                done.append(unpack(path, prefix, python=version, target_prefix=target_prefix,
+                                   label=wheel.name))
+            for wheel, root, system in planned:
+                built = pipbuild.build_wheel(
+                    root, system, label=f"{wheel.name} {wheel.version}", name=wheel.name,
+                    version=wheel.version, prefix=prefix, target_prefix=target_prefix,
+                    python=version, sandbox=sandbox, work=Path(tmp) / wheel.name)
+                done.append(unpack(built, prefix, python=version, target_prefix=target_prefix,
+                                   label=wheel.name, extra=_built_record(wheel, built, system)))
+        except pipbuild.SdistBuildError:
+            for info_dir in done:
+                _remove(prefix / f"lib/python{version}/site-packages", info_dir)
+            raise
     return sorted(f"{w.name}=={w.version}" for w in wheels)
+
+
+def _sdists_refused(sources: Sequence[Wheel]) -> str:
+    shown = ", ".join(f"{w.name}=={w.version} ({w.filename})" for w in sources[:5])
+    return (f"pip package(s) {shown} are source distributions; lockstep builds them only "
+            "in the build sandbox where the site allows sdists (c.Lockstep.pip_allow_sdists"
+            " = True). Pin versions with a wheel, or use the conda packages, and re-lock "
+            "with `lockstep lock`. Nothing of the pip packages was installed.")
+
+
+def refuse_locked_sdists(packages, source: str) -> None:
+    """Refuse a lock whose pip entries include an sdist, on a site that does not allow them
+    (``c.Lockstep.pip_allow_sdists``): checked before a build, even one already pushed."""
+    found = [p for p in packages if p.manager == "pip"
+             and SDIST_NAME_RE.match(str(p.url).split("#")[0].rsplit("/", 1)[-1])]
+    if found:
+        shown = ", ".join(f"{p.name}=={p.version}" for p in found[:5])
+        raise LockstepError(
+            f"{source}: pip package(s) {shown} are source distributions, which this site "
+            "does not allow. Pin versions with a wheel, or use the conda packages, and "
+            "re-lock with `lockstep lock`; or set c.Lockstep.pip_allow_sdists = True to "
+            "build them in the build sandbox.")
+
+
+def _plan_sources(sources, prefix, binaries, *, python, work, cache_dir, mirrors):
+    """Fetch and unpack each sdist and check its backend is there; before any unpacking."""
+    from spawner.lock.pipdeps import marker_env
+
+    have = {**pipbuild.installed_dists(prefix), **{w.name: w.version for w in binaries}}
+    planned = []
+    for wheel in sorted(sources, key=lambda w: w.name):
+        label = f"{wheel.name} {wheel.version}"
+        path = fetch_wheel(wheel, cache_dir=cache_dir, mirrors=mirrors, sdist_ok=True)
+        root = pipbuild.extract(path, work / wheel.name / "src", label=label)
+        system = pipbuild.build_system(root)
+        missing = pipbuild.missing_backend(system, have, env=marker_env("linux-64", python))
+        if missing:
+            raise pipbuild.refusal(label, missing, system)
+        planned.append((wheel, root, system))
+    return planned
+
+
+def _built_record(wheel: Wheel, built: Path, system) -> dict[str, bytes]:
+    record = {"sdist": {"url": wheel.url, "sha256": wheel.sha256},
+              "wheel": {"file": built.name, "sha256": sha256_of(built)},
+              "backend": system.backend, "source_date_epoch": pipbuild.EPOCH}
+    return {BUILT: (json.dumps(record, indent=2, sort_keys=True) + "\n").encode()}
 
 
 def _scheme_path(member: str, data_dir: str, *, site: str, python: str, dist: str) -> str:
@@ -147,8 +235,12 @@ def _check_target(rel: str, *, prefix: Path, python: str, label: str, member: st
         )
 
 
-def unpack(wheel: Path, prefix: Path, *, python: str, target_prefix: str, label: str) -> None:
-    """Install one verified wheel (see the module guarantees)."""
+def unpack(
+    wheel: Path, prefix: Path, *, python: str, target_prefix: str, label: str,
+    extra: Mapping[str, bytes] | None = None,
+) -> str:
+    """Install one verified wheel (see the module guarantees); its dist-info folder name.
+    ``extra``: more files for that folder (name -> bytes), listed in ``RECORD``."""
     site = f"lib/python{python}/site-packages"
     shebang = f"{target_prefix.rstrip('/')}/bin/python{python}"
     with zipfile.ZipFile(wheel) as archive:
@@ -160,7 +252,7 @@ def unpack(wheel: Path, prefix: Path, *, python: str, target_prefix: str, label:
         data_dir = info_dir[: -len(".dist-info")] + ".data"
         dist = info_dir.split("-")[0]
         if _installed(prefix / site, info_dir, dist):
-            return
+            return info_dir
         plan = []
         for member in names:
             if member in (f"{info_dir}/RECORD", f"{info_dir}/INSTALLER",
@@ -186,10 +278,12 @@ def unpack(wheel: Path, prefix: Path, *, python: str, target_prefix: str, label:
         _check_target(rel, prefix=prefix, python=python, label=label, member=rel)
         written.append((rel, data))
         _write(prefix / rel, data, True)
-    installer = f"{site}/{info_dir}/INSTALLER"
-    written.append((installer, (INSTALLER + "\n").encode()))
-    _write(prefix / installer, (INSTALLER + "\n").encode(), False)
+    files = {"INSTALLER": (INSTALLER + "\n").encode(), **dict(extra or {})}
+    for name, data in sorted(files.items()):
+        written.append((f"{site}/{info_dir}/{name}", data))
+        _write(prefix / f"{site}/{info_dir}/{name}", data, False)
     _write(prefix / f"{site}/{info_dir}/RECORD", _record(written, site, info_dir), False)
+    return info_dir
 
 
 def _installed(site: Path, info_dir: str, dist: str) -> bool:
@@ -200,12 +294,20 @@ def _installed(site: Path, info_dir: str, dist: str) -> bool:
         ):
             if other.name == info_dir:
                 return True
-            for line in (other / "RECORD").read_text().splitlines():
-                target = site / line.split(",", 1)[0]
-                if target.resolve().is_relative_to(site.parent.parent.parent.resolve()):
-                    target.unlink(missing_ok=True)
-            (other / "RECORD").unlink(missing_ok=True)
+            _remove(site, other.name)
     return False
+
+
+def _remove(site: Path, info_dir: str) -> None:
+    """Delete the files a lockstep-installed distribution's ``RECORD`` lists."""
+    record = site / info_dir / "RECORD"
+    if not record.is_file():
+        return
+    for line in record.read_text().splitlines():
+        target = site / line.split(",", 1)[0]
+        if target.resolve().is_relative_to(site.parent.parent.parent.resolve()):
+            target.unlink(missing_ok=True)
+    record.unlink(missing_ok=True)
 
 
 def _scripts(text: str, *, shebang: str) -> list[tuple[str, bytes]]:

@@ -6,11 +6,13 @@ empty stand-in wheel pinned to conda's version, and dropped from the result, so 
 package is never installed over or beside a conda one; a pip requirement those pins
 cannot satisfy is refused naming both packages. Only wheels are locked (``--no-build``)
 unless the site allows sdists; each locked package gets the one wheel its platform
-installs (best tag first), with URL and sha256 from the index. Index URLs must be ones the
-site allows (``PipInputs.check_index``). uv runs as ``python -m uv`` in a subprocess with
-no user config and a private cache under the lockstep cache; nothing is written outside
-a temporary folder and that cache. Errors are ``SpecError`` naming the line or package
-and the fix. It must not import rattler or conda-lock.
+installs (best tag first), with URL and sha256 from the index, and its dependencies as
+conda-lock writes them (``{name: spec}`` from the file's own ``Requires-Dist``, markers
+evaluated for the platform: ``pipdeps``; the file is fetched, verified, into the cache).
+Index URLs must be ones the site allows (``PipInputs.check_index``). uv runs as
+``python -m uv`` in a subprocess with no user config and a private cache under the
+lockstep cache; nothing is written outside a temporary folder and those caches. Errors
+are ``SpecError`` naming the line or package and the fix. It must not import rattler or conda-lock.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import sys
 import tempfile
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -29,7 +32,7 @@ from urllib.parse import urlsplit
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
-from spawner.lock import condadists
+from spawner.lock import condadists, pipdeps
 from spawner.lock.pipspec import PipSection
 from spawner.lock.pipwheels import MAC, best_file, stub_wheel
 from spawner.lock.spec import SpecError
@@ -207,7 +210,27 @@ def _run_uv(section, have, *, index, python, uv_platform, inputs, source, platfo
         locked.append({"platform": platform, "name": name, "version": str(package["version"]),
                        "url": chosen["url"], "sha256": chosen["sha256"],
                        "depends": sorted(c for c, ps in parents.items() if name in ps)})
+    with_specs(locked, platform=platform, python=python, inputs=inputs)
     return sorted(locked, key=lambda p: p["name"])
+
+
+def with_specs(locked: list[dict], *, platform: str, python: str, inputs: PipInputs) -> None:
+    """Each entry's ``depends`` as conda-lock's ``{name: spec}``, from the locked file's
+    own ``Requires-Dist`` for ``platform`` (``pipdeps``); uv's names with ``*`` when an
+    sdist leaves them dynamic. Files are read concurrently (and cached by sha256)."""
+
+    def one(entry: dict) -> None:
+        requires = pipdeps.read_requires(
+            name=entry["name"], version=entry["version"], url=entry["url"],
+            sha256=entry["sha256"], cache_dir=inputs.cache_dir, mirrors=inputs.mirrors,
+        )
+        entry["depends"] = (
+            dict.fromkeys(entry["depends"], "*") if requires is None
+            else pipdeps.dependencies(requires, platform=platform, python=python)
+        )
+
+    with ThreadPoolExecutor(max(1, min(8, len(locked)))) as pool:
+        list(pool.map(one, locked))
 
 
 def _parents(text: str) -> dict[str, set[str]]:

@@ -9,6 +9,8 @@ A stage pointer is the tag named after the stage in the stage's repository
   manifest is PUT by digest and under the tag;
 * another registry: missing blobs are streamed (HEAD first, skipped when present), the
   manifest is PUT by digest, then under the tag. The digest is preserved.
+* an OCI image index (a multi-platform build): each child manifest's blobs, then the child
+  manifests by digest, then the index by digest and under the tag.
 
 Guarantees: ``StageLock`` serialises read-check-write per (project, stage) across threads
 and processes on this host (``flock`` on ``<data_dir>/locks/<project>.<stage>.lock``);
@@ -21,16 +23,15 @@ leaves the tag as it was (copied blobs may stay; they are content-addressed and 
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from spawner.errors import LockstepError
+from spawner.image.imagecopy import copy_contents
 from spawner.image.registry import RegistryClient, RegistryError
 
 
@@ -133,30 +134,17 @@ def _read_back(endpoint: Endpoint, stage: str, *, tries: int = 3) -> str | None:
     return None
 
 
-def copy_blobs(source: Endpoint, target: Endpoint, manifest: dict, *, workers: int = 4) -> int:
-    """Make the manifest's config and layers present in ``target``; returns bytes uploaded.
+def copy_blobs(source: Endpoint, target: Endpoint, data: bytes, *, workers: int = 4) -> int:
+    """Make what the manifest ``data`` names present in ``target``; returns bytes uploaded.
 
     Per blob, in parallel: HEAD (present: nothing to do), cross-repository mount on the
-    same registry, else download and upload (streamed through a temporary file).
+    same registry, else download and upload (streamed through a temporary file). An OCI
+    image index (a multi-platform build) has each child manifest's blobs copied, then the
+    child manifest PUT by digest (``imagecopy.copy_contents``).
     """
-    blobs = [manifest["config"]["digest"], *(d["digest"] for d in manifest.get("layers", []))]
-    same_host = source.client.host == target.client.host
-
-    def one(blob: str, workdir: str) -> int:
-        if target.client.blob_exists(target.repository, blob):
-            return 0
-        if same_host and target.client.mount_blob(target.repository, blob, source.repository):
-            return 0
-        path = Path(workdir) / blob.replace(":", "-")
-        source.client.download_blob(source.repository, blob, path)
-        try:
-            return target.client.push_blob(target.repository, blob, path)
-        finally:
-            path.unlink(missing_ok=True)
-
     with tempfile.TemporaryDirectory(prefix="lockstep-promote-") as workdir:
-        with ThreadPoolExecutor(max(1, min(workers, len(blobs)))) as pool:
-            return sum(pool.map(lambda blob: one(blob, workdir), blobs))
+        return copy_contents(source.client, source.repository, target.client,
+                             target.repository, data, workdir=Path(workdir), workers=workers)
 
 
 def _same_repo(a: Endpoint, b: Endpoint) -> bool:
@@ -188,7 +176,7 @@ def move_pointer(
         raise PointerError(f"{source.name}@{digest} returned a manifest of digest {found}")
     moved, copied = 0, False
     if not _same_repo(source, target):
-        moved = copy_blobs(source, target, json.loads(data)) + len(data)
+        moved = copy_blobs(source, target, data) + len(data)
         target.client.put_manifest(target.repository, digest, data, media_type)
         copied = True
     try:

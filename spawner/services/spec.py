@@ -7,7 +7,9 @@ rendered from one ``launch.LaunchSpec`` by ``render_docker`` and ``render_kube``
 service changes, on purpose:
 
 * the command is ``service.command`` from ``project.yaml``; the user label is ``service``;
-* the workspace is mounted **read-only** (a service reads its model, never writes it);
+* the workspace is mounted **read-only** (a service reads its model, never writes it); on
+  Kubernetes a promoted model is fetched by the pod instead and no workspace is mounted
+  (``spawner.services.kubemodel``, the ``model`` argument of ``kube_objects``);
   a model promoted with the image (``spawner.models``) is bound read-only at
   ``/opt/model`` from a content-addressed cache, named in ``LOCKSTEP_MODEL_DIGEST``; and
   the home is a ``tmpfs`` (a service keeps no state between restarts; replicas share none);
@@ -54,6 +56,7 @@ from spawner.launch.spec import (
     build_launch_spec,
 )
 from spawner.project import Project, Service
+from spawner.services import kubemodel
 from spawner.settings import ENV_PREFIX
 
 SERVICE_USER = "service"
@@ -270,12 +273,19 @@ def kube_objects(
     health: HealthOptions = HealthOptions(),
     namespace: str = "",
     ingress_from: Sequence[Mapping[str, Any]] = ({"podSelector": {}},),
+    model: kubemodel.KubeModel | None = None,
 ) -> list[dict[str, Any]]:
     """Deployment, Service and NetworkPolicy for the service of ``spec``, in that order.
 
     ``ingress_from`` are NetworkPolicy peers allowed to reach the service port (default:
-    every pod in the namespace); egress is denied.
+    every pod in the namespace); egress is denied. ``model``: the stage's promoted model,
+    fetched by an init container and mounted read-only (``spawner.services.kubemodel``).
     """
+    if model is not None:
+        objects = kube_objects(kubemodel.model_spec(spec, model), service=service,
+                               options=options, health=health, namespace=namespace,
+                               ingress_from=ingress_from)
+        return kubemodel.with_model(objects, model)
     name = k8s_name(spec.project)
     template = _template(spec, service, options or render_kube.KubeOptions(), health)
     labels = dict(sorted({**template["metadata"]["labels"]}.items()))
@@ -334,6 +344,7 @@ def helm_values(
     service: Service,
     options: render_kube.KubeOptions | None = None,
     health: HealthOptions = HealthOptions(),
+    model: kubemodel.KubeModel | None = None,
 ) -> dict[str, Any]:
     """The Helm chart's ``services`` value for the service of ``spec``.
 
@@ -343,6 +354,8 @@ def helm_values(
     of several projects merge in Helm (``-f a.yaml -f b.yaml``) since each is keyed by its
     project.
     """
-    objects = kube_objects(spec, service=service, options=options, health=health)
+    objects = kube_objects(spec, service=service, options=options, health=health, model=model)
     entry = {"stage": spec.stage, "image": spec.image.reference, "objects": objects}
+    if model is not None:
+        entry["model"] = model.digest
     return {"services": {spec.project: entry}}

@@ -6,7 +6,7 @@ carries help text with an example; validators return the value. No I/O.
 
 from __future__ import annotations
 
-from traitlets import HasTraits, Integer, List, TraitError, Unicode, validate
+from traitlets import Bool, HasTraits, Integer, List, TraitError, Unicode, validate
 
 
 class BuildSettings(HasTraits):
@@ -37,6 +37,21 @@ class BuildSettings(HasTraits):
                 "(unsafe), e.g. c.Lockstep.build_sandbox = 'bwrap'"
             )
         return value
+
+    compile_test_bytecode = Bool(
+        False,
+        help="""
+        Whether ``lockstep build`` also writes ``.pyc`` files for packages' own test suites
+        (``tests/`` and ``test/`` folders inside ``site-packages``, e.g. ``numpy/_core/tests``).
+
+        Off by default: notebooks almost never import them, they are about a tenth of an
+        environment's Python sources (and of the build's compile time), and where one is
+        imported (``numpy.test()``) Python compiles it in memory, since ``/opt/env`` is
+        read-only. Turn it on to ship them compiled; the images' digests then change once.
+
+            c.Lockstep.compile_test_bytecode = True
+        """,
+    ).tag(config=True)
 
     layer_limit = Integer(
         100,

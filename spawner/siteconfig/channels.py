@@ -86,14 +86,18 @@ class ChannelsSettings(HasTraits):
 
     server_packages = List(
         Unicode(),
-        ["jupyterhub-singleuser", "ipykernel", "nbclient"],
+        ["jupyterhub-singleuser", "ipykernel", "nbclient", "jupyterlab"],
         help="""
         Packages ``lockstep lock`` adds so the image can serve a notebook for JupyterHub
         and run the project's notebooks headless (promotion gates, jobs).
 
-        A package the spec already names is left as the spec has it.
+        A package the spec already names is left as the spec has it. ``jupyterlab`` is
+        what people land in: ``jupyterhub-singleuser`` opens ``/lab`` when the image has
+        it and keeps its own landing page when it has not, so dropping it is safe (a
+        smaller image, no JupyterLab). It comes last so the layers of the packages before
+        it stay shared with images that leave it out (``c.Lockstep.layer_order``).
 
-            c.Lockstep.server_packages = ["jupyterhub-singleuser>=5", "ipykernel", "jupyterlab"]
+            c.Lockstep.server_packages = ["jupyterhub-singleuser>=5", "ipykernel", "nbclient"]
         """,
     ).tag(config=True)
 
@@ -172,8 +176,10 @@ class ChannelsSettings(HasTraits):
         source distribution.
 
         Off by default: ``lockstep lock`` refuses it, naming the package, and suggests a
-        wheel or a conda package. When on, the sdist is locked (URL and sha256), but
-        ``lockstep install``/``build`` still refuse to build it.
+        wheel or a conda package. When on, the sdist is locked (URL and sha256), and
+        ``lockstep install``/``build`` build it into a wheel in the build sandbox (no
+        network: its build backend, e.g. setuptools or flit_core, must be in the locked
+        environment), recording the wheel's sha256 in its ``LOCKSTEP_BUILT.json``.
 
             c.Lockstep.pip_allow_sdists = True
         """,

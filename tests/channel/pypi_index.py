@@ -11,6 +11,7 @@ links) and serves it with ``http.server`` on 127.0.0.1; nothing here imports rat
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
 import html
 import io
@@ -31,9 +32,24 @@ PINS = (
      "a45ceb5f199d5e388f28b550ba881096a3740d4bda10e661d77f59d9a2e8187a"),
     ("requests", f"{FILES}/1e/db/4254e3eabe8020b458f1a747140d32277ec7a271daf1d235b70dc0b4e6e3/requests-2.32.5-py3-none-any.whl",  # noqa: E501
      "2462f94637a34fd532264295e186976db0f5d453d1cdd31473c85a6a161affb6"),
+    ("flit-core", f"{FILES}/d9/f0/e546c28b937f094b354ca29b9060c5f1dd5043a332b2905049a51420b7a2/flit_core-4.2.0-py3-none-any.whl",  # noqa: E501
+     "2bee22dc8ba89c2e35b4e1ad575e596aac945c85672dd8f3cad21b629036e044"),
 )
-"""(name, URL, sha256): a pure wheel (depends on requests), a compiled one, and requests,
-which the jupyter test channel also has as a conda package."""
+"""(name, URL, sha256): a pure wheel (depends on requests), a compiled one, requests,
+which the jupyter test channel also has as a conda package, and flit_core, the build
+backend of the made-here sdist ``sdistdemo``."""
+
+SDIST_SPEC = """\
+name: withsdist
+channels:
+  - conda-forge
+dependencies:
+  - python=3.11
+  - pip:
+    - flit_core
+    - sdistdemo
+"""
+"""A pip package with only a pure-Python sdist (flit_core backend, locked beside it)."""
 
 MIXED_SPEC = """\
 name: mixed
@@ -109,8 +125,43 @@ def bench_wheels(folder: Path, count: int) -> list[str]:
     return names
 
 
+def _tar_gz(path: Path, files: dict[str, str]) -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name, text in sorted(files.items()):
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(data), 0, 0o644
+            tar.addfile(info, io.BytesIO(data))
+    with open(path, "wb") as out, gzip.GzipFile(fileobj=out, mode="wb", mtime=0,
+                                                 filename="") as gz:
+        gz.write(buffer.getvalue())
+
+
+SDISTDEMO = {
+    "sdistdemo-1.0/PKG-INFO": "Metadata-Version: 2.2\nName: sdistdemo\nVersion: 1.0\n"
+                              "Summary: lockstep test sdist\n",
+    "sdistdemo-1.0/pyproject.toml": (
+        '[build-system]\nrequires = ["flit_core>=3.4,<5"]\nbuild-backend = "flit_core.buildapi"'
+        '\n\n[project]\nname = "sdistdemo"\nversion = "1.0"\n'
+        'description = "lockstep test sdist"\ndependencies = []\n'
+    ),
+    "sdistdemo-1.0/sdistdemo/__init__.py": '"""A pure-Python package published only as an '
+                                           'sdist."""\n\nANSWER = 42\n',
+}
+
+
 def make_files(folder: Path) -> None:
-    """The made-here packages: ``sdistonly`` (sdist only) and ``winonly`` (win_amd64 wheel)."""
+    """The made-here packages: ``sdistonly`` (sdist only, no build system uv can read),
+    ``sdistdemo`` (sdist only, flit_core), ``sdistsetup`` (sdist only, setuptools, which
+    no test environment holds) and ``winonly`` (win_amd64 wheel only)."""
+    _tar_gz(folder / "sdistdemo-1.0.tar.gz", SDISTDEMO)
+    _tar_gz(folder / "sdistsetup-1.0.tar.gz", {
+        k.replace("sdistdemo", "sdistsetup"): v.replace("sdistdemo", "sdistsetup").replace(
+            '["flit_core>=3.4,<5"]', '["setuptools>=61"]').replace(
+            "flit_core.buildapi", "setuptools.build_meta")
+        for k, v in SDISTDEMO.items()
+    })
     meta = "Metadata-Version: 2.1\nName: {0}\nVersion: 1.0\n"
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.USTAR_FORMAT) as tar:

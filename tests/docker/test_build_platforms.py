@@ -131,3 +131,49 @@ def test_two_platform_lock_builds_one_index_stable_and_pullable(two_platform, do
         first.reference, ["cat", "/opt/env/share/zeta/PLATFORM"], remove=True,
         labels={TEST_LABEL: "1"}, entrypoint=[])
     assert out == b"linux-64\n"
+
+
+def test_two_platform_index_promoted_across_repositories_keeps_its_digest(
+    two_platform, docker_client, tmp_path
+):
+    import copy
+    import shutil
+    import subprocess
+
+    from spawner.promote import promote
+
+    folder, built_settings = two_platform
+    built = build_image(folder, built_settings)  # a no-op when the test above built it
+    config = copy.deepcopy(built_settings.config)
+    registry = built_settings.registry.split("/", 1)[0]
+    config.Lockstep.stage_registries = {"qa": f"{registry}/qa{tmp_path.name[-8:]}"}
+    config.Lockstep.data_dir = str(tmp_path / "state")
+    settings = Lockstep(config=config)
+    record = promote(settings, "twoarch", "qa", user="alice")
+    assert record.outcome == "promoted", record.message
+    target = resolve_stage(settings, "twoarch", "qa")
+    assert target.repository == f"{registry}/qa{tmp_path.name[-8:]}/twoarch"
+    assert target.reference == f"{target.repository}@{built.digest}"
+
+    repo = target.repository.split("/", 1)[1]
+    with RegistryClient.for_host(registry, insecure_registries=settings.insecure_registries) as c:
+        source = oci.parse_reference(built.reference)
+        original = c.get_manifest(source.repository, built.digest)
+        assert c.get_manifest(repo, built.digest) == original
+        assert c.head_manifest(repo, "qa") == built.digest
+        for entry in json.loads(original[0])["manifests"]:
+            child = json.loads(c.get_manifest(repo, entry["digest"])[0])
+            assert all(c.blob_exists(repo, d["digest"])
+                       for d in [child["config"], *child["layers"]])
+
+    if shutil.which("skopeo"):
+        raw = subprocess.run(
+            ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{target.reference}"],
+            capture_output=True, check=True, timeout=120).stdout
+        assert oci.sha256_digest(raw) == built.digest
+    arm = docker_client.images.pull(target.reference, platform="linux/arm64")
+    try:
+        assert arm.attrs["Architecture"] == "arm64"
+        assert _read(docker_client, arm.id, "/opt/env/share/zeta/PLATFORM") == b"linux-aarch64\n"
+    finally:
+        docker_client.images.remove(arm.id, force=True)

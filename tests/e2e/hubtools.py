@@ -32,9 +32,11 @@ def free_port() -> int:
 
 
 class Hub:
-    """A JupyterHub subprocess on free ports, configured by ``spawner.docker.hubconfig``."""
+    """A JupyterHub subprocess on free ports, configured by ``spawner.docker.hubconfig``;
+    ``settings`` are more ``c.Lockstep`` values, set before ``configure`` (so they reach
+    the lockstep service too)."""
 
-    def __init__(self, root: Path, registry: str):
+    def __init__(self, root: Path, registry: str, settings: dict | None = None):
         self.root = root
         self.public_port, self.hub_port, self.api_port = free_port(), free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.public_port}"
@@ -42,7 +44,8 @@ class Hub:
         self.proc: subprocess.Popen | None = None
         state = root / "state"
         state.mkdir(exist_ok=True)
-        config = f"""
+        extra = "".join(f"c.Lockstep.{k} = {v!r}\n" for k, v in (settings or {}).items())
+        config = f"""{extra}
 from spawner.docker.hubconfig import configure
 configure(c, environments_dir={str(root / 'environments')!r},
           data_roots=[{str(root / 'data')!r}], data_dir={str(state)!r},

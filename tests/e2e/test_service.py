@@ -8,9 +8,11 @@ two synthetic images in the registry (``tests.docker.synthetic_image``): ``dev``
 ``qa`` with different packages, and one promotion in the trail; ``svc-beta`` (member
 carol) has ``dev`` only. Alice sees svc-alpha with both stages, its dev -> qa diff and its
 timeline, and gets 404 for svc-beta, worded as for a project that does not exist; carol
-the reverse; an anonymous request gets 403. With ``LOCKSTEP_E2E_SCREENSHOTS`` unset,
-a headless Chromium screenshot of alice's page is kept under ``artifacts/e2e/`` when
-Chromium is installed.
+the reverse; an anonymous request gets 403. Bob's server on ``svc-live`` (the e2e image,
+``c.Lockstep.idle_after = 2`` in this hub) shows in an admin's idle list with its project,
+digest and stage, and nothing of it reaches bob or carol (non-admins). With
+``LOCKSTEP_E2E_SCREENSHOTS`` unset, a headless Chromium screenshot of alice's page is kept
+under ``artifacts/e2e/`` when Chromium is installed.
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ from tests.e2e.hubtools import PASSWORD, REPO_ROOT, Hub
 DEV = (Pkg("alpha", "1.0"), Pkg("beta", "2.1"), Pkg("python", "3.11.7"))
 QA = (Pkg("alpha", "1.1"), Pkg("gamma", "0.3"), Pkg("python", "3.11.7"))
 PROJECTS = {"svc-alpha": "members: {users: [alice]}\ndescription: Alpha forecasts\n",
-            "svc-beta": "members: {users: [carol]}\ndescription: Beta secrets\n"}
+            "svc-beta": "members: {users: [carol]}\ndescription: Beta secrets\n",
+            "svc-live": "members: {users: [bob]}\nresources: {cpu: 1, memory: 1G}\n"}
+IDLE_AFTER = 2
 ARTIFACTS = REPO_ROOT / "artifacts" / "e2e"
 
 
@@ -57,11 +61,11 @@ def service_hub(tmp_path_factory, registry):
         time="2026-01-02T10:00:00.000Z", action="promote", project="svc-alpha", user="alice",
         to_stage="qa", outcome="promoted", digest=digests["qa"], from_stage="dev",
         gates=(GateResult("verify", "passed", 0.5),)))
-    hub = Hub(root, registry)
+    hub = Hub(root, registry, settings={"idle_after": IDLE_AFTER})
     hub.start()
     try:
         tokens = {u: hub.api("POST", f"/users/{u}/tokens", {"note": "svc e2e"}).json()["token"]
-                  for u in ("alice", "carol")}
+                  for u in ("alice", "bob", "carol", "admin")}
         _wait_for_service(hub, tokens["alice"])
         yield hub, tokens, digests
     except BaseException:
@@ -148,6 +152,64 @@ def test_timeline_sessions_and_page(service_hub):
     assert "svc-alpha" in html.text and "svc-beta" not in html.text
     assert digests["qa"][:19] in html.text and "<svg" in html.text
     _screenshot(hub)
+
+
+def test_an_idle_server_shows_to_admins_and_nothing_of_it_to_others(
+        service_hub, e2e_image, docker_api, tmp_path):
+    from spawner.image.registry import copy_image
+
+    hub, tokens, _ = service_hub
+    with RegistryClient.for_host(e2e_image.registry,
+                                 insecure_registries=("127.0.0.1",)) as client:
+        copy_image(client, e2e_image.repo, client, "lockstep/svc-live", e2e_image.digest,
+                   tags=("dev",), workdir=tmp_path)
+    try:
+        try:
+            response, _ = hub.spawn("bob", {"project": "svc-live", "stage": "dev"})
+        except RuntimeError:
+            print(_container_logs(docker_api, "svc-live"))
+            raise
+        assert response.status_code in (201, 202), response.text
+        assert (hub.server("bob") or {}).get("ready"), hub.log_tail()
+        time.sleep(IDLE_AFTER + 1)
+        idle = get(hub, "api/sessions", tokens["admin"]).json()["idle"]
+        assert idle["idle_after"] == IDLE_AFTER and idle["unavailable"] is None, idle
+        rows = [s for s in idle["servers"] if s["user"] == "bob"]
+        assert len(rows) == 1, idle
+        assert (rows[0]["project"], rows[0]["digest"], rows[0]["stages"]) == (
+            "svc-live", e2e_image.digest, ["dev"])
+        assert rows[0]["idle_seconds"] >= IDLE_AFTER and rows[0]["server_name"] == ""
+        admin_page = get(hub, "", tokens["admin"]).text
+        assert 'id="idle"' in admin_page and "svc-live" in admin_page
+        for user in ("bob", "carol"):
+            mine = get(hub, "api/sessions", tokens[user])
+            assert "idle" not in mine.json() and "running" not in mine.json()
+            html = get(hub, "", tokens[user]).text
+            assert 'id="idle"' not in html and "Idle servers" not in html
+        assert "bob" not in get(hub, "api/sessions", tokens["carol"]).text
+    finally:
+        hub.stop_server("bob")
+        _remove_project_objects(docker_api, "svc-live")
+
+
+def _container_logs(docker_api, project: str) -> str:
+    """The logs of the project's containers (printed when a spawn failed)."""
+    label = f"org.lockstep.project={project}"
+    return "\n".join(
+        f"----- {c['Names']} -----\n{docker_api.logs(c['Id'], tail=80).decode(errors='replace')}"
+        for c in docker_api.containers(all=True, filters={"label": label}))
+
+
+def _remove_project_objects(docker_api, project: str) -> None:
+    from spawner.docker import engine as dockerops
+
+    label = f"org.lockstep.project={project}"
+    for container in docker_api.containers(all=True, filters={"label": label}):
+        dockerops.remove_container(docker_api, container["Id"])
+    for net in docker_api.networks(filters={"label": label}):
+        docker_api.remove_network(net["Id"])
+    for volume in (docker_api.volumes(filters={"label": label}) or {}).get("Volumes") or []:
+        docker_api.remove_volume(volume["Name"], force=True)
 
 
 def _screenshot(hub: Hub) -> None:

@@ -106,12 +106,25 @@ def screenshot(driver, name: str) -> Path:
 
 
 def form_options(driver) -> dict[str, str]:
-    """value -> visible text of the spawn form's ``target`` select."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select
+    """value -> "project (stage)" of the spawn form's ``target`` radio buttons: the project
+    from the group's legend, the stage from the button's own label."""
+    return driver.execute_script(
+        "const out = {};"
+        "for (const r of document.querySelectorAll('#spawn_form input[name=target]')) {"
+        "  const group = r.closest('fieldset.lockstep-project');"
+        "  const label = document.querySelector(`label[for='${r.id}']`);"
+        "  out[r.value] = `${group.querySelector('legend').textContent.trim()} "
+        "(${label.textContent.trim()})`; }"
+        "return out;")
 
-    select = Select(driver.find_element(By.CSS_SELECTOR, "#spawn_form select[name=target]"))
-    return {o.get_attribute("value"): o.text for o in select.options}
+
+def choose(driver, value: str) -> None:
+    """Pick ``value`` on the form by clicking its label, as a person would."""
+    from selenium.webdriver.common.by import By
+
+    radio = driver.find_element(By.CSS_SELECTOR, f"#spawn_form input[value='{value}']")
+    driver.find_element(By.CSS_SELECTOR, f"label[for='{radio.get_attribute('id')}']").click()
+    assert radio.is_selected(), value
 
 
 # ---- what the page should show, from the test's own definitions and the registry -------
@@ -179,9 +192,6 @@ def test_spawn_page_lists_exactly_my_projects_at_stages_with_a_digest(hub, e2e_i
     wait_for(browser, lambda d: d.find_elements(By.ID, "spawn_form"), 60,
              f"the spawn form for {user}")
     shown = form_options(browser)
-    # show every option in the screenshot, not just the closed select's first one
-    browser.execute_script("const s = document.querySelector('#spawn_form select');"
-                           "s.size = s.options.length;")
     screenshot(browser, f"spawn-page-{user}")
 
     wanted = {f"{p}/{s}" for p in mine for s in digests[p]}
@@ -202,15 +212,13 @@ def test_gpu_project_without_the_box_is_refused_on_the_page(hub, browser, docker
     """On a host that cannot give GPUs, the form can submit e2e-vision with GPUs; the
     person must get the refusal, with the way out, on the spawn page, and nothing starts."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select
 
     info = docker_api.info()
     if "nvidia" in (info.get("Runtimes") or {}) or info.get("CDISpecDirs"):
         pytest.skip("this Docker host can give GPUs, so the spawn would not be refused")
     log_in(browser, hub, "carol")
     browser.get(f"{hub.url}/hub/spawn")
-    Select(browser.find_element(By.CSS_SELECTOR, "#spawn_form select[name=target]")
-           ).select_by_value("e2e-vision/dev")
+    choose(browser, "e2e-vision/dev")
     assert not browser.find_element(By.CSS_SELECTOR, "input[name=no_gpu]").is_selected()
     browser.find_element(By.CSS_SELECTOR, "#spawn_form button[type=submit]").click()
     alert = wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".spawn-error-msg"),
@@ -228,7 +236,6 @@ def test_member_starts_chosen_project_from_the_form(hub, e2e_image, browser, doc
     """carol picks e2e-vision (not the preselected e2e-beta), ticks "Start without GPUs"
     and presses Start; the browser ends on her running server."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select
 
     user, project = "carol", "e2e-vision"
     projects = site_projects(hub)
@@ -237,10 +244,10 @@ def test_member_starts_chosen_project_from_the_form(hub, e2e_image, browser, doc
     assert hub.server(user) is None, hub.server(user)
     log_in(browser, hub, user)
     browser.get(f"{hub.url}/hub/spawn")
-    select = Select(browser.find_element(By.CSS_SELECTOR, "#spawn_form select[name=target]"))
-    preselected = select.first_selected_option.get_attribute("value")
+    preselected = browser.find_element(
+        By.CSS_SELECTOR, "#spawn_form input[name=target]:checked").get_attribute("value")
     assert preselected != f"{project}/dev", preselected  # the choice below must matter
-    select.select_by_value(f"{project}/dev")
+    choose(browser, f"{project}/dev")
     box = browser.find_element(By.CSS_SELECTOR, "#spawn_form input[name=no_gpu]")
     box.click()
     assert box.is_selected()
@@ -258,8 +265,7 @@ def test_member_starts_chosen_project_from_the_form(hub, e2e_image, browser, doc
         assert "Jupyter" in title, (landed, title, browser.page_source[:1000])
         screenshot(browser, f"server-{user}")
 
-        # The image has jupyter_server without a UI extension: its landing page needs no
-        # login, so open an authenticated page (a file, put there with the admin token) and
+        # Open another authenticated page (a file, put there with the admin token) and
         # let the browser do the OAuth round trip through the hub, as a person would.
         name, text = "from-the-form.txt", f"{project} started from the spawn form"
         put = httpx.put(f"{server_prefix}api/contents/{name}", timeout=30,
@@ -302,3 +308,55 @@ def test_member_starts_chosen_project_from_the_form(hub, e2e_image, browser, doc
         hub.stop_server(user)
     assert hub.server(user) is None, hub.server(user)
 
+
+
+def test_the_form_shows_what_each_stage_holds_and_the_server_opens_jupyterlab(
+        hub, e2e_image, browser, locked_project):
+    """With e2e-beta's folder holding the lock its image was built from, carol's form shows
+    e2e-beta's digest and main packages with their locked versions and e2e-vision's GPU;
+    started from the form, her server opens JupyterLab on the project's workspace."""
+    from selenium.webdriver.common.by import By
+
+    user, project = "carol", "e2e-beta"
+    folder = hub.root / "environments" / project
+    image_dir = locked_project("e2e-image", ["python=3.11"])  # the lock e2e_image is built from
+    lock = yaml.safe_load((image_dir / "conda-lock.yml").read_text())
+    versions = {p["name"]: p["version"] for p in lock["package"] if p["platform"] == "linux-64"}
+    copied = [folder / n for n in ("environment.yml", "conda-lock.yml")]
+    for path in copied:
+        path.write_bytes((image_dir / path.name).read_bytes())
+    try:
+        log_in(browser, hub, user)
+        browser.get(f"{hub.url}/hub/spawn")
+        radio = browser.find_element(By.CSS_SELECTOR, f"#spawn_form input[value='{project}/dev']")
+        details = browser.find_element(By.ID, radio.get_attribute("aria-describedby")).text
+        screenshot(browser, "spawn-form-details")
+        short = e2e_image.digest[:len("sha256:") + 12]
+        assert short in details, details
+        assert f"python {versions['python']}" in details.replace("\xa0", " "), details
+        assert "opens in JupyterLab" in details and versions["jupyterlab"].startswith("4."), \
+            (details, versions["jupyterlab"])
+        vision = browser.find_element(By.CSS_SELECTOR, "fieldset[data-project='e2e-vision']").text
+        assert "GPU" in vision and "nvidia" in vision, vision
+
+        choose(browser, f"{project}/dev")
+        browser.find_element(By.CSS_SELECTOR, "#spawn_form button[type=submit]").click()
+        lab = f"{hub.url}/user/{user}/lab"
+        wait_for(browser, lambda d: d.current_url.startswith(lab), 300,
+                 f"{user}'s server opening JupyterLab")
+        wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".jp-DirListing-item"),
+                 120, "JupyterLab's file browser")
+        assert browser.current_url.startswith(f"{lab}/tree/workspace"), browser.current_url
+        assert "JupyterLab" in browser.title, browser.title
+        screenshot(browser, f"jupyterlab-{user}")
+        cookies = {c["name"]: c["value"] for c in browser.get_cookies()}
+        page = httpx.get(lab, cookies=cookies, timeout=60)
+        assert page.status_code == 200 and "JupyterLab" in page.text, page.status_code
+        listing = httpx.get(f"{hub.url}/user/{user}/api/contents/", cookies=cookies, timeout=60)
+        names = {item["name"] for item in listing.json()["content"]}
+        assert {"workspace", "home"} <= names, names  # the root: workspace and home in view
+    finally:
+        hub.stop_server(user)
+        for path in copied:
+            path.unlink(missing_ok=True)
+    assert hub.server(user) is None, hub.server(user)

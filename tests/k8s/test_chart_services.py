@@ -142,12 +142,13 @@ def test_a_promotion_and_a_rerender_roll_only_the_pod_template(helm3, tmp_path):
     assert a["selector"] == b["selector"]  # immutable: helm upgrade can apply it
     changed = {p for p, v in dict(_leaves(b["template"])).items()
                if dict(_leaves(a["template"])).get(p) != v}
+    names = [e["name"] for e in b["template"]["spec"]["containers"][0]["env"]]
     assert changed == {
         ".metadata.labels.org.lockstep.digest",
         ".metadata.annotations.org.lockstep.digest",
         ".metadata.annotations.org.lockstep.image",
         ".spec.containers[0].image",
-        ".spec.containers[0].env[1].value",  # LOCKSTEP_IMAGE
+        f".spec.containers[0].env[{names.index('LOCKSTEP_IMAGE')}].value",
     }
     assert b["template"]["spec"]["containers"][0]["image"] == new.reference
     for kind in ("Service", "NetworkPolicy"):

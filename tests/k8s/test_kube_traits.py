@@ -19,6 +19,7 @@ from traitlets.config import Config
 
 from spawner.kube.hardening import HardeningRefused
 from spawner.kube.spawner import check_config
+from spawner.traitaudit import SettingRefused
 from tests.k8s.k8s_helpers import ROOT, FakeStagesSpawner, fake_image, hub_user, make_spawner
 from tests.k8s.kmock_api import KUBELET, NS, ApiServer, claims, config, pods, strict_errors
 
@@ -61,6 +62,11 @@ def honoured(c: Config) -> Config:
     k.image_pull_secrets = ["r-image-pull-secret"]
     k.environment = {"DB_PASSWORD": {"valueFrom": SECRET_REF}, "PLAIN": "yes"}
     k.uid, k.gid, k.fs_gid, k.supplemental_gids = 1000, 100, 100, [100]
+    k.working_dir = "/workspace"
+    # Spawner limits and guarantees against forecast's 1 CPU and 1G: the smaller CPU limit
+    # is the site's; the memory request is the site's guarantee, as the project asks for less
+    k.cpu_limit, k.mem_limit, k.cpu_guarantee, k.mem_guarantee = 0.5, "2G", 0.25, "512M"
+    c.LockstepKubeSpawner.memory_request_fraction = 0.25
     return c
 
 
@@ -104,8 +110,11 @@ async def test_every_honoured_trait_in_the_golden_pod(tmp_path):
     assert {"name": "shared", "mountPath": "/etc/shared", "readOnly": True} in \
         notebook["volumeMounts"]
     assert notebook["lifecycle"]["postStart"]["exec"]["command"] == ["sh", "-c", "true"]
-    limits = notebook["resources"]["limits"]
+    limits, requests = notebook["resources"]["limits"], notebook["resources"]["requests"]
     assert limits["example.com/dongle"] == "1" and limits["memory"] != "999Gi"  # project wins
+    assert (limits["cpu"], limits["memory"]) == ("500m", "1000000000")  # the smaller each
+    assert (requests["cpu"], requests["memory"]) == ("500m", str(512 * 2**20))
+    assert notebook["workingDir"] == "/workspace"
     assert pod["metadata"]["labels"]["hub.jupyter.org/network-access-hub"] == "true"
     assert pod["metadata"]["annotations"]["example.com/owner"] == "alice"
     assert spec["imagePullSecrets"] == [{"name": "r-image-pull-secret"}]
@@ -155,6 +164,23 @@ async def test_a_weakening_trait_stops_startup_with_its_name(tmp_path, trait, va
     c.LockstepKubeSpawner.hardening_exceptions = [trait]  # the explicit override
     check_config(c)
     assert make_spawner(c).hardening_exceptions == [trait]
+
+
+async def test_a_refused_setting_stops_the_spawner_and_a_profile_cannot_set_it(api, tmp_path):
+    c = config(api, tmp_path)
+    c.KubeSpawner.enable_user_namespaces = True
+    with pytest.raises(SettingRefused, match=r"c\.KubeSpawner\.enable_user_namespaces = True"):
+        make_spawner(c)
+    c = config(api, tmp_path)
+    c.KubeSpawner.profile_list = [{"display_name": "Own ns", "slug": "ns", "kubespawner_override":
+                                   {"enable_user_namespaces": True}}]
+    spawner = make_spawner(c)
+    spawner.user_options = {"project": "sandbox", "profile": "ns"}
+    with pytest.raises(web.HTTPError) as info:
+        await asyncio.wait_for(spawner.start(), 30)
+    assert info.value.status_code == 500
+    assert "enable_user_namespaces" in str(info.value.log_message or info.value)
+    assert pods(api) == {} and claims(api) == {}  # refused before anything was created
 
 
 async def test_hardening_exceptions_names_only_known_traits(tmp_path):

@@ -195,6 +195,46 @@ def test_requests_and_limits_from_project():
     assert res["requests"] == {"cpu": "500m", "memory": "2000000000"}
 
 
+# vision asks for 2 CPUs and 4G (4e9 bytes); (site options) -> (limits, requests)
+SITE_RESOURCES = [
+    ({}, ("2000m", "4000000000"), ("2000m", "4000000000")),
+    # the site's limits are smaller: they win, and the requests follow them down
+    (dict(cpu_limit=1.0, mem_limit=2 * 10**9), ("1000m", "2000000000"),
+     ("1000m", "2000000000")),
+    # the site's limits are larger: the project's win
+    (dict(cpu_limit=8.0, mem_limit=16 * 10**9), ("2000m", "4000000000"),
+     ("2000m", "4000000000")),
+    # z2jh's 1G guarantee: the project asks for more (fraction 1.0), so it asks for its own
+    (dict(mem_guarantee=10**9), ("2000m", "4000000000"), ("2000m", "4000000000")),
+    # the project asks for less than the site guarantees: the site's guarantee
+    (dict(cpu_guarantee=0.75, mem_guarantee=10**9, cpu_request_fraction=0.25,
+          memory_request_fraction=0.1), ("2000m", "4000000000"), ("750m", "1000000000")),
+    # the project asks for more than the site guarantees: the project's request
+    (dict(cpu_guarantee=0.25, mem_guarantee=10**8, cpu_request_fraction=0.5,
+          memory_request_fraction=0.5), ("2000m", "4000000000"), ("1000m", "2000000000")),
+    # a guarantee above the limit is cut to the limit
+    (dict(cpu_limit=1.5, cpu_guarantee=3.0, mem_limit=3 * 10**9, mem_guarantee=8 * 10**9),
+     ("1500m", "3000000000"), ("1500m", "3000000000")),
+]
+
+
+@pytest.mark.parametrize("site,limits,requests", SITE_RESOURCES)
+def test_site_limits_and_guarantees_combine_with_the_project(site, limits, requests):
+    """c.Spawner.cpu_limit/mem_limit: the smaller limit wins; cpu_guarantee/mem_guarantee:
+    the request unless the project asks for more, never above the limit."""
+    pod = render_pod(spec_for("vision"), replace(OPTIONS, **site), name="p")
+    res = pod["spec"]["containers"][0]["resources"]
+    assert (res["limits"]["cpu"], res["limits"]["memory"]) == limits
+    assert (res["requests"]["cpu"], res["requests"]["memory"]) == requests
+    env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+    # what the server is told (MEM_LIMIT, jupyter-resource-usage) is what it gets
+    assert env["MEM_LIMIT"] == res["limits"]["memory"]
+    assert env["MEM_GUARANTEE"] == res["requests"]["memory"]
+    assert round(float(env["CPU_LIMIT"]) * 1000) == int(res["limits"]["cpu"][:-1])
+    assert round(float(env["CPU_GUARANTEE"]) * 1000) == int(res["requests"]["cpu"][:-1])
+    kubernetes_validate.validate(pod, K8S_VERSIONS[-1], strict=True)  # raises if invalid
+
+
 def test_runtime_class_for_gvisor_and_kata():
     assert render_pod(spec_for("sandbox"), OPTIONS, name="p")["spec"]["runtimeClassName"] \
         == "gvisor"

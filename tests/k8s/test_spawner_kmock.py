@@ -171,7 +171,7 @@ async def test_replay_a_recorded_session(api, kubelet, tmp_path):
 async def test_options_form_lists_only_usable_projects(api, tmp_path):
     spawner = make_spawner(config(api, tmp_path), user=hub_user("carol"))
     form = await spawner.get_options_form()
-    assert 'value="sandbox/prod" selected' in form and "vision/dev" in form
+    assert 'value="sandbox/prod" checked' in form and "vision/dev" in form
     assert "forecast" not in form
     assert 'name="no_gpu"' in form  # carol may launch vision, which has GPUs
     assert spawner.options_from_form({"target": ["vision/qa"], "no_gpu": ["on"]}) == {
@@ -206,3 +206,28 @@ async def test_gpu_false_and_pinned_digest_options(api, kubelet, tmp_path):
     with pytest.raises(web.HTTPError) as info:
         await spawner.start()
     assert info.value.status_code == 400 and "no GPUs" in info.value.jupyterhub_message
+
+
+async def test_registry_down_notice_leads_the_progress(api, kubelet, tmp_path):
+    from spawner.launch.pointercache import StageImages
+
+    notice = "registry 10.0.0.9:5000 did not answer; using the last known digest"
+
+    class Stale(FakeStagesSpawner):  # what pointercache answers when the registry is down
+        async def stage_images(self, project):
+            return StageImages(await super().stage_images(project), notice)
+
+    spawner = make_spawner(config(api, tmp_path), cls=Stale)
+    spawner.user_options = {"project": "forecast", "stage": "qa"}
+    await asyncio.wait_for(spawner.start(), 30)
+    messages = [event["message"] async for event in spawner.progress()]
+    assert messages[0] == notice and messages.count(notice) == 1
+    (pod,) = pods(api).values()
+    assert pod["spec"]["containers"][0]["image"] == fake_image("forecast", "qa").reference
+    await asyncio.wait_for(spawner.stop(now=True), 30)
+
+    fresh = make_spawner(config(api, tmp_path))
+    fresh.user_options = {"project": "forecast", "stage": "qa"}
+    await asyncio.wait_for(fresh.start(), 30)
+    assert notice not in [event["message"] async for event in fresh.progress()]
+    await asyncio.wait_for(fresh.stop(now=True), 30)

@@ -85,6 +85,19 @@ for cls_name, traits in (values["hub"].get("config") or {}).items():
 if values["hub"].get("extraConfig"):
     exec(compile(values["hub"]["extraConfig"], "hub.extraConfig", "exec"))  # noqa: S102
 
+# -- the lockstep service (/services/lockstep/), started by the hub in this pod, after
+# hub.config/extraConfig so it gets their c.Lockstep values too. The proxy reaches it on
+# the hub Service (lockstepService.port); it binds every interface of the hub pod (the
+# hub NetworkPolicy admits the proxy alone there). The registry write credential
+# (lockstepService.registryCredential) is a folder with config.json, handed to the
+# service process alone as DOCKER_CONFIG.
+service = values.get("service") or {"enabled": False}
+if service["enabled"]:
+    from spawner.hubservice.config import service_config
+
+    service_config(c, port=int(service["port"]), ip="0.0.0.0", host=names["hub"],
+                   registry_credentials=service.get("registryCredentialDir") or None)
+
 # -- last: refuse KubeSpawner traits that would weaken the pods, naming each (hub start)
 from spawner.kube.spawner import check_config  # noqa: E402
 

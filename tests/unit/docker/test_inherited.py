@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,6 +18,7 @@ from spawner.docker.spawner import LockstepDockerSpawner, check_config
 from spawner.docker.traits import check_site_config
 from spawner.launch.spec import ImageRef, build_launch_spec
 from spawner.project import parse_project
+from tests.support.hubrun import run_hub
 from tests.unit.hubfakes import User
 
 GOLDEN = Path(__file__).parents[1] / "golden" / "docker"
@@ -28,7 +26,7 @@ IMAGE = ImageRef("127.0.0.1:5000/lockstep/iris@sha256:" + "ab" * 32, lock_hash="
 IRIS = parse_project("name: iris\nmembers: {users: [alice]}\n"
                      "resources: {cpu: 1.5, memory: 2Gi, pids: 512}\n", source="project.yaml")
 HONOURED = dict(
-    mem_limit=1 * 2**30, cpu_limit=4.0, mem_guarantee=512 * 2**20,
+    mem_limit=1 * 2**30, cpu_limit=4.0, mem_guarantee=512 * 2**20, cpu_guarantee=0.5,
     extra_host_config={"ulimits": [{"name": "nofile", "soft": 4096, "hard": 8192}],
                        "extra_hosts": {"proxy.local": "10.0.0.2"}, "dns": ["10.0.0.53"],
                        "security_opt": ["apparmor=lockstep-notebook"], "pids_limit": 100,
@@ -61,6 +59,7 @@ def test_golden_body_with_every_honoured_trait():
     # limits: the smaller of project and site wins (memory from the site, CPU and pids split)
     assert host["Memory"] == host["MemorySwap"] == 2**30 and host["NanoCpus"] == 1_500_000_000
     assert host["PidsLimit"] == 100 and host["MemoryReservation"] == 512 * 2**20
+    assert host["CpuShares"] == 512  # cpu_guarantee: Docker's weight, 1024 per CPU
     assert host["SecurityOpt"] == ["no-new-privileges:true", "apparmor=lockstep-notebook"]
     assert host["Privileged"] is False and host["CapDrop"] == ["ALL"]
     assert "HOME=/home/jovyan" in body["Env"] and "TEAM=ml" in body["Env"]
@@ -75,6 +74,34 @@ def test_cpu_quota_becomes_nano_cpus_and_never_raises_the_project():
     host = body["HostConfig"]
     assert host["NanoCpus"] == 500_000_000 and "CpuQuota" not in host
     assert host["Memory"] == 2 * 2**30  # the project's 2Gi is smaller than the site's 8g
+
+
+@pytest.mark.parametrize("guarantee,limit,shares", [
+    (0.5, None, 512),     # 1024 per guaranteed CPU
+    (4.0, None, 1536),    # never above the limit: the project's 1.5 CPUs
+    (2.0, 1.0, 1024),     # nor above the site's smaller cpu_limit
+    (0.001, None, 2),     # Docker's smallest weight
+])
+def test_cpu_guarantee_becomes_cpu_shares_never_above_the_limit(guarantee, limit, shares):
+    body = render_container(spec(), DockerOptions(inherited=from_traits(
+        cpu_guarantee=guarantee, cpu_limit=limit)))
+    assert body["HostConfig"]["CpuShares"] == shares
+
+
+def test_no_guarantee_no_cpu_shares_and_extra_host_config_wins():
+    assert "CpuShares" not in render_container(spec())["HostConfig"]
+    body = render_container(spec(), DockerOptions(inherited=from_traits(
+        cpu_guarantee=1.0, extra_host_config={"cpu_shares": 100})))
+    assert body["HostConfig"]["CpuShares"] == 100
+
+
+async def test_the_spawner_passes_its_guarantees_to_the_body():
+    c = Config()
+    c.Spawner.cpu_guarantee, c.Spawner.mem_guarantee = 0.25, "256M"
+    spawner = LockstepDockerSpawner(user=User("alice"), config=c)
+    inherited = await spawner._inherited()
+    assert inherited.nano_cpu_guarantee == 250_000_000
+    assert inherited.memory_reservation == 256 * 2**20
 
 
 def test_a_mount_on_a_lockstep_target_is_refused():
@@ -130,32 +157,6 @@ def test_every_weakening_name_is_tested_and_unknown_overrides_are_refused():
         LockstepDockerSpawner(user=User("alice"), config=c)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def run_hub(tmp_path: Path, body: str) -> tuple[int, str]:
-    """Run ``jupyterhub -f`` on a config of ``body`` (after a preamble that keeps the hub on
-    loopback, its files in ``tmp_path`` and starts no proxy, so a hub that wrongly starts
-    leaves nothing behind); (exit status, log). A hub still running after 60 s is killed
-    and the test fails."""
-    (tmp_path / "jupyterhub_config.py").write_text(
-        f'c.JupyterHub.db_url = "sqlite:///{tmp_path}/hub.sqlite"\n'
-        f'c.JupyterHub.bind_url = "http://127.0.0.1:{free_port()}"\n'
-        f'c.JupyterHub.hub_bind_url = "http://127.0.0.1:{free_port()}"\n'
-        f'c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{free_port()}"\n'
-        "c.ConfigurableHTTPProxy.should_start = False\n" + body)
-    try:
-        done = subprocess.run([sys.executable, "-m", "jupyterhub", "-f", "jupyterhub_config.py"],
-                              cwd=tmp_path, capture_output=True, text=True, timeout=60,
-                              env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[3])})
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"the hub did not stop at start:\n{exc.stderr}")
-    return done.returncode, done.stderr + done.stdout
-
-
 def test_a_real_jupyterhub_stops_at_start_naming_the_trait(tmp_path):
     """A site's own jupyterhub_config.py that ends with check_config(c): the hub exits 1
     while it loads its config (before the proxy or any spawner), naming trait and override."""
@@ -193,3 +194,21 @@ def test_check_config_refuses_unknown_override_names():
     c.LockstepDockerSpawner.allow_weakening = ["privileged", "everything"]
     with pytest.raises(WeakeningRefused, match=r"unknown names \['everything'\]"):
         check_config(c)
+
+
+@pytest.mark.parametrize("site_memory, site_cpu", [(None, None), (2**40, 64.0), (2**28, 0.25)])
+def test_the_limit_variables_name_the_limits_the_container_gets(site_memory, site_cpu):
+    # JupyterHub sets MEM_LIMIT/CPU_LIMIT from the site's values; the body applies the
+    # smaller of project and site, and the variables must say what the container really has
+    hub_env = {"MEM_LIMIT": str(site_memory or 1), "CPU_LIMIT": str(site_cpu or 1.0)}
+    launch = for_server(build_launch_spec(
+        project=IRIS, image=IMAGE, user="alice", stage="dev", data_sources={},
+        env={"JUPYTERHUB_API_TOKEN": "tok", **hub_env}, command=("x",)), "")
+    body = render_container(launch, DockerOptions(inherited=from_traits(
+        mem_limit=site_memory, cpu_limit=site_cpu)))
+    env = dict(e.split("=", 1) for e in body["Env"])
+    host = body["HostConfig"]
+    assert int(env["MEM_LIMIT"]) == host["Memory"] <= launch.resources.memory_bytes
+    assert float(env["CPU_LIMIT"]) == host["NanoCpus"] / 1e9 <= launch.resources.cpu
+    if site_memory == 2**28:
+        assert host["Memory"] == 2**28 and env["CPU_LIMIT"] == "0.25"

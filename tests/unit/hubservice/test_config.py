@@ -22,7 +22,8 @@ def test_service_entry_roles_and_user_access():
     assert [s["name"] for s in c.JupyterHub.services] == ["lockstep"]
     roles = {r["name"]: r for r in c.JupyterHub.load_roles}
     assert roles["lockstep-service"]["services"] == ["lockstep"]
-    assert set(roles["lockstep-service"]["scopes"]) == {"list:users", "read:users"}
+    assert set(roles["lockstep-service"]["scopes"]) == {"list:users", "read:users",
+                                                        "read:servers"}
     assert set(roles["user"]["scopes"]) == {"self", "read:groups",
                                             "access:services!service=lockstep"}
     settings = json.loads(entry["environment"]["LOCKSTEP_SERVICE_SETTINGS"])

@@ -177,6 +177,48 @@ def test_copy_image_keeps_digest(tmp_path):
     assert hashlib.sha256(dst.blobs["prod/p"][oci.sha256_digest(layer)]).hexdigest()
 
 
+def _push_platform_image(client, repo: str, salt: bytes) -> tuple[str, bytes]:
+    layer, config = b"L" * 10 + salt, b'{"a":"' + salt + b'"}'
+    for blob in (layer, config):
+        client.push_blob(repo, oci.sha256_digest(blob), blob)
+    manifest = oci.canonical_json(
+        oci.image_manifest(
+            config=oci.Descriptor(oci.MEDIA_CONFIG, oci.sha256_digest(config), len(config)),
+            layers=[oci.Descriptor(oci.MEDIA_LAYER, oci.sha256_digest(layer), len(layer))],
+        )
+    )
+    client.put_manifest(repo, oci.sha256_digest(manifest), manifest, oci.MEDIA_MANIFEST)
+    return oci.sha256_digest(manifest), manifest
+
+
+def test_copy_image_copies_an_index_with_each_platform_manifest_by_digest(tmp_path):
+    from spawner.image.index import PlatformManifest, image_index
+
+    src, dst = FakeRegistry(), FakeRegistry()
+    with (
+        src.client() as a,
+        RegistryClient("dst.test", transport=httpx.MockTransport(dst.handler)) as b,
+    ):
+        amd = _push_platform_image(a, "ns/p", b"amd")
+        arm = _push_platform_image(a, "ns/p", b"arm")
+        index = image_index([PlatformManifest("linux-64", amd[0], len(amd[1])),
+                             PlatformManifest("linux-aarch64", arm[0], len(arm[1]))])
+        digest = oci.sha256_digest(index)
+        a.put_manifest("ns/p", digest, index, oci.MEDIA_INDEX)
+        sent = copy_image(a, "ns/p", b, "prod/p", digest, tags=("prod",), workdir=tmp_path)
+        assert sent == sum(len(x) for x in dst.blobs["prod/p"].values()) > 0
+        assert b.head_manifest("prod/p", "prod") == digest
+        data, media_type, found = b.get_manifest("prod/p", digest)
+        assert (data, media_type, found) == (index, oci.MEDIA_INDEX, digest)
+        for child_digest, child in (amd, arm):
+            assert b.get_manifest("prod/p", child_digest)[0] == child
+            for blob in (d["digest"] for d in [json.loads(child)["config"],
+                                               *json.loads(child)["layers"]]):
+                assert b.blob_exists("prod/p", blob)
+        assert copy_image(a, "ns/p", b, "prod/p", digest, workdir=tmp_path) == 0
+    assert not list(tmp_path.iterdir())
+
+
 def test_blobs_go_up_concurrently_bounded_and_in_order():
     import threading
     import time

@@ -143,7 +143,7 @@ async def test_choices_filtered_by_membership(site):
 async def test_form_lists_only_allowed(site):
     config, _, _ = site
     form = await make(config, User("alice")).get_options_form()
-    assert 'value="iris/dev"' in form and 'value="iris/prod" selected' in form
+    assert 'value="iris/dev"' in form and 'value="iris/prod" checked' in form
     assert "wine" not in form and "empty/" not in form and "GPU" not in form
     carol = await make(config, User("carol")).get_options_form()
     assert 'value="wine/dev"' in carol and 'name="no_gpu"' in carol

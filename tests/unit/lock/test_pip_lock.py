@@ -62,7 +62,8 @@ def test_pip_packages_are_locked_by_url_and_sha256_beside_conda(locked, pypi_ind
     conda = {p.name for p in model.package if p.manager == "conda"}
     assert {"requests", "python", "pip"} <= conda
     assert pip["msgpack"].url.startswith(pypi_index.rsplit("/", 1)[0] + "/files/msgpack-1.2.4")
-    assert pip["requests-toolbelt"].dependencies == {"requests": "*"}
+    assert pip["requests-toolbelt"].dependencies == {"requests": ">=2.0.1,<3.0.0"}
+    assert pip["msgpack"].dependencies == {}
     files = {p.url.rsplit("/", 1)[-1]: p.hash.sha256 for p in pip.values()}
     wheels = Path.home() / ".cache" / "lockstep" / "wheels"
     for name, sha in files.items():

@@ -1,0 +1,171 @@
+"""The cold-build speed-ups keep their guarantees: bytecode scheduling and test suites,
+.pyc files moved (never copied or edited in place), layers compressed once, and blobs
+uploaded while the others are still written (against the real local registry)."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from spawner.image import oci, push, pyccache
+from spawner.image.pycompile import largest_first
+from spawner.image.registry import RegistryClient
+from spawner.image.tarlayer import BlobCache, Entry, diff_id, shape, with_parents
+
+TAG = "cpython-311"
+
+
+def test_sources_go_biggest_first(tmp_path):
+    for name, size in (("a.py", 10), ("b.py", 300), ("c.py", 20), ("d.py", 300)):
+        (tmp_path / name).write_text("x" * size)
+    assert largest_first(["a.py", "b.py", "c.py", "d.py", "gone.py"], str(tmp_path)) == [
+        "b.py",
+        "d.py",
+        "c.py",
+        "a.py",
+        "gone.py",
+    ]
+
+
+def test_test_suites_are_site_packages_tests_folders_only():
+    site = "lib/python3.11/site-packages/"
+    assert pyccache.is_test_source(f"{site}numpy/_core/tests/test_a.py", "3.11")
+    assert pyccache.is_test_source(f"{site}tornado/test/web_test.py", "3.11")
+    assert pyccache.is_test_source(f"{site}tests/__init__.py", "3.11")
+    assert not pyccache.is_test_source(f"{site}numpy/testing/__init__.py", "3.11")
+    assert not pyccache.is_test_source(f"{site}pkg/tests.py", "3.11")
+    assert not pyccache.is_test_source("lib/python3.11/test/test_os.py", "3.11")
+
+
+def _staging(tmp_path):
+    staging = tmp_path / "staging"
+    site = staging / "lib/python3.11/site-packages/pkg"
+    (site / "tests").mkdir(parents=True)
+    (site / "__init__.py").write_text("A = 1\n")
+    (site / "tests" / "test_pkg.py").write_text("def test(): pass\n")
+    return staging
+
+
+def test_serve_hits_leaves_test_suites_out_when_asked(tmp_path):
+    staging = _staging(tmp_path)
+    kw = dict(cache=tmp_path / "cache", prefix="/opt/env", tag=TAG)
+    total, missing = pyccache.serve_hits(staging, "3.11", **kw)
+    assert total == 2 and len(missing) == 2
+    total, missing = pyccache.serve_hits(staging, "3.11", tests=False, **kw)
+    assert total == 1
+    assert [m.relative for m in missing] == ["lib/python3.11/site-packages/pkg/__init__.py"]
+
+
+def test_compiled_pyc_is_moved_made_0644_and_linked_into_the_cache(tmp_path):
+    staging, out, cache = _staging(tmp_path), tmp_path / "out", tmp_path / "cache"
+    _, missing = pyccache.serve_hits(
+        staging, "3.11", cache=cache, prefix="/opt/env", tag=TAG, tests=False
+    )
+    produced = pyccache.pyc_path(out, missing[0].relative, TAG)
+    pyccache.put(produced, b"compiled")
+    os.chmod(produced, 0o4777)  # whatever the sandbox set
+    inode = os.stat(produced).st_ino
+    assert pyccache.take_compiled(out, staging, missing, cache=cache, tag=TAG) == 1
+    placed = pyccache.pyc_path(staging, missing[0].relative, TAG)
+    entry = cache / missing[0].key[:2] / f"{missing[0].key}.pyc"
+    assert not produced.exists() and placed.read_bytes() == b"compiled"
+    assert os.stat(placed).st_ino == inode == os.stat(entry).st_ino
+    assert stat.S_IMODE(os.stat(placed).st_mode) == 0o644
+    # the next build is served from the cache: linked, nothing left to compile
+    os.unlink(placed)
+    total, again = pyccache.serve_hits(
+        staging, "3.11", cache=cache, prefix="/opt/env", tag=TAG, tests=False
+    )
+    assert (total, again) == (1, []) and placed.read_bytes() == b"compiled"
+
+
+def test_a_linked_lib_folder_is_checked_file_by_file(tmp_path):
+    """lib/python3.11 reached through a link out of the env: nothing is cached."""
+    outside = tmp_path / "outside"
+    (outside / "site-packages").mkdir(parents=True)
+    (outside / "site-packages" / "m.py").write_text("M = 1\n")
+    staging = tmp_path / "staging"
+    (staging / "lib").mkdir(parents=True)
+    os.symlink(outside, staging / "lib" / "python3.11")
+    _, missing = pyccache.serve_hits(
+        staging, "3.11", cache=tmp_path / "c", prefix="/opt/env", tag=TAG
+    )
+    assert missing == [pyccache.Source("lib/python3.11/site-packages/m.py", "")]
+
+
+def _entries(tmp_path, text="hello\n"):
+    (tmp_path / "src").mkdir(exist_ok=True)
+    (tmp_path / "src" / "f").write_text(text)
+    return with_parents(
+        [
+            Entry("opt/env/f", "file", 0o644, source=str(tmp_path / "src" / "f"), size=len(text)),
+            Entry("opt/env/d", "file", data=b"inline"),
+        ]
+    )
+
+
+def test_a_new_layer_is_read_once_and_a_known_one_is_reused(tmp_path, monkeypatch):
+    cache = BlobCache(tmp_path / "layers")
+    entries = _entries(tmp_path)
+    passes = []
+    import spawner.image.tarlayer as tarlayer
+
+    real = tarlayer._write_tar
+    monkeypatch.setattr(tarlayer, "_write_tar", lambda *a: passes.append(1) or real(*a))
+    first = cache.layer(entries)
+    assert len(passes) == 1  # compressed straight away, hashed as it went
+    assert first.diff_id == diff_id(entries)[0] and len(passes) == 2
+    passes.clear()
+    again = cache.layer(entries)
+    assert again == first and len(passes) == 1  # hashed, then reused: not compressed
+    assert (tmp_path / "layers" / "gzip1" / "hints" / shape(entries)).read_text() == first.diff_id
+
+
+def test_same_size_other_content_is_a_new_layer(tmp_path):
+    cache = BlobCache(tmp_path / "layers")
+    a = cache.layer(_entries(tmp_path, "hello\n"))
+    b = cache.layer(_entries(tmp_path, "HELLO\n"))  # same shape, other bytes
+    assert a.diff_id != b.diff_id and a.digest != b.digest
+
+
+def test_cached_bytes_win_over_a_recompression(tmp_path):
+    cache = BlobCache(tmp_path / "layers")
+    entries = _entries(tmp_path)
+    first = cache.layer(entries)
+    for hint in (tmp_path / "layers" / "gzip1" / "hints").iterdir():
+        hint.unlink()  # e.g. a cache from before hints: compressed again, the old blob kept
+    stamp = os.stat(first.path).st_mtime_ns
+    assert cache.layer(entries) == first and os.stat(first.path).st_mtime_ns == stamp
+    assert sorted(p.name for p in (tmp_path / "layers" / "gzip1").glob("*.tar.gz")) == [
+        os.path.basename(first.path)
+    ]
+
+
+def test_layers_keep_their_order_and_report_each(tmp_path):
+    cache = BlobCache(tmp_path / "layers")
+    lists = [with_parents([Entry(f"l{i}/f", "file", data=b"x" * (i * 1000))]) for i in range(5)]
+    seen = []
+    blobs = cache.layers(lists, workers=2, done=seen.append)
+    assert [b.diff_id for b in blobs] == [diff_id(e)[0] for e in lists]
+    assert sorted(b.digest for b in seen) == sorted(b.digest for b in blobs)
+
+
+@pytest.fixture
+def client(registry):
+    with RegistryClient.for_host(registry, insecure_registries=["127.0.0.1"]) as c:
+        yield c
+
+
+def test_early_uploads_are_waited_for_not_repeated(tmp_path, registry, client):
+    cache = BlobCache(tmp_path / "layers")
+    repo = oci.parse_reference(f"{registry}/fastbuild/early-{os.getpid()}")
+    early = push.EarlyPush(client, repo, {})
+    blob = cache.layer(_entries(tmp_path, f"early {tmp_path}\n"))
+    early.add(blob)
+    early.add(blob)  # once only
+    assert early.sent(blob.digest) == blob.size
+    assert client.blob_exists(repo.repository, blob.digest)
+    assert early.sent("sha256:" + "0" * 64) is None
+    early.close()

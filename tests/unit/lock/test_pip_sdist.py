@@ -1,0 +1,129 @@
+"""A pip package locked as an sdist (the site allows it), built in the build sandbox.
+
+Real uv against the local index (``tests/channel/pypi_index``: ``sdistdemo`` has only a
+pure-Python sdist with a flit_core backend; ``flit_core`` is a real pinned wheel), real
+rattler, real bubblewrap. The backend comes from the locked environment itself: the
+sandbox has no network.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from spawner.errors import LockstepError
+from spawner.lock import condalock
+from spawner.lock.install import install_lock
+from spawner.lock.locking import LockInputs, lock_environment
+from spawner.lock.pipinstall import BUILT
+from spawner.lock.pypi import PipInputs
+from tests.channel.pypi_index import SDIST_SPEC
+
+LINUX = ["__unix=0=0", "__linux=5.10=0", "__glibc=2.36=0", "__archspec=1=x86_64"]
+SITE = Path("lib/python3.11/site-packages")
+needs_bwrap = pytest.mark.skipif(
+    not shutil.which("bwrap"), reason="bwrap is not installed (apt-get install bubblewrap)"
+)
+
+
+def lock(root: Path, text: str, channel: Path, index: str) -> Path:
+    folder = root / "environments" / "withsdist"
+    folder.mkdir(parents=True)
+    (folder / "environment.yml").write_text(text)
+    pip = PipInputs(
+        index_url=index, insecure_hosts=("127.0.0.1",), cache_dir=root / "pkgs", allow_sdists=True
+    )
+    lock_environment(
+        folder,
+        LockInputs(
+            channel_urls={"conda-forge": channel.as_uri()},
+            virtual_packages={"linux-64": LINUX},
+            pip=pip,
+        ),
+        progress=None,
+    )
+    return folder / "conda-lock.yml"
+
+
+@pytest.fixture
+def locked(tmp_path, jupyter_channel, pypi_index) -> Path:
+    return lock(tmp_path, SDIST_SPEC, jupyter_channel, pypi_index)
+
+
+@needs_bwrap
+def test_sdist_is_locked_built_in_the_sandbox_recorded_and_reproducible(locked, tmp_path):
+    entries = {p.name: p for p in condalock.read_lockfile(locked).package if p.manager == "pip"}
+    assert entries["sdistdemo"].url.endswith("/sdistdemo-1.0.tar.gz")
+    assert entries["flit-core"].url.endswith(".whl")
+    built = []
+    for n in (1, 2):
+        prefix = tmp_path / f"prefix{n}"
+        result = install_lock(
+            locked,
+            prefix,
+            platform="linux-64",
+            target_prefix="/opt/env",
+            cache_dir=tmp_path / "pkgs",
+            sdist_sandbox="bwrap",
+        )
+        assert "pypi:sdistdemo==1.0" in result.packages
+        info = prefix / SITE / "sdistdemo-1.0.dist-info"
+        assert (info / "INSTALLER").read_text() == "lockstep\n"
+        record = json.loads((info / BUILT).read_text())
+        assert record["sdist"] == {
+            "url": entries["sdistdemo"].url,
+            "sha256": entries["sdistdemo"].hash.sha256,
+        }
+        assert f"{BUILT},sha256=" in (info / "RECORD").read_text()
+        assert str(tmp_path) not in (info / "RECORD").read_text()
+        built.append(
+            (record["wheel"], _tree(prefix / SITE / "sdistdemo"), (info / "RECORD").read_text())
+        )
+        done = subprocess.run(
+            [str(prefix / "bin/python3.11"), "-c", "import sdistdemo; print(sdistdemo.ANSWER)"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={},
+        )
+        assert done.stdout.strip() == "42", done.stderr
+    assert built[0] == built[1]  # two builds: one wheel sha256, the same files
+    assert not list((tmp_path / "pkgs" / "sdist-builds").iterdir())
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
+
+
+@needs_bwrap
+def test_sdist_without_its_backend_in_the_env_is_refused_and_nothing_is_unpacked(
+    tmp_path, jupyter_channel, pypi_index
+):
+    text = SDIST_SPEC.replace("    - sdistdemo\n", "    - sdistsetup\n")
+    lockfile = lock(tmp_path, text, jupyter_channel, pypi_index)
+    prefix = tmp_path / "prefix"
+    with pytest.raises(LockstepError) as err:
+        install_lock(
+            lockfile,
+            prefix,
+            platform="linux-64",
+            target_prefix="/opt/env",
+            cache_dir=tmp_path / "pkgs",
+            sdist_sandbox="bwrap",
+        )
+    message = str(err.value)
+    assert "sdistsetup 1.0" in message and "setuptools.build_meta" in message
+    assert "Add setuptools>=61 to the spec" in message
+    assert not list((prefix / SITE).glob("flit_core*"))  # no pip package half-installed
+
+
+def test_a_site_that_does_not_allow_sdists_refuses_to_install_one(locked, tmp_path):
+    with pytest.raises(LockstepError, match="sdistdemo==1.0.*pip_allow_sdists = True"):
+        install_lock(locked, tmp_path / "prefix", platform="linux-64", cache_dir=tmp_path / "pkgs")
+    assert not (tmp_path / "prefix").exists()
