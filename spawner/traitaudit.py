@@ -65,6 +65,21 @@ def not_applicable(parent: str, why: str) -> Entry:
     return Entry(parent, NOT_APPLICABLE, why)
 
 
+HUB_APPLIED = (
+    "auth_state_hook", "consecutive_failure_limit", "group_overrides", "http_timeout",
+    "oauth_client_allowed_scopes", "oauth_roles", "poll_interval", "poll_jitter",
+    "post_stop_hook", "pre_spawn_hook", "progress_ready_hook", "server_token_scopes",
+    "start_timeout",
+)
+"""``Spawner`` traits JupyterHub itself applies around any spawner; lockstep keeps them."""
+
+
+def hub_applied(names: Iterable[str] = HUB_APPLIED) -> dict[str, Entry]:
+    """``honoured`` entries for traits of ``Spawner`` that JupyterHub applies itself."""
+    return {name: honoured("Spawner", "JupyterHub applies it; lockstep does not override it")
+            for name in names}
+
+
 def unclassified(audit: Mapping[str, Entry], traits: Iterable[str]) -> list[str]:
     """The names in ``traits`` the audit says nothing about (sorted)."""
     return sorted(set(traits) - set(audit))

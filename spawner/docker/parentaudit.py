@@ -19,10 +19,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from spawner import traitaudit
 from spawner.traitaudit import Entry, honoured, not_applicable, refusal_lines, refused
 
 D, S = "DockerSpawner", "Spawner"
-HUB = "JupyterHub applies it; lockstep does not override it"
 WEAKENING = (
     "; a value that weakens hardening is refused at hub start, naming it, unless "
     "c.LockstepDockerSpawner.allow_weakening allows it"
@@ -176,24 +176,7 @@ AUDIT: dict[str, Entry] = {
     ),
     "ssl_alt_names": not_applicable(S, SSL),
     "ssl_alt_names_include_local": not_applicable(S, SSL),
-    **{
-        name: honoured(S, HUB)
-        for name in (
-            "auth_state_hook",
-            "consecutive_failure_limit",
-            "group_overrides",
-            "http_timeout",
-            "oauth_client_allowed_scopes",
-            "oauth_roles",
-            "poll_interval",
-            "poll_jitter",
-            "post_stop_hook",
-            "pre_spawn_hook",
-            "progress_ready_hook",
-            "server_token_scopes",
-            "start_timeout",
-        )
-    },
+    **traitaudit.hub_applied(),
 }
 
 

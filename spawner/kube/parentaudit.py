@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from spawner import traitaudit
 from spawner.kube.hardening import HardeningRefused
 from spawner.traitaudit import (
     REFUSED,
@@ -33,7 +34,6 @@ from spawner.traitaudit import (
 )
 
 K, S = "KubeSpawner", "Spawner"
-HUB = "JupyterHub applies it; lockstep does not override it"
 OWN = "KubeSpawner's own code, which lockstep's spawner runs unchanged"
 POD = "merged into the pod (spawner.kube.podtraits)"
 WEAKENING = (
@@ -230,26 +230,8 @@ AUDIT: dict[str, Entry] = {
             "hub_connect_url",
         )
     },
-    **{
-        name: honoured(S, HUB)
-        for name in (
-            "auth_state_hook",
-            "consecutive_failure_limit",
-            "group_overrides",
-            "http_timeout",
-            "oauth_client_allowed_scopes",
-            "oauth_roles",
-            "poll_interval",
-            "poll_jitter",
-            "post_stop_hook",
-            "pre_spawn_hook",
-            "progress_ready_hook",
-            "server_token_scopes",
-            "start_timeout",
-            "ssl_alt_names",
-            "ssl_alt_names_include_local",
-        )
-    },
+    **traitaudit.hub_applied(),
+    **traitaudit.hub_applied(("ssl_alt_names", "ssl_alt_names_include_local")),
 }
 REFUSABLE = tuple(sorted(name for name, entry in AUDIT.items() if entry.verdict == REFUSED))
 

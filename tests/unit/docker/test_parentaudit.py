@@ -7,7 +7,6 @@ lockstep does with it."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,8 @@ from spawner.docker.inherited import WeakeningRefused
 from spawner.docker.parentaudit import AUDIT
 from spawner.docker.spawner import LockstepDockerSpawner, check_config
 from spawner.traitaudit import NOT_APPLICABLE, REFUSED, VERDICTS, SettingRefused, markdown
-from tests.support.hubrun import ROOT, run_hub
+from tests.support.auditcheck import docs_match, refused_hub_start
+from tests.support.hubrun import ROOT
 from tests.unit.hubfakes import User
 
 DOCS = ROOT / "docs" / "parent-traits.md"
@@ -122,36 +122,9 @@ def test_internal_ssl_is_refused_and_both_kinds_are_reported_at_once():
 
 
 def test_a_real_jupyterhub_stops_at_start_naming_each_refused_trait(tmp_path: Path):
-    body = "".join(
-        f"c.DockerSpawner.{name} = {bad!r}\n" for name, (bad, _) in sorted(REFUSED_VALUES.items())
-    )
-    status, log = run_hub(
-        tmp_path,
-        'c.JupyterHub.spawner_class = "lockstep-docker"\n'
-        + body
-        + "from spawner.docker.spawner import check_config\ncheck_config(c)\n",
-    )
-    assert status == 1, log
-    assert "SettingRefused" in log, log
-    for name in REFUSED_VALUES:
-        assert f"c.DockerSpawner.{name} = " in log, (name, log)
-    assert "Starting proxy" not in log and "Initialized 0 spawners" not in log, log
-
-
-def docs_section(text: str, heading: str) -> tuple[int, int]:
-    """Where the section under ``heading`` starts and ends in ``text``."""
-    start = text.index(heading) + len(heading)
-    end = text.find("\n## ", start)
-    return start, len(text) if end < 0 else end
+    refused_hub_start(tmp_path, parent="DockerSpawner", spawner_class="lockstep-docker",
+                      module="spawner.docker.spawner", refused_values=REFUSED_VALUES)
 
 
 def test_the_docs_table_is_the_audit():
-    """``LOCKSTEP_UPDATE_GOLDEN=1`` rewrites the section from the audit (review the diff)."""
-    heading, section = "## Docker: `LockstepDockerSpawner`\n", "\n" + markdown(AUDIT)
-    text = DOCS.read_text()
-    start, end = docs_section(text, heading)
-    if os.environ.get("LOCKSTEP_UPDATE_GOLDEN"):
-        DOCS.write_text(text[:start] + section + text[end:])
-        text = DOCS.read_text()
-        start, end = docs_section(text, heading)
-    assert text[start:end] == section, f"{DOCS} differs from spawner.docker.parentaudit"
+    docs_match(DOCS, "## Docker: `LockstepDockerSpawner`\n", markdown(AUDIT))

@@ -8,7 +8,6 @@ switch a refused trait on) are in ``tests/k8s/test_kube_traits.py``."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,8 @@ from spawner.kube.hardening import HardeningRefused
 from spawner.kube.parentaudit import AUDIT, REFUSABLE
 from spawner.kube.spawner import check_config
 from spawner.traitaudit import NOT_APPLICABLE, VERDICTS, SettingRefused, markdown
-from tests.support.hubrun import ROOT, run_hub
+from tests.support.auditcheck import docs_match, refused_hub_start
+from tests.support.hubrun import ROOT
 
 DOCS = ROOT / "docs" / "parent-traits.md"
 # trait -> (a value lockstep refuses, a value it accepts)
@@ -103,36 +103,9 @@ def test_both_kinds_are_reported_at_once():
 
 
 def test_a_real_jupyterhub_stops_at_start_naming_each_refused_trait(tmp_path: Path):
-    body = "".join(
-        f"c.KubeSpawner.{name} = {bad!r}\n" for name, (bad, _) in sorted(REFUSED_VALUES.items())
-    )
-    status, log = run_hub(
-        tmp_path,
-        'c.JupyterHub.spawner_class = "lockstep-kube"\n'
-        + body
-        + "from spawner.kube.spawner import check_config\ncheck_config(c)\n",
-    )
-    assert status == 1, log
-    assert "SettingRefused" in log, log
-    for name in REFUSED_VALUES:
-        assert f"c.KubeSpawner.{name} = " in log, (name, log)
-    assert "Starting proxy" not in log and "Initialized 0 spawners" not in log, log
-
-
-def docs_section(text: str, heading: str) -> tuple[int, int]:
-    """Where the section under ``heading`` starts and ends in ``text``."""
-    start = text.index(heading) + len(heading)
-    end = text.find("\n## ", start)
-    return start, len(text) if end < 0 else end
+    refused_hub_start(tmp_path, parent="KubeSpawner", spawner_class="lockstep-kube",
+                      module="spawner.kube.spawner", refused_values=REFUSED_VALUES)
 
 
 def test_the_docs_table_is_the_audit():
-    """``LOCKSTEP_UPDATE_GOLDEN=1`` rewrites the section from the audit (review the diff)."""
-    heading, section = "## Kubernetes: `LockstepKubeSpawner`\n", "\n" + markdown(AUDIT)
-    text = DOCS.read_text()
-    start, end = docs_section(text, heading)
-    if os.environ.get("LOCKSTEP_UPDATE_GOLDEN"):
-        DOCS.write_text(text[:start] + section + text[end:])
-        text = DOCS.read_text()
-        start, end = docs_section(text, heading)
-    assert text[start:end] == section, f"{DOCS} differs from spawner.kube.parentaudit"
+    docs_match(DOCS, "## Kubernetes: `LockstepKubeSpawner`\n", markdown(AUDIT))
