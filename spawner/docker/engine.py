@@ -81,10 +81,20 @@ def connect(*, timeout: float | None = 120) -> docker.APIClient:
     """A client for the engine ``DOCKER_HOST`` (else the local socket) names, API version
     negotiated; ``timeout`` bounds each call (None: no read timeout, for output streams)."""
     try:
-        return docker.APIClient(version="auto", timeout=timeout,
-                                **docker.utils.kwargs_from_env())
+        return local_only(docker.APIClient(version="auto", timeout=timeout,
+                                           **docker.utils.kwargs_from_env()))
     except (DockerException, requests.exceptions.RequestException, OSError) as exc:
         raise _unreachable(exc) from None
+
+
+def local_only(client: docker.APIClient) -> docker.APIClient:
+    """``client``, without requests' per-call reading of the environment (proxy variables,
+    ``~/.netrc``, CA bundle variables) when it talks to a local or SSH socket
+    (``http+docker://``), where none of them applies; that reading is about a quarter of
+    each call's CPU in the Hub. A client over TCP is left as it is (a proxy may apply)."""
+    if str(getattr(client, "base_url", "")).startswith("http+docker://"):
+        client.trust_env = False
+    return client
 
 
 @contextmanager
@@ -193,18 +203,33 @@ def has_volume(client: docker.APIClient, name: str) -> bool:
             return False
 
 
+def existing_volumes(client: docker.APIClient, names: list[str]) -> set[str]:
+    """Which of ``names`` exist, in one call (the engine's name filter matches parts of
+    names: only exact names are kept)."""
+    if not names:
+        return set()
+    with translated(f"list volumes {', '.join(names)}"):
+        found = (client.volumes(filters={"name": list(names)}) or {}).get("Volumes") or []
+    return {v.get("Name") for v in found} & set(names)
+
+
 def create_volume(client: docker.APIClient, name: str, labels: dict) -> None:
     with translated(f"create volume {name}"):
         client.create_volume(name=name, driver="local", labels=labels)
 
 
-def has_image(client: docker.APIClient, reference: str) -> bool:
+def image_labels(client: docker.APIClient, reference: str) -> dict[str, str] | None:
+    """The labels of the image's config (``docker image inspect``), None when it is absent."""
     with translated(f"inspect image {reference}"):
         try:
-            client.inspect_image(reference)
-            return True
+            found = client.inspect_image(reference)
         except NotFound:
-            return False
+            return None
+    return dict((found.get("Config") or {}).get("Labels") or {})
+
+
+def has_image(client: docker.APIClient, reference: str) -> bool:
+    return image_labels(client, reference) is not None
 
 
 def _pull_error(reference: str, text: str) -> PullError:

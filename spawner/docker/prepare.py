@@ -17,8 +17,9 @@ step that fails (nothing is created before the checks pass):
    ``site.firewall`` is on, lockstep's iptables/ip6tables chains rewritten for every
    lockstep bridge with the site's ``allowed_egress`` (one writer at a time on the host,
    across processes), the same for servers, jobs, services and gates;
-4. **volumes**: home and workspace volumes exist, handed to the notebook user by a one-shot
-   container when the site's ``volume_ownership`` is ``chown``.
+4. **volumes**: home and workspace volumes exist (one listing call), those created now
+   handed to the notebook user together by one one-shot container when the site's
+   ``volume_ownership`` is ``chown``.
 
 It returns a ``Prepared`` (the runtime and GPU mode to render with, the inspected network).
 A failure is a ``PrepareError`` naming its ``step`` (``host`` and ``data`` are the
@@ -41,7 +42,7 @@ from pathlib import Path
 from spawner.cuda import CudaVersion, detect_host_cuda, parse_version
 from spawner.docker import engine, firewall
 from spawner.docker.gpu import check_cuda, check_gpu
-from spawner.docker.oneshot import run_to_end
+from spawner.docker.oneshot import one_shot
 from spawner.docker.render import volume_labels
 from spawner.docker.runtimes import engine_runtime
 from spawner.docker.site import DockerSite
@@ -106,15 +107,26 @@ def host_cuda(site: DockerSite) -> tuple[CudaVersion | None, str]:
 
 def volume_init_body(image: str, volume: str, target: str, labels: Mapping, *,
                      runtime: str = "") -> dict:
-    """A one-shot container that hands a new volume's root to uid 1000 (pure).
+    """A one-shot container that hands a new volume's root to uid 1000 (pure): the
+    one-volume case of :func:`volumes_init_body`."""
+    return volumes_init_body(image, {volume: target}, labels, runtime=runtime)
+
+
+def volumes_init_body(image: str, volumes: Mapping[str, str], labels: Mapping, *,
+                      runtime: str = "") -> dict:
+    """A one-shot container that hands the roots of new volumes (name -> mount target) to
+    uid 1000 (pure); one container for all of a spawn's new volumes.
 
     Root inside it, but only CHOWN/FOWNER, no network, read-only root, fixed command, and
     small memory/CPU/pids limits (it lives about a second, and ``lockstep audit`` may see it).
     It runs the project's image, so it runs under the project's ``runtime`` (``runsc`` for a
     gVisor project: the image's code never runs as root on the host kernel under runc).
     """
-    code = (f"import os; os.chown({target!r}, {UID}, {GID}); "
-            f"os.chmod({target!r}, 0o2775)")
+    targets = sorted(volumes.values())
+    code = (f"import os\nfor t in {targets!r}: os.chown(t, {UID}, {GID}); "
+            "os.chmod(t, 0o2775)")
+    mounts = [{"Type": "volume", "Source": name, "Target": target, "ReadOnly": False,
+               "VolumeOptions": {"NoCopy": False}} for name, target in sorted(volumes.items())]
     return {
         "Image": image,
         "User": "0:0",
@@ -131,30 +143,27 @@ def volume_init_body(image: str, volume: str, target: str, labels: Mapping, *,
             # a sandbox runtime's own threads count against the container's pids cgroup:
             # runsc does not start under 64 (measured), so it gets 128
             "PidsLimit": 128 if runtime else 32,
-            "Mounts": [{"Type": "volume", "Source": volume, "Target": target,
-                        "ReadOnly": False, "VolumeOptions": {"NoCopy": False}},
-                       # runsc mounts its own /tmp and cannot make one in a read-only root
-                       {"Type": "tmpfs", "Target": "/tmp",
-                        "TmpfsOptions": {"SizeBytes": 2**20, "Mode": 0o1777}}],
+            # runsc mounts its own /tmp and cannot make one in a read-only root
+            "Mounts": [*mounts, {"Type": "tmpfs", "Target": "/tmp",
+                                 "TmpfsOptions": {"SizeBytes": 2**20, "Mode": 0o1777}}],
             **({"Runtime": runtime} if runtime else {}),
         },
     }
 
 
-def ensure_volume(api, name: str, labels: Mapping, *, image: str, target: str,
-                  chown: bool, runtime: str = "") -> bool:
-    """Create volume ``name`` if missing (True if created), owned by uid 1000 when ``chown``
-    (by a ``volume_init_body`` container under ``runtime``)."""
-    if engine.has_volume(api, name):
-        return False
-    engine.create_volume(api, name, dict(labels))
-    if chown:
-        done = run_to_end(api, volume_init_body(image, name, target, labels, runtime=runtime),
-                          timeout=VOLUME_INIT_TIMEOUT)
-        if done.code != 0:
-            raise engine.EngineError(f"could not prepare volume {name} for uid {UID} "
-                                     f"(exit {done.code}): {done.output.strip()[-500:]}")
-    return True
+def init_volumes(api, volumes: Mapping[str, str], labels: Mapping, *, image: str,
+                 runtime: str = "") -> None:
+    """Hand the new ``volumes`` (name -> target) to uid 1000 with one one-shot container;
+    its output is read only when it fails."""
+    body = volumes_init_body(image, volumes, labels, runtime=runtime)
+    with one_shot(api, body) as container:
+        engine.start_container(api, container)
+        code = engine.wait_container(api, container, timeout=VOLUME_INIT_TIMEOUT)
+        if code != 0:
+            output = engine.container_logs(api, container, tail="all")
+            raise engine.EngineError(
+                f"could not prepare volume {', '.join(sorted(volumes))} for uid {UID} "
+                f"(exit {code}): {output.strip()[-500:]}")
 
 
 def _lock_path() -> Path:
@@ -181,18 +190,22 @@ def ensure_network(api, spec: LaunchSpec, *, project: Project, site: DockerSite,
     network = engine.ensure_network(api, project.name, spec.network,
                                     internal=site.network_internal)
     if site.firewall:
+        ports = sorted({*host_ports, *site.allowed_host_ports})
+        if _firewall_covers(firewall.gateway_of(network), ports, site.allowed_egress):
+            return network
         with firewall_lock():
-            wanted = dict(gateways=engine.lockstep_gateways(api),
-                          host_ports=sorted({*host_ports, *site.allowed_host_ports}),
+            wanted = dict(gateways=engine.lockstep_gateways(api), host_ports=ports,
                           egress=site.allowed_egress)
             if not _firewall_current(repr(wanted)):
                 firewall.sync_firewall(**wanted)
-                _FIREWALL_WRITTEN.update(rules=repr(wanted), at=time.monotonic())
+                _FIREWALL_WRITTEN.update(rules=repr(wanted), at=time.monotonic(),
+                                         gateways=frozenset(wanted["gateways"]),
+                                         admits=repr((ports, site.allowed_egress)))
     return network
 
 
 FIREWALL_RESYNC = 60.0  # seconds: rules this process wrote are rewritten at least this often
-_FIREWALL_WRITTEN: dict = {"rules": "", "at": 0.0}
+_FIREWALL_WRITTEN: dict = {"rules": "", "at": 0.0, "gateways": frozenset(), "admits": ""}
 
 
 def _firewall_current(rules: str) -> bool:
@@ -203,19 +216,36 @@ def _firewall_current(rules: str) -> bool:
             and time.monotonic() - _FIREWALL_WRITTEN["at"] < FIREWALL_RESYNC)
 
 
+def _firewall_covers(gateway: str | None, ports: Sequence[int], egress) -> bool:
+    """True when this process wrote, less than ``FIREWALL_RESYNC`` ago, rules that guard the
+    bridge of ``gateway`` and admit exactly ``ports`` and ``egress``: the spawn needs no
+    listing of every lockstep bridge then. A bridge made since by another process was
+    written by that process (with every bridge, ours included); one removed since keeps
+    its rules until the next rewrite, which admit nothing no lockstep bridge has."""
+    return (bool(gateway) and gateway in _FIREWALL_WRITTEN["gateways"]
+            and _FIREWALL_WRITTEN["admits"] == repr((list(ports), egress))
+            and time.monotonic() - _FIREWALL_WRITTEN["at"] < FIREWALL_RESYNC)
+
+
 def ensure_volumes(api, spec: LaunchSpec, *, chown: bool, report: Report,
                    runtime: str = "") -> tuple[str, ...]:
-    """Home and workspace volumes of ``spec``; the names of those created now (prepared
-    under ``runtime``, the project's)."""
-    created = []
-    for mount in spec.mounts:
-        if mount.kind not in ("home", "workspace"):
+    """Home and workspace volumes of ``spec``; the names of those created now, handed to
+    uid 1000 together by one helper container under ``runtime`` (the project's)."""
+    wanted = [m for m in spec.mounts if m.kind in ("home", "workspace")]
+    there = engine.existing_volumes(api, [m.source for m in wanted])
+    created: dict[str, str] = {}
+    labels: list[Mapping] = []
+    for mount in wanted:
+        if mount.source in there:
             continue
-        if ensure_volume(api, mount.source, volume_labels(spec, mount),
-                         image=spec.image.reference, target=mount.target, chown=chown,
-                         runtime=runtime):
-            created.append(mount.source)
-            report(f"Created volume {mount.source}", 1.0)
+        labels.append(volume_labels(spec, mount))
+        engine.create_volume(api, mount.source, dict(labels[-1]))
+        created[mount.source] = mount.target
+    if created and chown:
+        common = {k: v for k, v in labels[0].items() if all(m.get(k) == v for m in labels)}
+        init_volumes(api, created, common, image=spec.image.reference, runtime=runtime)
+    for name in created:
+        report(f"Created volume {name}", 1.0)
     return tuple(created)
 
 

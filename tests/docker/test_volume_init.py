@@ -32,15 +32,17 @@ class Recording(docker.APIClient):
     def start(self, container, *args, **kwargs):
         info = self.inspect_container(container)
         role = (info["Config"]["Labels"] or {}).get("org.lockstep.role", "")
-        self.started.append((role, sorted(m["Name"] for m in info["Mounts"]
-                                          if m["Type"] == "volume")))
+        self.started.append(
+            (role, sorted(m["Name"] for m in info["Mounts"] if m["Type"] == "volume"))
+        )
         return super().start(container, *args, **kwargs)
 
 
 @pytest.fixture(scope="module")
 def image(locked_project, built_image, tmp_path_factory) -> ImageRef:
-    project_dir = locked_project("volinit", ["python=3.11"],
-                                 root=tmp_path_factory.mktemp("volinit"))
+    project_dir = locked_project(
+        "volinit", ["python=3.11"], root=tmp_path_factory.mktemp("volinit")
+    )
     return ImageRef(built_image(project_dir).reference)
 
 
@@ -48,14 +50,21 @@ def test_new_home_and_workspace_get_one_helper_and_existing_ones_none(image):
     api = Recording(version="auto", timeout=120)
     name = f"vi{uuid.uuid4().hex[:8]}"
     project = parse_project(f"name: {name}\n", source="test")
-    spec = build_launch_spec(project=project, image=image, user="alice", stage="dev",
-                             data_sources={}, env={})
+    spec = build_launch_spec(
+        project=project, image=image, user="alice", stage="dev", data_sources={}, env={}
+    )
     home, workspace = f"lockstep-home-{name}_alice", f"lockstep-ws-{name}"
     reports: list[str] = []
     api.pull(image.reference)
     try:
-        ready = prepare(api, spec, project=project, site=DockerSite(firewall=False),
-                        pull=False, report=lambda message, _: reports.append(message))
+        ready = prepare(
+            api,
+            spec,
+            project=project,
+            site=DockerSite(firewall=False),
+            pull=False,
+            report=lambda message, _: reports.append(message),
+        )
         assert sorted(ready.created_volumes) == sorted([home, workspace])
         assert api.started == [("volume-init", sorted([home, workspace]))]
         assert sorted(reports) == [f"Created volume {home}", f"Created volume {workspace}"]
@@ -64,12 +73,12 @@ def test_new_home_and_workspace_get_one_helper_and_existing_ones_none(image):
             assert os.stat(mountpoint).st_uid == 1000  # both really chowned
             assert os.stat(mountpoint).st_mode & 0o777 == 0o775
         assert not api.containers(all=True, filters={"label": f"org.lockstep.project={name}"})
-        again = prepare(api, spec, project=project, site=DockerSite(firewall=False),
-                        pull=False)
+        again = prepare(api, spec, project=project, site=DockerSite(firewall=False), pull=False)
         assert again.created_volumes == () and len(api.started) == 1  # no helper this time
     finally:
-        for volume in (api.volumes(filters={"label": f"org.lockstep.project={name}"})
-                       or {}).get("Volumes") or []:
+        for volume in (api.volumes(filters={"label": f"org.lockstep.project={name}"}) or {}).get(
+            "Volumes"
+        ) or []:
             api.remove_volume(volume["Name"], force=True)
         for network in api.networks(filters={"label": f"org.lockstep.project={name}"}):
             api.remove_network(network["Id"])

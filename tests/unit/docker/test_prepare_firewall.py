@@ -13,8 +13,12 @@ from spawner.docker import prepare
 
 @pytest.fixture
 def written(monkeypatch):
-    record = {"rules": "r", "at": time.monotonic(), "gateways": frozenset({"10.1.0.1"}),
-              "admits": repr(([8081], ()))}
+    record = {
+        "rules": "r",
+        "at": time.monotonic(),
+        "gateways": frozenset({"10.1.0.1"}),
+        "admits": repr(([8081], ())),
+    }
     monkeypatch.setattr(prepare, "_FIREWALL_WRITTEN", record)
     return record
 
@@ -36,6 +40,9 @@ def test_rules_older_than_the_resync_are_rewritten(written):
 
 
 def test_nothing_written_yet_covers_nothing(monkeypatch):
-    monkeypatch.setattr(prepare, "_FIREWALL_WRITTEN",
-                        {"rules": "", "at": 0.0, "gateways": frozenset(), "admits": ""})
+    monkeypatch.setattr(
+        prepare,
+        "_FIREWALL_WRITTEN",
+        {"rules": "", "at": 0.0, "gateways": frozenset(), "admits": ""},
+    )
     assert not prepare._firewall_covers("10.1.0.1", [], ())

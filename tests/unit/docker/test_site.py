@@ -103,6 +103,23 @@ def test_the_volume_helper_is_narrow():
     assert body["Labels"] == {"k": "v", "org.lockstep.role": "volume-init"}
 
 
+def test_one_volume_helper_hands_every_new_volume_to_the_notebook_user():
+    from spawner.docker.prepare import volumes_init_body
+
+    body = volumes_init_body("img@sha256:" + "a" * 64,
+                             {"home-v": "/home/jovyan", "ws-v": "/workspace"}, {"k": "v"})
+    mounts = body["HostConfig"]["Mounts"]
+    assert [(m["Type"], m.get("Source"), m["Target"]) for m in mounts] == [
+        ("volume", "home-v", "/home/jovyan"), ("volume", "ws-v", "/workspace"),
+        ("tmpfs", None, "/tmp")]
+    code = body["Entrypoint"][-1]
+    assert "['/home/jovyan', '/workspace']" in code and "os.chown(t, 1000, 100)" in code
+    assert body["HostConfig"]["CapAdd"] == ["CHOWN", "FOWNER"]
+    assert body == volumes_init_body("img@sha256:" + "a" * 64,
+                                     {"ws-v": "/workspace", "home-v": "/home/jovyan"},
+                                     {"k": "v"})  # the same body whatever the order
+
+
 class _Explained(Exception):
     explanation = "  conflict:   name in use  "
 
