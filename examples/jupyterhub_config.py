@@ -62,6 +62,9 @@ configure(
     api_token=os.environ.get("LOCKSTEP_DEMO_TOKEN", ""),
     state_dir=str(state),
 )
+# notebooks/<project>/ fill a project's workspace when its first server creates it
+# (c.LockstepDockerSpawner.seed_workspace); promotion gates run them too
+c.Lockstep.notebooks_dir = str(repo / "notebooks")
 if os.environ.get("LOCKSTEP_DEMO_ID"):
     c.LockstepDockerSpawner.extra_labels = {"org.lockstep-demo.id": os.environ["LOCKSTEP_DEMO_ID"]}
 

@@ -334,8 +334,23 @@ def read_sales(url: str, user: str, token: str) -> None:
     _step(f"read {SALES} in a kernel: {out['stdout'].strip()}")
 
 
-def check_lab(url: str, user: str, token: str) -> None:
-    """The server lands in JupyterLab on the workspace, with the data mounts in view."""
+def workspace_exists(project: str) -> bool:
+    """Whether ``project``'s workspace volume exists (the spawner seeds it only when it
+    creates it: ``c.LockstepDockerSpawner.seed_workspace``)."""
+    import docker
+
+    from spawner.docker import engine as dockerops
+    from spawner.launch.spec import workspace_volume
+
+    name = workspace_volume(project)
+    return name in dockerops.existing_volumes(docker.APIClient(version="auto", timeout=60), [name])
+
+
+def check_lab(url: str, user: str, token: str, *, seeded: bool = True) -> None:
+    """The server lands in JupyterLab on the workspace, with the data mounts and the
+    project's notebooks (``notebooks/<project>/``) in view. ``seeded``: the workspace was
+    created by this spawn; an older one (made before seeding, or by a lockstep without it)
+    is never touched again, so its notebooks are only reported."""
     headers = {"Authorization": f"token {token}"}
     page = httpx.get(f"{url}/user/{user}/", headers=headers, follow_redirects=True, timeout=60)
     if page.status_code != 200 or "/lab" not in page.url.path or "JupyterLab" not in page.text:
@@ -346,6 +361,19 @@ def check_lab(url: str, user: str, token: str) -> None:
     if not {"data", "workspace"} <= names:
         raise DemoError(f"JupyterLab's file browser does not show data and workspace: {names}")
     _step(f"landed in JupyterLab at {page.url.path}; data and workspace in view")
+    listed = httpx.get(f"{url}/user/{user}/api/contents/workspace", headers=headers, timeout=60)
+    there = {item["name"] for item in listed.json().get("content") or []}
+    wanted = {p.name for p in (REPO / "notebooks" / CHECK_PROJECT).glob("*.ipynb")}
+    if wanted <= there:
+        _step(f"the project's notebooks are in the workspace: {', '.join(sorted(wanted))}")
+    elif seeded:
+        raise DemoError(f"the new workspace of {CHECK_PROJECT} lacks its notebooks "
+                        f"{sorted(wanted - there)} (it has {sorted(there)}): the spawner "
+                        "seeds it from c.Lockstep.notebooks_dir when it creates it")
+    else:
+        _step(f"the workspace of {CHECK_PROJECT} predates this run and is never re-seeded "
+              f"(it has {sorted(there)}); `docker volume rm lockstep-ws-{CHECK_PROJECT}` "
+              "gets a freshly seeded one (its files are lost)")
 
 
 def check(args) -> int:
@@ -367,6 +395,7 @@ def check(args) -> int:
         raise DemoError(f"the hub refused {user} with their password in {state}/{PASSWORDS}")
     _step(f"{user} logged in through the form")
     target = f"{CHECK_PROJECT}/{(project_stages(CHECK_PROJECT) or [CHECK_STAGE])[-1]}"
+    seeded = not workspace_exists(CHECK_PROJECT)
     try:
         spawn_by_form(client, user, target)
         made = client.post(f"/hub/api/users/{user}/tokens",
@@ -383,7 +412,7 @@ def check(args) -> int:
         wait_ready(api, user)
         _step(f"{user}'s server runs {target} ({time.monotonic() - began:.1f}s)")
         read_sales(url, user, token)
-        check_lab(url, user, token)
+        check_lab(url, user, token, seeded=seeded)
         api.delete(f"/hub/api/users/{user}/server")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and \

@@ -54,7 +54,8 @@ as_root "$here/scripts/register-runtimes.sh"
 
 if ! docker info >/dev/null 2>&1; then
   log "starting dockerd"
-  as_root sh -c 'nohup dockerd >/var/log/lockstep-dockerd.log 2>&1 &'
+  # its own session: a job runner that ends this shell's process group must not take dockerd
+  as_root sh -c 'setsid -f dockerd >>/var/log/lockstep-dockerd.log 2>&1 </dev/null'
   for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
   docker info >/dev/null 2>&1 || { log "dockerd did not start; see /var/log/lockstep-dockerd.log"; exit 1; }
 fi

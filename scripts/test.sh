@@ -8,6 +8,9 @@ cd "$here"
 scripts/setup.sh
 mkdir -p artifacts
 export PYTHONUNBUFFERED=1
+# setup.sh started dockerd, the proxy and the rest: an engine test that finds one missing
+# fails (tests/support/engine.py), it is never skipped
+export LOCKSTEP_REQUIRE_ENGINE=1
 # Two workers: the tests that share the Docker engine, the registry and host iptables run
 # one at a time in one "engine" group (tests/conftest.py); the pure ones run beside them.
 # LOCKSTEP_TEST_WORKERS=0 runs everything in this one process.

@@ -38,6 +38,12 @@ CUDA = f"{PREFIX}.cuda"
 """On a project image whose lock states one: the CUDA its GPU code needs from the driver, a
 minimum (``>=12.0``, ``spawner.cuda``). Absent when the project states none."""
 
+JUPYTERLAB = f"{PREFIX}.jupyterlab"
+"""On a project image whose lock installs JupyterLab for the image's platform: the locked
+``jupyterlab`` version (``4.2.5``). Absent when the lock has none. The spawners and the
+service's reopen read it to give a server Lab on the workspace (``launch.landing``), also
+for an image of an older lock than the project's current one."""
+
 # -- objects the engines run (containers, pods) ----------------------------------------------
 
 MANAGED = f"{PREFIX}.managed"

@@ -313,6 +313,7 @@ def run(args, settings) -> int:
             project=project, image=image, stage=stage,
             data_sources=site_data_sources(project, settings), model=model)
         ready = prepare(api, spec, project=project, site=site, chown=True,
+                        notebooks_dir=settings.notebooks_dir,
                         report=lambda message, _fraction: _say(message))
 
         def body_for(index: int, publish: bool) -> dict:

@@ -148,6 +148,7 @@ def run(args, settings) -> int:
     code = jobs.NOT_STARTED
     try:
         ready = prepare(api, spec, project=project, site=site, chown=True,
+                        notebooks_dir=settings.notebooks_dir,
                         report=lambda message, _fraction: _progress(message))
         body = jobs.job_body(spec, project=project, session_id=session_id,
                              runtime=ready.runtime, gpu_mode=ready.gpu_mode,

@@ -51,19 +51,23 @@ class HonourParentTraits:
             self._refuse(message, 500, "config")
         return inherited
 
-    async def _ensure_image(self, reference: str) -> None:
-        """DockerSpawner's ``pull_policy``: ifnotpresent (default), always, never, skip."""
+    async def _ensure_image(self, reference: str) -> dict[str, str] | None:
+        """DockerSpawner's ``pull_policy``: ifnotpresent (default), always, never, skip. The
+        image's config labels, from the inspect that finds it (after a pull: one inspect
+        more); None with ``skip``, which touches no image (``launch.landing`` falls back)."""
         policy = self.pull_policy.lower()
         if policy == "skip":
-            return
-        if policy != "always" and await asyncio.to_thread(dockerops.has_image, self.client,
-                                                          reference):
-            return
+            return None
+        if policy != "always":
+            labels = await asyncio.to_thread(dockerops.image_labels, self.client, reference)
+            if labels is not None:
+                return labels
         if policy == "never":
             self._refuse(f"{reference} is not on this Docker host and pull_policy is 'never'; "
                          f"pull it (`docker pull {reference}`) or set "
                          "c.LockstepDockerSpawner.pull_policy = 'ifnotpresent'", 500, "pull")
         await self._pull(reference)
+        return await asyncio.to_thread(dockerops.image_labels, self.client, reference)
 
     async def _pull(self, reference: str) -> None:
         if self._registry_notice:  # not there and not reachable: fail now, not at the timeout

@@ -19,7 +19,9 @@ step that fails (nothing is created before the checks pass):
    across processes), the same for servers, jobs, services and gates;
 4. **volumes**: home and workspace volumes exist (one listing call), those created now
    handed to the notebook user together by one one-shot container when the site's
-   ``volume_ownership`` is ``chown``.
+   ``volume_ownership`` is ``chown``; a workspace created now is seeded by that container
+   with the project's notebooks (``<notebooks_dir>/<project>``, when the caller names a
+   ``notebooks_dir`` and the site's ``seed_workspace`` is on; ``spawner.docker.seed``).
 
 It returns a ``Prepared`` (the runtime and GPU mode to render with, the inspected network).
 A failure is a ``PrepareError`` naming its ``step`` (``host`` and ``data`` are the
@@ -45,6 +47,7 @@ from spawner.docker.gpu import check_cuda, check_gpu
 from spawner.docker.oneshot import one_shot
 from spawner.docker.render import volume_labels
 from spawner.docker.runtimes import engine_runtime
+from spawner.docker.seed import seed_code, seed_mount, seed_source
 from spawner.docker.site import DockerSite
 from spawner.docker.submounts import api_has_recursive_read_only, check_sources
 from spawner.errors import LockstepError
@@ -113,9 +116,11 @@ def volume_init_body(image: str, volume: str, target: str, labels: Mapping, *,
 
 
 def volumes_init_body(image: str, volumes: Mapping[str, str], labels: Mapping, *,
-                      runtime: str = "") -> dict:
+                      runtime: str = "", seed: tuple[str, str] | None = None) -> dict:
     """A one-shot container that hands the roots of new volumes (name -> mount target) to
-    uid 1000 (pure); one container for all of a spawn's new volumes.
+    uid 1000 (pure); one container for all of a spawn's new volumes. ``seed`` is (host
+    folder, target): the folder, bound read-only, is first copied into that volume's
+    target (``spawner.docker.seed``: regular files and folders only, nothing overwritten).
 
     Root inside it, but only CHOWN/FOWNER, no network, read-only root, fixed command, and
     small memory/CPU/pids limits (it lives about a second, and ``lockstep audit`` may see it).
@@ -127,6 +132,9 @@ def volumes_init_body(image: str, volumes: Mapping[str, str], labels: Mapping, *
             "os.chmod(t, 0o2775)")
     mounts = [{"Type": "volume", "Source": name, "Target": target, "ReadOnly": False,
                "VolumeOptions": {"NoCopy": False}} for name, target in sorted(volumes.items())]
+    if seed is not None:
+        code = f"{seed_code(seed[1])}\n{code}"
+        mounts.append(seed_mount(seed[0]))
     return {
         "Image": image,
         "User": "0:0",
@@ -152,10 +160,10 @@ def volumes_init_body(image: str, volumes: Mapping[str, str], labels: Mapping, *
 
 
 def init_volumes(api, volumes: Mapping[str, str], labels: Mapping, *, image: str,
-                 runtime: str = "") -> None:
-    """Hand the new ``volumes`` (name -> target) to uid 1000 with one one-shot container;
-    its output is read only when it fails."""
-    body = volumes_init_body(image, volumes, labels, runtime=runtime)
+                 runtime: str = "", seed: tuple[str, str] | None = None) -> None:
+    """Hand the new ``volumes`` (name -> target) to uid 1000 with one one-shot container,
+    seeding ``seed`` (host folder, target) first; its output is read only when it fails."""
+    body = volumes_init_body(image, volumes, labels, runtime=runtime, seed=seed)
     with one_shot(api, body) as container:
         engine.start_container(api, container)
         code = engine.wait_container(api, container, timeout=VOLUME_INIT_TIMEOUT)
@@ -228,9 +236,10 @@ def _firewall_covers(gateway: str | None, ports: Sequence[int], egress) -> bool:
 
 
 def ensure_volumes(api, spec: LaunchSpec, *, chown: bool, report: Report,
-                   runtime: str = "") -> tuple[str, ...]:
+                   runtime: str = "", notebooks: str = "") -> tuple[str, ...]:
     """Home and workspace volumes of ``spec``; the names of those created now, handed to
-    uid 1000 together by one helper container under ``runtime`` (the project's)."""
+    uid 1000 together by one helper container under ``runtime`` (the project's), which
+    seeds a workspace created now from the host folder ``notebooks`` ('' = none)."""
     wanted = [m for m in spec.mounts if m.kind in ("home", "workspace")]
     there = engine.existing_volumes(api, [m.source for m in wanted])
     created: dict[str, str] = {}
@@ -243,7 +252,12 @@ def ensure_volumes(api, spec: LaunchSpec, *, chown: bool, report: Report,
         created[mount.source] = mount.target
     if created and chown:
         common = {k: v for k, v in labels[0].items() if all(m.get(k) == v for m in labels)}
-        init_volumes(api, created, common, image=spec.image.reference, runtime=runtime)
+        seed = next(((notebooks, m.target) for m in wanted if notebooks
+                     and m.kind == "workspace" and m.source in created), None)
+        init_volumes(api, created, common, image=spec.image.reference, runtime=runtime,
+                     seed=seed)
+        if seed is not None:
+            report(f"Seeded the new workspace with the notebooks of {spec.project}", 1.0)
     for name in created:
         report(f"Created volume {name}", 1.0)
     return tuple(created)
@@ -269,6 +283,7 @@ def prepare(
     host_ports: Sequence[int] = (),
     chown: bool | None = None,
     pull: bool = True,
+    notebooks_dir: str = "",
     report: Report = lambda message, fraction: None,
 ) -> Prepared:
     """Make the engine ready for ``spec`` (see the module docstring).
@@ -278,6 +293,8 @@ def prepare(
     port); ``chown`` overrides ``site.chown_volumes`` for callers that render volumes
     ``NoCopy`` whatever the site says; ``pull=False`` leaves the image to the caller (the
     spawner honours DockerSpawner's ``pull_policy`` with the same ``engine.pull``).
+    ``notebooks_dir`` is the site's ``c.Lockstep.notebooks_dir``: a workspace volume created
+    now is seeded from its ``<project>`` folder when ``site.seed_workspace`` is on.
     ``report(message, fraction)`` sees progress.
     """
     with _step("host"):
@@ -301,6 +318,7 @@ def prepare(
             network = ensure_network(api, spec, project=project, site=site,
                                      host_ports=host_ports)
     with _step("volume"):
-        created = ensure_volumes(api, spec, report=report, runtime=runtime,
+        seed = seed_source(notebooks_dir, project.name) if site.seed_workspace else ""
+        created = ensure_volumes(api, spec, report=report, runtime=runtime, notebooks=seed,
                                  chown=site.chown_volumes if chown is None else chown)
     return Prepared(runtime, gpu_mode, network, pulled, created, recursive)

@@ -4,7 +4,8 @@
 starts there, servers, jobs (``lockstep run``), services (``lockstep deploy``) and the
 notebooks gate: which OCI runtime each ``isolation`` maps to, how GPUs are requested,
 whether project networks are ``--internal``, whether lockstep keeps its firewall chains and
-which host ports they admit, and how new volumes are handed to the notebook user.
+which host ports they admit, how new volumes are handed to the notebook user, and whether a
+new workspace is seeded with the project's notebooks.
 
 It is built from the ``c.LockstepDockerSpawner.*`` traits (``spawner.docker.traits``) and
 nowhere else: the spawner reads its own traits (``DockerSite.from_traits(self)``), the CLI
@@ -50,6 +51,7 @@ class DockerSite:
     allowed_host_ports: tuple[int, ...] = ()
     allowed_egress: tuple[Egress, ...] = ()
     volume_ownership: str = "chown"
+    seed_workspace: bool = True
     host_cuda_version: str = ""
     """The CUDA the host's driver supports ('' = read it from nvidia-smi, or unknown)."""
 
@@ -76,6 +78,7 @@ class DockerSite:
             allowed_host_ports=tuple(sorted({int(p) for p in traits.allowed_host_ports})),
             allowed_egress=parse_all(traits.allowed_egress),
             volume_ownership=traits.volume_ownership,
+            seed_workspace=bool(traits.seed_workspace),
             host_cuda_version=traits.host_cuda_version,
         )
 

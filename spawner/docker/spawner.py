@@ -37,6 +37,7 @@ from dockerspawner import DockerSpawner
 from traitlets import default
 
 from spawner import sessions
+from spawner.docker import engine as dockerops
 from spawner.docker.boot import POLL_FIRST, POLL_MOST, Booting, _Slot, port_open  # noqa: F401
 from spawner.docker.firewall import gateway_of
 from spawner.docker.honour import HonourParentTraits
@@ -48,7 +49,7 @@ from spawner.docker.traits import LockstepDockerTraits, check_config, check_site
 from spawner.errors import LockstepError
 from spawner.hubcompat import SpawnException
 from spawner.labels import SERVER_NAME, SESSION, is_lockstep_key
-from spawner.launch import access, choice
+from spawner.launch import access, choice, landing, projectfacts
 from spawner.launch.catalog import Catalog, load_catalog, log_invalid
 from spawner.launch.datamounts import site_data_sources
 from spawner.launch.options import (
@@ -128,6 +129,13 @@ class LockstepDockerSpawner(Booting, HonourParentTraits, OwnedObjects, DockerSpa
             cls._workers = ThreadPoolExecutor(self.docker_workers, thread_name_prefix="lockstep")
         return cls._workers
 
+    @property
+    def client(self):
+        """DockerSpawner's one client, minus requests' per-call environment reading on a
+        local socket (``engine.local_only``)."""
+        client = DockerSpawner.client.fget(self)
+        return dockerops.local_only(client) if getattr(client, "trust_env", False) else client
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         check_site_config(self.config)  # and at hub start: check_config(c), last in the config
@@ -180,8 +188,9 @@ class LockstepDockerSpawner(Booting, HonourParentTraits, OwnedObjects, DockerSpa
         also see each skipped project with its error."""
         catalog = await asyncio.to_thread(self.load_catalog)
         mine, available = await self.choices(catalog)
+        facts = await projectfacts.facts_for(available, self.settings.environments_dir)
         return render_form(mine, access.Requester.from_hub_user(self.user), available,
-                           self.settings.stages, invalid=catalog.invalid)
+                           self.settings.stages, invalid=catalog.invalid, facts=facts)
 
     def _refuse(self, message: str, status: int = 400, reason: str = "options") -> NoReturn:
         error = SpawnException(message, reason=reason, status_code=status)
@@ -220,7 +229,7 @@ class LockstepDockerSpawner(Booting, HonourParentTraits, OwnedObjects, DockerSpa
         try:
             return await self._start()
         finally:
-            self._start_done = True
+            self._start_ended()
 
     async def _check_host(self, project: Project, gpu: bool | None):
         """(gpu wanted, gpu mode, runtime, data sources), or a 400 before anything exists."""
@@ -253,14 +262,16 @@ class LockstepDockerSpawner(Booting, HonourParentTraits, OwnedObjects, DockerSpa
                                 tmpfs_size=self.tmpfs_size)
         self.image = image.reference
         inherited = await self._inherited()
-        await self._ensure_image(image.reference)
+        image_labels = await self._ensure_image(image.reference)  # Lab or not: its label
         launch = functools.partial(
             build_launch_spec, project=project, image=image, user=self.user.name, stage=stage,
             data_sources=sources, options=options, gpu=want_gpu,
             command=tuple(self.cmd + self.get_args()))
         ready = await self._prepare(project, for_server(launch(env={}), self.name or ""))
         # the Hub URL (the network's gateway) is known now: the spec with the Hub's env
-        spec = for_server(launch(env=self.get_env()), self.name or "")
+        env = await landing.server_env(self.get_env(), project, image,  # Lab on the workspace
+                                       self.settings.environments_dir, image_labels)
+        spec = for_server(launch(env=env), self.name or "")
         network = spec.network
         await self._remove_leftover()
         session_id = sessions.new_session_id()
@@ -337,7 +348,7 @@ class LockstepDockerSpawner(Booting, HonourParentTraits, OwnedObjects, DockerSpa
             ready = await asyncio.to_thread(
                 prepare, self.client, spec, project=project, site=DockerSite.from_traits(self),
                 info=await self.engine_info(), host_ports=[self.hub.port], pull=False,
-                report=report)
+                notebooks_dir=self.settings.notebooks_dir, report=report)
         except PrepareError as exc:
             self._refuse(str(exc), exc.status, exc.step)
         if self._fixed_hub_url is None:

@@ -199,6 +199,23 @@ class LockstepDockerTraits(HasTraits):
         """,
     ).tag(config=True)
 
+    seed_workspace = Bool(
+        True,
+        help="""
+        Seed a project's new workspace with the project's notebooks.
+
+        When lockstep creates a project's workspace volume (its first server, job or
+        service on this engine), the 'chown' helper container also copies
+        ``<c.Lockstep.notebooks_dir>/<project>/`` (bound read-only) into the workspace root,
+        owned by uid 1000, so JupyterLab opens on them. Only regular files and folders are
+        copied (symbolic links are skipped, never followed), nothing is overwritten, and an
+        existing workspace is never touched again, so users' edits stay. A project without a
+        notebooks folder seeds nothing. Needs ``volume_ownership = "chown"``.
+
+            c.LockstepDockerSpawner.seed_workspace = False
+        """,
+    ).tag(config=True)
+
     tmpfs_size = Unicode(
         "1Gi",
         help="""

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from spawner.errors import LockstepError
 from spawner.image.reader import read_image, read_layer
 from spawner.image.registry import RegistryClient, RegistryError, RegistryUnavailable
-from spawner.labels import LOCK_HASH
+from spawner.labels import JUPYTERLAB, LOCK_HASH
 from spawner.launch.stages import INDEX_TYPES, split_repository, stage_groups
 from spawner.lock.package import LockedPackage
 
@@ -49,6 +49,8 @@ class ImageInfo:
     created: str
     size: int
     layers: int
+    jupyterlab: str = ""
+    """The image's ``labels.JUPYTERLAB`` (the JupyterLab version it installs; '' for none)."""
 
     def to_json(self) -> dict:
         return {"reference": self.reference, "digest": self.digest, "lock_hash": self.lock_hash,
@@ -64,7 +66,8 @@ def summarise(reference: str, manifest: dict, config: dict) -> ImageInfo:
     return ImageInfo(reference=reference, digest=reference.partition("@")[2],
                      lock_hash=str(labels.get(LOCK_HASH, "")), created=str(config.get("created")
                                                                           or ""),
-                     size=size, layers=len(layers))
+                     size=size, layers=len(layers),
+                     jupyterlab=str(labels.get(JUPYTERLAB) or "").strip())
 
 
 def meta_layer(manifest: dict, config: dict) -> str | None:

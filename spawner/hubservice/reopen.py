@@ -19,14 +19,17 @@ service holds no right to start anyone's server, so a user can only ever start t
 
 The server is named after project and digest (``server_name``), so reopening the same
 digest twice lands on the one server. Where it lands (``lab_path``) follows what the spawner
-gives that server (``launch.landing``, the same function): an image known to have
-JupyterLab (built from the project's current lock, which pins ``jupyterlab``) gets the
-root ``/``, so a workspace notebook (every server of the project mounts the workspace)
-opens at ``lab/tree/<workspace>/<path>``. Anything else lands on the server's start page,
-and the answer's ``note`` says why: a notebook in the home folder (the home of the user's
-default server of the project; a named server has a home of its own, so the notebook is
-not in it: copy it into the workspace to open it on its image), or an image not known to
-have Lab (an older lock: its server's root is its own home, the workspace is outside it).
+gives that server (``launch.landing.has_lab``, the same function, with the labels of the
+image's config in the registry): an image known to have JupyterLab (its build wrote the
+``org.lockstep.jupyterlab`` label, so also an image of an older lock than the project's
+current one; or, for an image built before that label, it was built from the project's
+current lock, which pins ``jupyterlab``) gets the root ``/``, so a workspace notebook
+(every server of the project mounts the workspace) opens at ``lab/tree/<workspace>/<path>``.
+Anything else lands on the server's start page, and the answer's ``note`` says why: a
+notebook in the home folder (the home of the user's default server of the project; a named
+server has a home of its own, so the notebook is not in it: copy it into the workspace to
+open it on its image), or an image not known to have Lab (its server's root is its own
+home, the workspace is outside it).
 A site that sets ``c.Spawner.notebook_dir`` or ``default_url`` keeps its choice in the
 spawner, which this service cannot see: there the address may name a folder the server
 does not show.
@@ -49,6 +52,7 @@ from spawner.errors import LockstepError
 from spawner.hubservice import notebooks as nbscan
 from spawner.hubservice.source import Source
 from spawner.hubservice.visibility import BadRequest, NotVisible, visible_project
+from spawner.labels import JUPYTERLAB
 from spawner.launch import landing as server_landing
 from spawner.launch.access import Requester
 from spawner.launch.projectfacts import facts_for
@@ -117,8 +121,9 @@ def landing_note(project, location: str, path: str, has_lab: bool) -> str:
             "and reopen it from there to open it on this image"
         )
     return (
-        "this image is not known to have JupyterLab (it was built from an older lock of "
-        f"{project.name}), so its server opens on its own home; the notebook is at "
+        "this image is not known to have JupyterLab (its build recorded none, and it was "
+        f"not built from the current lock of {project.name}), so its server opens on its "
+        "own home; the notebook is at "
         f"{project.workspace.target.rstrip('/')}/{path} in it"
     )
 
@@ -226,11 +231,12 @@ async def scan_images(source: Source, project: str) -> list[str]:
 
 
 async def serves_lab(source: Source, project: str, reference: str) -> bool:
-    """What the spawner decides for a server of ``reference`` (``launch.landing``): its lock
-    hash label is the project's current lock, and that lock pins JupyterLab."""
+    """What the spawner decides for a server of ``reference`` (``launch.landing.has_lab``):
+    the image's JupyterLab label, else its lock hash is the project's current lock and that
+    lock pins JupyterLab."""
     info = await asyncio.to_thread(source.images.info, reference)
     facts = (await facts_for([project], source.settings.environments_dir))[project]
-    return facts.serves_lab(info.lock_hash)
+    return server_landing.has_lab({JUPYTERLAB: info.jupyterlab}, facts, info.lock_hash)
 
 
 async def list_notebooks(source: Source, who: Requester, name: str) -> dict:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 from spawner.image import oci
@@ -21,6 +22,8 @@ from spawner.image.jupyterhook import FINGERPRINT as HOOK
 from spawner.image.tarlayer import GZIP_LEVEL, Entry, LayerBlob, with_parents
 
 FORMAT = "lockstep-image-1"
+LAB = "jupyterlab"
+LABEL_RULE = "jupyterlab-label-1"  # the image carries labels.JUPYTERLAB (``lab_versions``)
 
 
 def lock_hash(lockfile: Path) -> str:
@@ -29,6 +32,17 @@ def lock_hash(lockfile: Path) -> str:
     The one definition: verify, sbom and the stage resolver compare labels with it.
     """
     return "sha256:" + hashlib.sha256(Path(lockfile).read_bytes()).hexdigest()
+
+
+def lab_versions(packages) -> dict[str, str]:
+    """Platform -> the ``jupyterlab`` version a lock's packages (conda-lock's
+    ``LockedDependency``) install there, conda's before pip's; a platform without it is
+    absent. The image of that platform carries it as its ``labels.JUPYTERLAB``. Pure."""
+    found: dict[str, str] = {}
+    for package in sorted(packages, key=lambda p: p.manager != "conda"):
+        if package.name.lower() == LAB and package.version:
+            found.setdefault(str(package.platform), str(package.version))
+    return found
 
 
 def layer_roots(settings) -> tuple[str, ...]:
@@ -44,11 +58,15 @@ def image_key(
     roots,
     epoch: int,
     test_bytecode: bool = False,
+    jupyterlab: Mapping[str, str] | None = None,
 ) -> str:
     """Everything that decides the image digest apart from the installed bytes: the
     lock, the base, the layer rule (``grouping.RULE``, the site's roots, the limit),
-    lockstep's own files in the image (``jupyterhook.FINGERPRINT``) and whether test
-    suites get bytecode (``c.Lockstep.compile_test_bytecode``)."""
+    lockstep's own files in the image (``jupyterhook.FINGERPRINT``), whether test
+    suites get bytecode (``c.Lockstep.compile_test_bytecode``) and the JupyterLab label
+    (``lab_versions``; only a lock with JupyterLab adds it, so the key of a lock without
+    it, whose image has no such label, is the one it always was)."""
+    lab = [[LABEL_RULE, sorted(jupyterlab.items())]] if jupyterlab else []
     text = json.dumps(
         [
             FORMAT,
@@ -61,6 +79,7 @@ def image_key(
             epoch,
             HOOK,
             "pyc-tests" if test_bytecode else "pyc-no-tests",
+            *lab,
         ]
     )
     return hashlib.sha256(text.encode()).hexdigest()

@@ -36,6 +36,7 @@ from spawner.image.assemble import (  # noqa: F401  (lock_hash: imported from he
     assemble,
     group_entries,
     image_key,
+    lab_versions,
     layer_roots,
     lock_hash,
 )
@@ -133,7 +134,7 @@ class Builder:
         self.name = self.project_dir.name
         self.repo = oci.repository_for(self.registry, self.name)
         self.tag = settings.stages[0]
-        self.cuda = ""  # the lock's CUDA requirement, read with the lock (``_lockfile``)
+        self.cuda, self.lab = "", {}  # the lock's CUDA and JupyterLab (``_lockfile``)
         self.platforms: tuple[str, ...] = ("linux-64",)  # the lock's, set by ``_lockfile``
         self.client = RegistryClient.for_host(self.repo.host,
                                               insecure_registries=settings.insecure_registries)
@@ -160,6 +161,7 @@ class Builder:
             roots=layer_roots(self.settings),
             epoch=self.epoch,
             test_bytecode=self.settings.compile_test_bytecode,
+            jupyterlab=self.lab,
         )
         known = self._known(key)
         if known and self.client.head_manifest(self.repo.repository, known["digest"]):
@@ -209,7 +211,7 @@ class Builder:
                                               host=stagings.get("linux-64"))
                 config, manifest = assemble(
                     layers=blobs, history=history, base=base, project=self.name,
-                    lock_hash=lhash, epoch=self.epoch, runtime=self.runtime(lhash, base),
+                    lock_hash=lhash, epoch=self.epoch, runtime=self.runtime(lhash, base, platform),
                     architecture=ARCHITECTURES[platform],
                 )
                 images.append(PlatformImage(platform, base, blobs, config, manifest))
@@ -235,13 +237,10 @@ class Builder:
         )
         return oci.sha256_digest(index), index, oci.MEDIA_INDEX
 
-    def runtime(self, lock_hash: str, base: BaseImage) -> oci.RuntimeSpec | None:
-        """What the image runs; None: a project image's (``oci.project_runtime``)."""
-        if self.cuda:
-            return oci.project_runtime(
-                project=self.name, lock_hash=lock_hash, base=base.reference, cuda=self.cuda
-            )
-        return None
+    def runtime(self, lock_hash: str, base: BaseImage, platform: str) -> oci.RuntimeSpec:
+        """What ``platform``'s image runs (``oci.project_runtime``: the lock's CUDA, Lab)."""
+        return oci.project_runtime(project=self.name, lock_hash=lock_hash, base=base.reference,
+                                   cuda=self.cuda, jupyterlab=self.lab.get(platform, ""))
 
     # -- steps ----------------------------------------------------------------------------
     def _lockfile(self) -> Path:
@@ -256,7 +255,7 @@ class Builder:
                 f"{lockfile} does not exist; create it with `lockstep lock {self.project_dir}`"
             )
         model = read_lockfile(lockfile)
-        self.cuda = lock_requirement(model)
+        self.cuda, self.lab = lock_requirement(model), lab_versions(model.package)
         self._check_platforms(tuple(model.metadata.platforms), lockfile)
         ChannelPolicy.from_settings(self.settings).check_packages(
             model.package, source=str(lockfile)

@@ -63,7 +63,7 @@ def hub_index_key(key: str) -> str:
 class HubBuilder(Builder):
     """``Builder`` with the hub's runtime; the image is ``<registry>/<folder name>``."""
 
-    def runtime(self, lock_hash: str, base: BaseImage) -> oci.RuntimeSpec:
+    def runtime(self, lock_hash: str, base: BaseImage, platform: str = "") -> oci.RuntimeSpec:
         return hub_runtime(name=self.name, lock_hash=lock_hash, base=base.reference)
 
     def _known(self, key: str) -> dict | None:

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from spawner.labels import BASE, CUDA, LOCK_HASH, PROJECT
+from spawner.labels import BASE, CUDA, JUPYTERLAB, LOCK_HASH, PROJECT
 from spawner.settings import ENV_PREFIX
 
 MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -85,12 +85,17 @@ class RuntimeSpec:
     stop_signal: str = ""
 
 
-def project_runtime(*, project: str, lock_hash: str, base: str, cuda: str = "") -> RuntimeSpec:
+def project_runtime(
+    *, project: str, lock_hash: str, base: str, cuda: str = "", jupyterlab: str = ""
+) -> RuntimeSpec:
     """The runtime every lockstep project image has: jovyan, /opt/env first on PATH; the
-    ``CUDA`` label when the lock states a CUDA requirement."""
+    ``CUDA`` label when the lock states a CUDA requirement, the ``JUPYTERLAB`` label (its
+    version) when the lock installs JupyterLab for this image's platform."""
     labels = {PROJECT: project, LOCK_HASH: lock_hash, BASE: base}
     if cuda:
         labels[CUDA] = cuda
+    if jupyterlab:
+        labels[JUPYTERLAB] = jupyterlab
     return RuntimeSpec(
         env={
             "CONDA_PREFIX": ENV_PREFIX,

@@ -4,10 +4,15 @@
 server extension, and its own landing page when it has not. Lab's file browser is rooted
 at the server's root folder, which is the home folder by default, so the project's
 workspace and its data mounts (``/workspace``, ``/data/...``) would be out of view. For an
-image known to have JupyterLab (its lock hash is the project's current lock, and that lock
-pins ``jupyterlab``: ``ProjectFacts.serves_lab``) this module gives the server the root
-``/`` and the landing URL ``/lab/tree/<workspace>`` (or the home folder when the project
-has no workspace), the pattern JupyterHub documents for ``c.Spawner.notebook_dir``.
+image known to have JupyterLab (``has_lab``: the image says so itself, with the label
+``org.lockstep.jupyterlab`` its build wrote from the lock, whatever lock the project holds
+now; or, where the image's labels were not read or predate that label, its lock hash is
+the project's current lock and that lock pins ``jupyterlab``: ``ProjectFacts.serves_lab``)
+this module gives the server the root ``/`` and the landing URL ``/lab/tree/<workspace>``
+(or the home folder when the project has no workspace), the pattern JupyterHub documents
+for ``c.Spawner.notebook_dir``. The Docker spawner passes the labels of its image inspect,
+the service's reopen those of the registry's image config; the Kubernetes spawner reads
+no image and keeps the project-facts rule.
 
 Guarantees: an image not known to have JupyterLab gets nothing (so it is never sent to a
 ``/lab`` URL it cannot serve); a site that sets ``c.Spawner.default_url`` or
@@ -20,11 +25,23 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from spawner.launch.projectfacts import facts_for
+from spawner.labels import JUPYTERLAB
+from spawner.launch.projectfacts import ProjectFacts, facts_for
 from spawner.launch.spec import HOME
 from spawner.project import Project
 
 ROOT_VAR, URL_VAR = "JUPYTERHUB_ROOT_DIR", "JUPYTERHUB_DEFAULT_URL"
+
+
+def lab_label(labels: Mapping | None) -> str:
+    """The JupyterLab version an image's labels name ('' for none or no labels). Pure."""
+    return str((labels or {}).get(JUPYTERLAB) or "").strip()
+
+
+def has_lab(labels: Mapping | None, facts: ProjectFacts, lock_hash: str) -> bool:
+    """Whether an image serves JupyterLab: its ``JUPYTERLAB`` label says so, else (labels
+    unread, ``None``, or written before the label existed) the project-facts rule. Pure."""
+    return bool(lab_label(labels)) or facts.serves_lab(lock_hash)
 
 
 def landing_env(project: Project, *, has_lab: bool) -> dict[str, str]:
@@ -48,7 +65,9 @@ async def server_env(
     project: Project,
     image,
     environments_dir: str | Path,
+    labels: Mapping | None = None,
 ) -> dict:
-    """``with_landing`` for ``image`` (an ``ImageRef``), reading the project's folder."""
+    """``with_landing`` for ``image`` (an ``ImageRef``) whose config labels are ``labels``
+    (``None``: not read), reading the project's folder."""
     facts = (await facts_for([project.name], environments_dir))[project.name]
-    return with_landing(hub_env, project, has_lab=facts.serves_lab(image.lock_hash))
+    return with_landing(hub_env, project, has_lab=has_lab(labels, facts, image.lock_hash))

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from traitlets.config import Config
 
 from spawner.cli import main
@@ -18,6 +19,7 @@ from spawner.errors import LockstepError
 from spawner.image import oci
 from spawner.image.build import build_image
 from spawner.image.registry import RegistryClient
+from spawner.labels import JUPYTERLAB
 from spawner.settings import Lockstep
 from tests.support.engine import run_image as _run
 
@@ -42,6 +44,10 @@ def test_image_pulled_by_digest_runs_singleuser_as_jovyan(demo, built_image, doc
     assert image.labels["org.lockstep.project"] == "demo"
     assert image.labels["org.lockstep.lock-hash"] == result.lock_hash
     assert image.labels["org.lockstep.base"] == result.base
+    lock = yaml.safe_load((demo / "conda-lock.yml").read_text())
+    lab = [p["version"] for p in lock["package"]
+           if p["name"] == "jupyterlab" and p["platform"] == "linux-64"]
+    assert lab and image.labels[JUPYTERLAB] == lab[0]  # the server packages' JupyterLab
     assert image.attrs["Config"]["User"] == "1000:100"
     out = _run(
         docker_client,

@@ -11,6 +11,8 @@ import tarfile
 
 import pytest
 
+from tests.support.engine import missing
+
 docker = pytest.importorskip("docker")
 
 SOURCE = r"""
@@ -26,7 +28,7 @@ def engine():
         client = docker.from_env(timeout=30)
         client.ping()
     except Exception as exc:  # the reason is stated, and the setup script starts dockerd
-        pytest.skip(f"no Docker engine reachable ({exc}); run scripts/setup.sh")
+        missing(f"no Docker engine reachable ({exc}); run scripts/setup.sh")
     yield client
     client.close()
 

@@ -20,6 +20,7 @@ from spawner.docker.prepare import prepare
 from spawner.docker.site import DockerSite
 from spawner.launch.spec import ImageRef, build_launch_spec
 from spawner.project import parse_project
+from tests.support.engine import missing
 
 pytestmark = [pytest.mark.docker, pytest.mark.registry]
 
@@ -49,7 +50,7 @@ def image(locked_project, built_image, tmp_path_factory) -> ImageRef:
 def api():
     client = Recording(version="auto", timeout=120)
     if "runsc" not in (client.info().get("Runtimes") or {}):
-        pytest.skip("runsc is not registered with dockerd (scripts/register-runtimes.sh)")
+        missing("runsc is not registered with dockerd (scripts/register-runtimes.sh)")
     return client
 
 

@@ -36,6 +36,7 @@ from tests.channel.conda_pkg import BuildInputMissing
 from tests.channel.hub import cached_hub_channel, cached_lockstep_channel
 from tests.channel.lockstep_pkg import SOURCES
 from tests.docker.lockstep_site import free_port
+from tests.support.engine import missing
 
 pytestmark = [pytest.mark.docker, pytest.mark.registry]
 REPO = Path(__file__).resolve().parents[2]
@@ -103,7 +104,7 @@ def hub_registry():
     warm run pushes nothing, and other sessions' registries coming and going on :5000 do
     not touch it. Stopped at the end only when this module started it."""
     if not shutil.which("docker-registry") and not localregistry.answers(HUB_REGISTRY):
-        pytest.skip("docker-registry is not installed (apt-get install docker-registry)")
+        missing("docker-registry is not installed (apt-get install docker-registry)")
     started = not localregistry.answers(HUB_REGISTRY)
     localregistry.start(HUB_REGISTRY_ROOT, HUB_REGISTRY)
     yield HUB_REGISTRY

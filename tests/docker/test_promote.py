@@ -22,6 +22,7 @@ from spawner.launch.stages import resolve_stage
 from spawner.promote import AuditTrail, promote, rollback
 from spawner.settings import Lockstep
 from tests.docker.synthetic_image import PACKAGES, Pkg, env_files, push_image, write_lock
+from tests.support.engine import missing
 
 pytestmark = pytest.mark.registry
 ADDRS = ("127.0.0.1:5741", "127.0.0.1:5742")
@@ -31,7 +32,7 @@ DOWN = "127.0.0.1:5999"
 @pytest.fixture(scope="module")
 def registries(tmp_path_factory):
     if not shutil.which("docker-registry"):
-        pytest.skip("docker-registry is not installed (apt-get install docker-registry)")
+        missing("docker-registry is not installed (apt-get install docker-registry)")
     roots = []
     for addr in ADDRS:
         root = tmp_path_factory.mktemp("registry")

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import pytest
 
 from tests.e2e.hubtools import RUN_ID, Hub
+from tests.support.engine import REQUIRED, missing
 
 PROJECTS = {
     "e2e-alpha": ("members: {users: [alice], groups: [alpha-team]}\n"
@@ -59,8 +60,15 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "tests/e2e/" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
-            if reason:
+            if reason and not REQUIRED:
                 item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _what_e2e_needs():
+    """Under ``scripts/test.sh`` (``LOCKSTEP_REQUIRE_ENGINE=1``) a missing part fails, named."""
+    if REQUIRED and (reason := _skip_reason()):
+        missing(reason)
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ from spawner import sessions
 from spawner.docker.cis import CHECKS
 from spawner.launch.state import from_state
 from tests.e2e.hubtools import REPO_ROOT, RUN_ID, TOKEN, run_code
+from tests.support.engine import missing
 
 pytestmark = pytest.mark.e2e
 
@@ -173,7 +174,7 @@ def test_gpu_project_fails_before_creating_anything(hub, docker_api):
 
 def test_gvisor_project_runs_under_runsc(hub, docker_api):
     if "runsc" not in (docker_api.info().get("Runtimes") or {}):
-        pytest.skip("runsc is not registered with dockerd (run scripts/register-runtimes.sh)")
+        missing("runsc is not registered with dockerd (run scripts/register-runtimes.sh)")
     response, took = hub.spawn("alice", {"project": "e2e-sandbox", "stage": "dev"}, name="sb")
     assert response.status_code in (201, 202), response.text
     SPAWN_TIMES["gVisor"] = took

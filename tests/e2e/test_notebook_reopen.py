@@ -9,7 +9,9 @@ Lab (``launch.landing``). alice's server of ``e2e-alpha`` (stage dev = D1) saves
 ``workspace/reopen-me.ipynb`` (and a home notebook) through the contents API; read back,
 ``metadata.lockstep`` names the digest the server's container runs, the project, the stage
 and the lock hash. Then dev moves to another image ``D2`` (the trail records that D1 was
-promoted to qa, so D1 is a digest a stage held).
+promoted to qa, so D1 is a digest a stage held), and the project is relocked: its folder's
+``conda-lock.yml`` is no longer D1's, so only D1's own label ``org.lockstep.jupyterlab``
+(written by its build) says that D1 serves JupyterLab: the old-digest case, months later.
 
 The service lists the notebooks with D1; a reopen through the API starts the named server
 ``e2e-alpha-<12 hex of D1>`` whose container and environment run D1, not dev's D2, and
@@ -30,10 +32,13 @@ import httpx
 import pytest
 
 from spawner.image.registry import RegistryClient
+from spawner.labels import JUPYTERLAB
+from spawner.launch.projectfacts import read_facts
 from spawner.promote.trail import AuditRecord, AuditTrail
 from tests.docker.synthetic_image import env_files, push_image
 from tests.e2e import reopentools as rt
 from tests.e2e.hubtools import PASSWORD, REPO_ROOT, run_code
+from tests.support.engine import missing
 
 pytestmark = pytest.mark.e2e
 PROJECT = "e2e-alpha"
@@ -88,6 +93,8 @@ def saved(hub, e2e_image, locked_project, docker_api):
             salt=rt.SERVICE,
         )
     assert moved != e2e_image.digest
+    lock = hub.root / "environments" / PROJECT / "conda-lock.yml"  # relocked since D1
+    lock.write_bytes(lock.read_bytes() + b"# relocked after D1: the lock is another one\n")
     return {"tokens": tokens, "metadata": back["metadata"], "d2": moved, "running": running}
 
 
@@ -97,6 +104,18 @@ def test_a_saved_notebook_carries_the_digest_of_its_server(saved, e2e_image):
     assert (meta["project"], meta["stage"]) == (PROJECT, "dev")
     assert meta["image"].endswith("@" + e2e_image.digest)
     assert meta["lock_hash"].startswith("sha256:")
+
+
+def test_d1_is_of_an_older_lock_and_its_own_label_says_it_has_lab(hub, saved, e2e_image):
+    """The project's current lock is not D1's (the facts rule alone would not give Lab),
+    and D1's image config carries the JupyterLab version its lock installed."""
+    facts = read_facts(hub.root / "environments" / PROJECT)
+    assert facts.lock_hash and facts.lock_hash != saved["metadata"]["lockstep"]["lock_hash"]
+    assert not facts.serves_lab(saved["metadata"]["lockstep"]["lock_hash"])
+    with RegistryClient.for_host(e2e_image.registry, insecure_registries=("127.0.0.1",)) as c:
+        manifest = json.loads(c.get_manifest(e2e_image.repo, e2e_image.digest)[0])
+        config = json.loads(c.get_blob(e2e_image.repo, manifest["config"]["digest"]))
+    assert config["config"]["Labels"][JUPYTERLAB][:1].isdigit(), config["config"]["Labels"]
 
 
 def test_reopen_starts_the_notebooks_digest_not_the_stages_current_one(
@@ -156,7 +175,7 @@ def test_the_page_button_opens_the_notebook_in_lab_on_the_exact_image(
 ):
     browser = pytest.importorskip("tests.e2e.browser", reason="needs selenium")
     if not browser.available():
-        pytest.skip("needs /usr/bin/chromium and /usr/bin/chromedriver")
+        missing("needs /usr/bin/chromium and /usr/bin/chromedriver")
     by, server = browser.By, server_of(e2e_image.digest)
     lab = f"/user/alice/{server}/lab/tree/workspace/{NOTEBOOK}"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,7 @@ import pytest
 
 from spawner.image import localregistry
 from tests.e2e.hubtools import Hub, free_port
+from tests.support.engine import missing
 
 pytestmark = pytest.mark.e2e
 
@@ -61,7 +62,7 @@ def own_registry(tmp_path_factory, locked_project, built_image, lockstep_setting
     from spawner.settings import Lockstep
 
     if not shutil.which("docker-registry"):
-        pytest.skip("docker-registry is not installed (apt-get install docker-registry)")
+        missing("docker-registry is not installed (apt-get install docker-registry)")
     root = tmp_path_factory.mktemp("regdown-registry")
     addr = f"127.0.0.1:{free_port()}"
     state = localregistry.start(root, addr)

@@ -23,6 +23,7 @@ from spawner.image.registry import RegistryClient
 from tests.docker.synthetic_image import env_files, push_image, write_lock
 from tests.e2e.hubtools import PASSWORD, REPO_ROOT, Hub
 from tests.e2e.servicetools import wait_for_service
+from tests.support.engine import missing
 
 PROJECT = "svc-write"
 REPO = f"lockstep/{PROJECT}"
@@ -178,7 +179,7 @@ def test_a_hand_edited_trail_line_makes_rollback_refuse(site):
 def test_an_approver_approves_on_the_page_and_forged_or_replayed_posts_fail(site):
     browser = pytest.importorskip("tests.e2e.browser", reason="needs selenium")
     if not browser.available():
-        pytest.skip("needs /usr/bin/chromium and /usr/bin/chromedriver")
+        missing("needs /usr/bin/chromium and /usr/bin/chromedriver")
     digest = site.build()
     assert site.post("alice", "promote", {"to": "qa"}).status_code == 200
     request = site.post("alice", "promote", {"to": "prod"}).json()["request"]

@@ -265,9 +265,12 @@ def test_member_starts_chosen_project_from_the_form(hub, e2e_image, browser, doc
         assert "Jupyter" in title, (landed, title, browser.page_source[:1000])
         screenshot(browser, f"server-{user}")
 
+        # e2e-vision's folder holds no lock: its image's own JupyterLab label gives Lab on
+        # the workspace and the root / (``launch.landing``), so the home is home/jovyan
+        assert landed.startswith(f"{server_prefix}lab/tree/workspace"), landed
         # Open another authenticated page (a file, put there with the admin token) and
         # let the browser do the OAuth round trip through the hub, as a person would.
-        name, text = "from-the-form.txt", f"{project} started from the spawn form"
+        name, text = "home/jovyan/from-the-form.txt", f"{project} started from the spawn form"
         put = httpx.put(f"{server_prefix}api/contents/{name}", timeout=30,
                         headers={"Authorization": f"token {TOKEN}"},
                         json={"type": "file", "format": "text", "content": text})

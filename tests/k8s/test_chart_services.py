@@ -34,6 +34,7 @@ from tests.k8s.k8s_helpers import (
     helm_template,
     validate_strictly,
 )
+from tests.support.engine import missing
 
 DEFAULT = CHART / "examples" / "default.yaml"
 SITE = yaml.safe_load(DEFAULT.read_text())
@@ -256,7 +257,7 @@ def registry(tmp_path_factory) -> str:
 
     addr = localregistry.DEFAULT_ADDR
     if not shutil.which("docker-registry") and not localregistry.answers(addr):
-        pytest.skip("docker-registry is not installed (apt-get install docker-registry)")
+        missing("docker-registry is not installed (apt-get install docker-registry)")
     root = tmp_path_factory.mktemp("registry")
     state = localregistry.start(root, addr)
     yield addr

@@ -35,6 +35,17 @@ from spawner.settings import Lockstep
 # shared 127.0.0.1:5000 that another session may stop or wipe while this one runs
 REGISTRY = os.environ.get("LOCKSTEP_TEST_REGISTRY") or localregistry.DEFAULT_ADDR
 TEST_LABEL = "org.lockstep.test"
+# scripts/test.sh sets LOCKSTEP_REQUIRE_ENGINE=1: it has started dockerd and the rest, so a
+# missing part there is a failure to report, never a quiet skip of every engine test
+REQUIRED = os.environ.get("LOCKSTEP_REQUIRE_ENGINE") == "1"
+
+
+def missing(reason: str) -> None:
+    """Skip for ``reason`` (a developer without Docker), or fail under ``scripts/test.sh``."""
+    if REQUIRED:
+        pytest.fail(f"{reason} (LOCKSTEP_REQUIRE_ENGINE=1: scripts/test.sh started it)",
+                    pytrace=False)
+    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
@@ -44,7 +55,7 @@ def docker_client():
         client = docker.from_env(timeout=120)
         client.ping()
     except Exception as exc:  # the reason is what the person needs to know
-        pytest.skip(f"no Docker engine reachable ({exc.__class__.__name__}); run scripts/setup.sh")
+        missing(f"no Docker engine reachable ({exc.__class__.__name__}); run scripts/setup.sh")
     yield client
     for container in client.containers.list(all=True, filters={"label": TEST_LABEL}):
         container.remove(force=True)
@@ -54,7 +65,7 @@ def docker_client():
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory) -> str:
     if not shutil.which("docker-registry") and not localregistry.answers(REGISTRY):
-        pytest.skip("docker-registry is not installed (apt-get install docker-registry)")
+        missing("docker-registry is not installed (apt-get install docker-registry)")
     root = tmp_path_factory.mktemp("registry")
     state = localregistry.start(root, REGISTRY)
     yield REGISTRY

@@ -24,6 +24,7 @@ PINNED = {
     "BASE": "org.lockstep.base",
     "BASE_KEY": "org.lockstep.base-key",
     "CUDA": "org.lockstep.cuda",
+    "JUPYTERLAB": "org.lockstep.jupyterlab",
     "MANAGED": "org.lockstep.managed",
     "PROJECT": "org.lockstep.project",
     "USER": "org.lockstep.user",

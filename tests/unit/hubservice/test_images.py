@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from spawner.hubservice.images import META_HISTORY, meta_layer, packages_of_records, summarise
-from spawner.labels import LOCK_HASH
+from spawner.labels import JUPYTERLAB, LOCK_HASH
 from tests.unit.hubservice.servicedata import digest
 
 MANIFEST = {"config": {"digest": digest("c"), "size": 100},
@@ -20,6 +20,12 @@ def test_summary_has_size_build_time_and_lock_hash():
     info = summarise(f"r/p@{digest('m')}", MANIFEST, CONFIG)
     assert (info.size, info.layers, info.created) == (1124, 2, "2026-01-01T00:00:00Z")
     assert info.lock_hash == "sha256:abc" and info.digest == digest("m")
+    assert info.jupyterlab == ""  # no JupyterLab label: none
+
+
+def test_summary_reads_the_jupyterlab_label():
+    config = {**CONFIG, "config": {"Labels": {LOCK_HASH: "sha256:abc", JUPYTERLAB: "4.2.5"}}}
+    assert summarise(f"r/p@{digest('m')}", MANIFEST, config).jupyterlab == "4.2.5"
 
 
 def test_the_conda_meta_layer_is_found_by_its_history():

@@ -7,16 +7,19 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 
 from spawner.hubservice import notebooks as nb
 from spawner.hubservice import reopen, reopenpage
+from spawner.hubservice.images import ImageInfo
 from spawner.hubservice.page import sessions_section
 from spawner.hubservice.visibility import BadRequest, NotVisible
 from spawner.project import Project
 
 D1 = "sha256:" + "a1" * 32
+OLD_LOCK = "sha256:" + "0e" * 32  # a lock the project held before its current one
 MARK = nb.MARKER
 
 
@@ -119,6 +122,29 @@ def test_a_workspace_notebook_opens_in_lab_only_where_the_spawner_gives_root_sla
     assert "home of its own" in home and "copy it into the workspace" in home
     old = reopen.landing_note(project, "workspace", "x.ipynb", False)
     assert "not known to have JupyterLab" in old and "/workspace/x.ipynb" in old
+
+
+async def test_reopen_lands_in_lab_on_an_older_digest_that_says_it_has_lab(tmp_path):
+    """``serves_lab`` reads the image's own JupyterLab label (as the Docker spawner does),
+    so a digest of an older lock still opens in Lab; without the label it is the project's
+    current lock that decides (``launch.landing.has_lab``)."""
+    folder = tmp_path / "forecast"
+    folder.mkdir()
+    (folder / "environment.yml").write_text("name: forecast\ndependencies: [jupyterlab]\n")
+    (folder / "conda-lock.yml").write_text(
+        "version: 1\nmetadata: {platforms: [linux-64]}\npackage:\n"
+        "- {name: jupyterlab, version: 4.2.5, manager: conda, platform: linux-64}\n"
+    )
+    infos = {
+        "old-labelled": ImageInfo("r@" + D1, D1, OLD_LOCK, "", 0, 0, jupyterlab="4.2.5"),
+        "old-unlabelled": ImageInfo("r@" + D1, D1, OLD_LOCK, "", 0, 0),
+    }
+    source = SimpleNamespace(
+        images=SimpleNamespace(info=infos.__getitem__),
+        settings=SimpleNamespace(environments_dir=tmp_path),
+    )
+    assert await reopen.serves_lab(source, "forecast", "old-labelled")
+    assert not await reopen.serves_lab(source, "forecast", "old-unlabelled")
 
 
 def test_only_digests_a_stage_held_may_be_reopened_unless_the_site_allows_any():

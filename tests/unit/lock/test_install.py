@@ -171,7 +171,7 @@ def test_pip_sdists_and_missing_platforms_are_refused(tmp_path, lockfile):
     condalock.write_lockfile(model, with_pip)
     with pytest.raises(
         LockstepError, match=r"requests==2.32.3 \(requests-2.32.3.tar.gz\) for linux-64 are "
-        "source distributions, which lockstep does not build"
+        "source distributions, which lockstep builds only where the site allows"
     ):
         install(with_pip, tmp_path / "prefix", tmp_path / "cache")
     assert not (tmp_path / "prefix").exists()
