@@ -1,11 +1,10 @@
 """Suite-wide fixtures, as plugins: the offline conda channels (built once, cached by their
 inputs) and the real Docker engine and registry (``tests/support/engine.py``).
 
-The suite runs on two pytest-xdist workers (``scripts/test.sh``: ``-n 2 --dist
-loadgroup``). Every test that touches the one Docker engine, the session registry on
-127.0.0.1:5000, host iptables or a real hub is put in one ``engine`` group, so those run
-one at a time on one worker, in one session, exactly as they do without xdist; the pure
-tests (renderers, kmock, helm, locks, parsers) run beside them on the other worker.
+Every test that touches the one Docker engine, the session registry on 127.0.0.1:5000,
+host iptables or a real hub is marked ``engine`` here, so ``scripts/test.sh`` can run those
+one at a time in one pytest process (``-m engine``) while the pure tests (renderers,
+kmock, helm, locks, parsers) run beside them in a second (``-m "not engine"``).
 """
 
 import pytest
@@ -13,7 +12,7 @@ import pytest
 pytest_plugins = ["tests.channel.fixtures", "tests.support.engine"]
 
 # a test under these folders, with one of these marks or using one of these fixtures (its
-# own or through another fixture) shares the engine and runs in the engine group
+# own or through another fixture) shares the engine
 ENGINE_DIRS = ("tests/docker/", "tests/e2e/")
 ENGINE_MARKS = {"docker", "registry", "e2e"}
 ENGINE_FIXTURES = {
@@ -36,8 +35,8 @@ def in_engine_group(item) -> bool:
     return bool(ENGINE_FIXTURES & set(getattr(item, "fixturenames", ())))
 
 
-@pytest.hookimpl(trylast=True)
+@pytest.hookimpl(tryfirst=True)  # before -m reads the marks
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if in_engine_group(item):
-            item.add_marker(pytest.mark.xdist_group("engine"))
+            item.add_marker(pytest.mark.engine)

@@ -137,7 +137,8 @@ class Booting:
                 if await self.poll() is not None:
                     logs = await asyncio.to_thread(dockerops.container_logs, self.client,
                                                    self.object_id)
-                    self._refuse(f"the server exited while starting:\n{logs}", 500,
+                    self._refuse(f"the server exited while starting:\n"
+                                 f"{logs or '(its container is gone: no logs to show)'}", 500,
                                  "exited")
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, POLL_MOST)

@@ -337,7 +337,10 @@ def remove_container(client: docker.APIClient, name: str) -> bool:
 
 
 def container_logs(client: docker.APIClient, container: str, tail: int | str = 30) -> str:
-    """The container's last ``tail`` log lines ('all': every line); '' if unreadable."""
+    """The container's last ``tail`` log lines ('all': every line); '' if unreadable or the
+    container is gone (no id)."""
+    if not container:
+        return ""
     try:
         return client.logs(container, stdout=True, stderr=True, tail=tail).decode(
             errors="replace")

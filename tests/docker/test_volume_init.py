@@ -18,6 +18,7 @@ from spawner.docker.prepare import prepare
 from spawner.docker.site import DockerSite
 from spawner.launch.spec import ImageRef, build_launch_spec
 from spawner.project import parse_project
+from tests.support.engine import remove_project
 
 pytestmark = [pytest.mark.docker, pytest.mark.registry]
 
@@ -76,9 +77,4 @@ def test_new_home_and_workspace_get_one_helper_and_existing_ones_none(image):
         again = prepare(api, spec, project=project, site=DockerSite(firewall=False), pull=False)
         assert again.created_volumes == () and len(api.started) == 1  # no helper this time
     finally:
-        for volume in (api.volumes(filters={"label": f"org.lockstep.project={name}"}) or {}).get(
-            "Volumes"
-        ) or []:
-            api.remove_volume(volume["Name"], force=True)
-        for network in api.networks(filters={"label": f"org.lockstep.project={name}"}):
-            api.remove_network(network["Id"])
+        remove_project(api, name)

@@ -19,6 +19,7 @@ from spawner.docker.prepare import prepare
 from spawner.docker.site import DockerSite
 from spawner.launch.spec import ImageRef, build_launch_spec
 from spawner.project import parse_project
+from tests.support.engine import remove_project
 
 pytestmark = [pytest.mark.docker, pytest.mark.registry]
 NOTEBOOK = '{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}\n'
@@ -97,10 +98,7 @@ def test_a_new_workspace_gets_the_notebooks_once_and_links_are_not_followed(imag
         assert not (ws / "new.ipynb").exists()
         assert not api.containers(all=True, filters={"label": f"org.lockstep.project={name}"})
     finally:
-        for volume in (api.volumes(filters={"label": f"org.lockstep.project={name}"}) or {}).get(
-            "Volumes"
-        ) or []:
-            api.remove_volume(volume["Name"], force=True)
+        remove_project(api, name)
 
 
 def test_a_project_without_notebooks_gets_an_empty_workspace(image, tmp_path):
@@ -121,7 +119,4 @@ def test_a_project_without_notebooks_gets_an_empty_workspace(image, tmp_path):
         ws = Path(api.inspect_volume(f"lockstep-ws-{name}")["Mountpoint"])
         assert list(ws.iterdir()) == [] and ws.stat().st_uid == 1000
     finally:
-        for volume in (api.volumes(filters={"label": f"org.lockstep.project={name}"}) or {}).get(
-            "Volumes"
-        ) or []:
-            api.remove_volume(volume["Name"], force=True)
+        remove_project(api, name)

@@ -161,3 +161,12 @@ def run_image(docker_client, image: str, command: list[str]) -> str:
         return logs
     finally:
         container.remove(force=True)
+
+
+def remove_project(api, project: str) -> None:
+    """Remove the volumes and networks lockstep made for ``project`` (labelled with it)."""
+    selector = {"label": f"org.lockstep.project={project}"}
+    for volume in (api.volumes(filters=selector) or {}).get("Volumes") or []:
+        api.remove_volume(volume["Name"], force=True)
+    for network in api.networks(filters=selector):
+        api.remove_network(network["Id"])

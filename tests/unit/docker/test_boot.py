@@ -185,3 +185,13 @@ def test_answers_reads_the_status_on_one_connection_and_tells_refused_from_silen
             assert time.monotonic() - began < 1.0
 
     asyncio.run(check())
+
+
+def test_logs_of_a_container_that_is_gone_are_empty_not_an_error():
+    from spawner.docker.engine import container_logs
+
+    class Client:  # docker-py raises NullResource for a None id; never asked here
+        def logs(self, *args, **kwargs):
+            raise AssertionError("no container id: nothing to ask the engine")
+
+    assert container_logs(Client(), None) == "" and container_logs(Client(), "") == ""
