@@ -18,6 +18,7 @@ import time
 import httpx
 
 from spawner.errors import LockstepError
+from spawner.hubservice import hubapi
 from spawner.hubservice.idle import HubServer, parse_servers
 
 TTL = 5.0
@@ -48,15 +49,14 @@ class HubServers:
         return found
 
     async def _users(self) -> list[dict]:
-        headers = {"Authorization": f"token {self.api_token}", "Accept": PAGINATION}
         users: list[dict] = []
         offset = 0
         try:
-            async with httpx.AsyncClient(timeout=self.timeout) as client:
+            async with hubapi.client(self.api_url, self.api_token, timeout=self.timeout,
+                                     accept=PAGINATION) as client:
                 for _ in range(MAX_PAGES):
                     response = await client.get(
-                        f"{self.api_url}/users",
-                        headers=headers,
+                        "users",
                         params={"state": "active", "offset": offset, "limit": PAGE},
                     )
                     response.raise_for_status()

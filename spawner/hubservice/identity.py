@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 import httpx
 
+from spawner.hubservice import hubapi
 from spawner.launch.access import Requester
 
 TTL = 30.0
@@ -62,11 +63,10 @@ class Identities:
         return requester_from_model(model, extra=full)
 
     async def _lookup(self, name: str) -> dict | None:
-        url = f"{self.api_url}/users/{quote(name, safe='')}"
         try:
-            async with httpx.AsyncClient(timeout=self.timeout) as client:
-                response = await client.get(
-                    url, headers={"Authorization": f"token {self.api_token}"})
+            async with hubapi.client(self.api_url, self.api_token,
+                                     timeout=self.timeout) as client:
+                response = await client.get(f"users/{quote(name, safe='')}")
             response.raise_for_status()
             return dict(response.json())
         except (httpx.HTTPError, ValueError) as exc:

@@ -49,6 +49,7 @@ from urllib.parse import quote
 import httpx
 
 from spawner.errors import LockstepError
+from spawner.hubservice import hubapi
 from spawner.hubservice import notebooks as nbscan
 from spawner.hubservice.source import Source
 from spawner.hubservice.visibility import BadRequest, NotVisible, visible_project
@@ -172,13 +173,11 @@ class ServerStarter:
 
     async def start(self, token: str, user: str, server: str, options: dict) -> str:
         """``"starting"`` or ``"running"`` (the server already runs); ``HubRefused``."""
-        url = f"{self.api_url}/users/{quote(user, safe='')}/servers/{quote(server, safe='')}"
+        path = f"users/{quote(user, safe='')}/servers/{quote(server, safe='')}"
         body = {"user_options": options, "display_name": server}
         try:
-            async with httpx.AsyncClient(timeout=self.timeout) as client:
-                response = await client.post(
-                    url, json=body, headers={"Authorization": f"token {token}"}
-                )
+            async with hubapi.client(self.api_url, token, timeout=self.timeout) as client:
+                response = await client.post(path, json=body)
         except httpx.HTTPError as exc:
             raise HubRefused(
                 f"the hub did not answer the start of {server} ({exc}); try again in a moment", 502
