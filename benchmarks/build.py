@@ -50,7 +50,8 @@ from traitlets.config import Config  # noqa: E402
 from spawner.image import localregistry  # noqa: E402
 from spawner.image.base import DEFINITION, build_base_layer  # noqa: E402
 from spawner.image.build import build_image  # noqa: E402
-from spawner.image.staging import compile_bytecode, default_installer  # noqa: E402
+from spawner.image.bytecode import compile_bytecode  # noqa: E402
+from spawner.image.staging import default_installer  # noqa: E402
 from spawner.lock.locking import LockInputs, lock_environment  # noqa: E402
 from spawner.lock.pypi import PipInputs  # noqa: E402
 from spawner.settings import Lockstep  # noqa: E402
@@ -231,13 +232,14 @@ def example_channels() -> list[str]:
     return sorted(found)
 
 
-PHASES = (("install", "installing", "installed"), ("compile", "installed", "compiled"),
-          ("layout", "compiled", "writing"), ("layers", "writing", "wrote"),
+PHASES = (("install", "installing", "installed"), ("layout", "installed", "writing"),
+          ("compile", "writing", "compiled"), ("layers after compile", "compiled", "wrote"),
           ("push", "wrote", "pushed"))
 """(phase, the line it starts after, the line it ends with), from the build's progress.
-Layers are uploaded as each is written (``push.EarlyPush``), so "layers" holds most of the
-upload and "push" what is left after the last layer; "other" is mostly waiting for the
-staging folder's removal at the end."""
+Layers are written while the rest compiles (``spawner.image.pipeline``: a layer starts as
+its last source is compiled) and uploaded as each is written (``push.EarlyPush``), so
+"compile" holds most of the layer writing and uploads too, "layers after compile" what
+was left once the compiler ended, and "push" what is left after the last layer."""
 
 
 def split(steps: list[tuple[float, str]], total: float) -> str:

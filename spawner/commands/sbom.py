@@ -8,7 +8,10 @@ image's own ``/opt/env/conda-meta``.
 
 Licenses come from each package's metadata (``info/about.json``, else ``info/index.json``)
 in the package cache (``<cache>/pkgs``), from the archive itself for ``file://`` channels,
-and, for an image, from its ``conda-meta`` records. ``spawner.sbom.cyclonedx`` builds the document.
+and, for an image, from its ``conda-meta`` records. A pip sdist the build built into a
+wheel gets that wheel's sha256 and backend from the build record beside the lock
+(``build-record.json``, when it is of the same lock). ``spawner.sbom.cyclonedx`` builds the
+document.
 """
 
 from __future__ import annotations
@@ -208,9 +211,11 @@ def run(args, settings) -> int:
         except LockstepError as exc:
             print(f"lockstep sbom: licenses from the image unavailable: {exc}", file=sys.stderr)
     licenses = {**_meta_licenses(records or []), **licenses}
+    built = _built(dict(subject.properties), subject.version, args.platform)
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if args.timestamp else None
     bom = sbom.build_sbom(packages=packages, subject=subject, channels=settings.channel_urls,
-                          licenses=licenses, tool_version=_tool_version(), timestamp=stamp)
+                          licenses=licenses, tool_version=_tool_version(), timestamp=stamp,
+                          built=built)
     text = sbom.dumps(bom)
     if args.output:
         Path(args.output).write_text(text)
@@ -220,6 +225,19 @@ def run(args, settings) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+def _built(properties: dict, version: str, platform: str) -> dict:
+    """The sdists built into wheels (by sdist sha256), from the build record beside the
+    lock the bill is of, when that record is of the same lock (``recorded_builds``)."""
+    from spawner.image.build import RECORD
+    from spawner.image.buildrecords import recorded_builds
+
+    lockfile = properties.get("org.lockstep:lockfile", "")
+    if not lockfile.endswith(".yml"):
+        return {}
+    lock_hash = properties.get("org.lockstep:lock-hash", version)
+    return recorded_builds(Path(lockfile).parent / RECORD, lock_hash, platform)
 
 
 def _tool_version() -> str:

@@ -34,26 +34,21 @@ from spawner.image import oci, push
 from spawner.image.assemble import (  # noqa: F401  (lock_hash: imported from here too)
     FORMAT,
     assemble,
-    group_entries,
     image_key,
     lab_versions,
     layer_roots,
     lock_hash,
 )
 from spawner.image.base import ARCHITECTURES, BaseImage, ensure_base, external_base
-from spawner.image.envlayout import layout_prefix
-from spawner.image.grouping import group_packages
-from spawner.image.index import PlatformManifest, compile_plan, host_platforms, image_index
-from spawner.image.jupyterhook import hook_entries
+from spawner.image.index import PlatformManifest, host_platforms, image_index
+from spawner.image.pipeline import LayerOptions, staged_layers
 from spawner.image.registry import RegistryClient
 from spawner.image.sandbox import require_sandbox
 from spawner.image.staging import (
     Installer,
     check_server,
-    compile_bytecode,
     default_installer,
     new_staging_dir,
-    python_version,
     remove_later,
 )
 from spawner.image.tarlayer import BlobCache, LayerBlob
@@ -61,7 +56,7 @@ from spawner.lock.condalock import read_lockfile
 from spawner.lock.cuda import lock_requirement
 from spawner.lock.pipinstall import refuse_locked_sdists
 from spawner.lock.policy import ChannelPolicy
-from spawner.progress import Counter, human_bytes
+from spawner.progress import human_bytes
 from spawner.project import load_project
 
 RECORD = "build-record.json"
@@ -139,7 +134,7 @@ class Builder:
         self.client = RegistryClient.for_host(self.repo.host,
                                               insecure_registries=settings.insecure_registries)
         self.early: push.EarlyPush | None = None  # layer uploads begun as each is written
-        self.removing: list = []  # staging folders being removed (``staging.remove_later``)
+        self.built: list[dict] = []  # sdists built into wheels (``records.built_wheels``)
 
     def run(self) -> BuildResult:
         try:
@@ -147,8 +142,6 @@ class Builder:
         finally:
             self.early and self.early.close()
             self.client.close()
-            for thread in self.removing:
-                thread.join()
 
     def _run(self) -> BuildResult:
         lockfile = self._lockfile()
@@ -216,7 +209,8 @@ class Builder:
                 )
                 images.append(PlatformImage(platform, base, blobs, config, manifest))
         finally:
-            self.removing += [remove_later(staging) for staging in stagings.values()]
+            for staging in stagings.values():
+                remove_later(staging)
         return images
 
     def _push_image(self, image: PlatformImage) -> int | None:
@@ -308,48 +302,26 @@ class Builder:
         else:
             self.installer(lockfile, staging, platform=platform)
         check_server(staging, project=self.name)
-        self._compile(staging, platform, host)
-        layout = layout_prefix(staging)
-        layout.extra.extend(hook_entries(python_version(staging)))  # last layer
-        slots = self.settings.layer_limit - len(base.layers) - 1
-        groups = group_packages(
-            layout.package_infos(), slots=slots, roots=layer_roots(self.settings)
+        self.built += records.built_wheels(staging, platform)
+        options = LayerOptions(
+            slots=self.settings.layer_limit - len(base.layers) - 1,
+            roots=layer_roots(self.settings),
+            pyc_cache=self.settings.cache_path("pyc"),
+            sandbox=self.settings.build_sandbox,
+            tests=self.settings.compile_test_bytecode,
+            mtime=self.epoch,
+            workers=self.workers,
         )
-        planned = group_entries(layout, groups)
-        self.progress(f"writing {len(planned)} layers")
-        cache = BlobCache(self.settings.cache_path("layers"))
-        written = Counter(self.progress, "writing", len(planned), "layers")
         if self.early is None:
             self.early = push.EarlyPush(
                 self.client, self.repo, push.sibling_repos(self.project_dir, self.repo, RECORD)
             )
-
-        def done(blob: LayerBlob) -> None:
-            written.add(blob.size)
-            self.early.add(blob)
-
-        blobs = cache.layers(
-            [entries for _, entries in planned], mtime=self.epoch, workers=self.workers, done=done
+        blobs, history = staged_layers(
+            staging, options, BlobCache(self.settings.cache_path("layers")), platform=platform,
+            host=host, progress=self.progress, done=self.early.add,
         )
         self.progress(f"wrote {len(blobs)} layers ({human_bytes(sum(b.size for b in blobs))})")
-        return blobs, [text for text, _ in planned]
-
-    def _compile(self, staging: Path, platform: str, host: Path | None) -> None:
-        """Bytecode for ``platform``'s env as ``index.compile_plan`` decides."""
-        plan = compile_plan(
-            platform, host_platform="linux-64", env_python=python_version(staging),
-            host_python=(python_version(host) if host else None) or "",
-        )
-        if plan == "skip":
-            self.progress(f"{platform}: no bytecode compiled (no python this host can run "
-                          "for it; CPython compiles on first import)")
-            return
-        total, hits = compile_bytecode(
-            staging, cache_dir=self.settings.cache_path("pyc"),
-            sandbox=self.settings.build_sandbox, interpreter=host if plan == "host" else None,
-            tests=self.settings.compile_test_bytecode,
-        )
-        self.progress(f"compiled bytecode for {total} sources ({hits} from the cache)")
+        return blobs, history
 
     def _push(
         self, base: BaseImage, blobs: list[LayerBlob], config: bytes, manifest: bytes, digest: str
@@ -365,7 +337,7 @@ class Builder:
 
     def _finish(self, key: str, result: BuildResult) -> BuildResult:
         records.write(self.settings, self.project_dir / RECORD, key,
-                      {"format": FORMAT, **result.to_json()})
+                      {"format": FORMAT, **result.to_json()}, built=self.built)
         return result
 
 

@@ -5,7 +5,11 @@ Each finished build is written twice, atomically: under the cache
 (``build-record.json``, which sibling projects read to mount shared layers, and the spawn
 form reads for when the image was built: ``built_at``, UTC). A record is
 only trusted for the key (the build's inputs, ``assemble.image_key``) and the repository it
-names. Plain files; no registry access here.
+names. ``built_wheels`` lists each pip sdist the build built into a wheel (platform, name,
+version, sdist URL and sha256, wheel file and sha256, backend), read from the staged
+prefix's ``LOCKSTEP_BUILT.json`` files; ``lockstep sbom`` reads them back
+(``recorded_builds``) only from a record of the same lock. Plain files; no registry access
+here.
 """
 
 from __future__ import annotations
@@ -17,10 +21,12 @@ from pathlib import Path
 
 LISTS = ("layer_digests", "platforms")
 BUILT_AT = "built_at"
+BUILT_WHEELS = "built_wheels"
 
 
-def known(settings, record_path: Path, repo_name: str, key: str, *,
-          fields: tuple[str, ...]) -> dict | None:
+def known(
+    settings, record_path: Path, repo_name: str, key: str, *, fields: tuple[str, ...]
+) -> dict | None:
     """The recorded build result for ``key`` in ``repo_name``, or None."""
     for path in (settings.cache_path("images", f"{key}.json"), record_path):
         try:
@@ -32,26 +38,82 @@ def known(settings, record_path: Path, repo_name: str, key: str, *,
     return None
 
 
-def built_at(record_path: Path, digest: str, now: str) -> str:
-    """When ``digest`` was first built here: the time the record beside the lock already
-    gives for that same digest, else ``now`` (a rebuild of the same inputs keeps it)."""
+def _same_digest(record_path: Path, digest: str) -> dict:
+    """The record beside the lock when it is for ``digest``, else ``{}``."""
     try:
         old = json.loads(Path(record_path).read_text())
     except (OSError, ValueError):
-        return now
-    if isinstance(old, dict) and old.get("digest") == digest and old.get(BUILT_AT):
-        return str(old[BUILT_AT])
-    return now
+        return {}
+    return old if isinstance(old, dict) and digest and old.get("digest") == digest else {}
 
 
-def write(settings, record_path: Path, key: str, result: dict) -> None:
+def built_at(record_path: Path, digest: str, now: str) -> str:
+    """When ``digest`` was first built here: the time the record beside the lock already
+    gives for that same digest, else ``now`` (a rebuild of the same inputs keeps it)."""
+    return str(_same_digest(record_path, digest).get(BUILT_AT) or now)
+
+
+def built_wheels(prefix: Path, platform: str) -> list[dict]:
+    """Each sdist built into a wheel in the staged ``prefix`` (its ``LOCKSTEP_BUILT.json``,
+    written by ``pipinstall``), as the build record lists it; sorted by name."""
+    from packaging.utils import parse_wheel_filename
+
+    from spawner.lock.pipinstall import BUILT  # lazy: the hub imports this module
+
+    found = []
+    for path in sorted(Path(prefix).glob(f"lib/python*/site-packages/*.dist-info/{BUILT}")):
+        data = json.loads(path.read_text())
+        name, version, _build, _tags = parse_wheel_filename(data["wheel"]["file"])
+        found.append(
+            {
+                "platform": platform,
+                "name": str(name),
+                "version": str(version),
+                "sdist_url": data["sdist"]["url"],
+                "sdist_sha256": data["sdist"]["sha256"],
+                "wheel": data["wheel"]["file"],
+                "wheel_sha256": data["wheel"]["sha256"],
+                "backend": data["backend"],
+            }
+        )
+    return sorted(found, key=lambda b: (b["name"], b["platform"]))
+
+
+def recorded_builds(record_path: Path, lock_hash: str, platform: str) -> dict[str, dict]:
+    """sdist sha256 -> its ``built_wheels`` entry for ``platform``, from the record beside
+    a lock when that record is of the lock with ``lock_hash``; ``{}`` otherwise."""
+    try:
+        record = json.loads(Path(record_path).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(record, dict) or not lock_hash or record.get("lock_hash") != lock_hash:
+        return {}
+    return {
+        b["sdist_sha256"]: b
+        for b in record.get(BUILT_WHEELS) or []
+        if isinstance(b, dict) and b.get("platform") == platform and b.get("sdist_sha256")
+    }
+
+
+def write(
+    settings, record_path: Path, key: str, result: dict, built: list[dict] | None = None
+) -> None:
     """Record ``result`` for ``key`` (less the per-run ``noop`` and ``bytes_uploaded``),
     with ``built_at`` (UTC; the spawn form shows it): kept from the record it replaces when
-    the digest is the same, so an unchanged image keeps its first build time."""
+    the digest is the same, so an unchanged image keeps its first build time; and with
+    ``built`` (``built_wheels``), kept likewise when a no-op build built nothing."""
     record = {"key": key, **result}
     record.pop("noop", None), record.pop("bytes_uploaded", None)
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    record[BUILT_AT] = built_at(record_path, str(record.get("digest", "")), now)
+    digest = str(record.get("digest", ""))
+    record[BUILT_AT] = built_at(record_path, digest, now)
+    old = (
+        {}
+        if built
+        else _same_digest(record_path, digest)
+        or _same_digest(settings.cache_path("images", f"{key}.json"), digest)
+    )
+    record[BUILT_WHEELS] = list(built or old.get(BUILT_WHEELS) or [])
     text = json.dumps(record, indent=2, sort_keys=True) + "\n"
     for path in (settings.cache_path("images", f"{key}.json"), record_path):
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -40,10 +40,16 @@ class Layout:
     meta: list[Entry] = field(default_factory=list)
 
     def package_infos(self) -> list[PackageInfo]:
-        """Sizes (installed bytes) and dependency names, for the grouping."""
+        """Sizes (installed bytes, bytecode not counted: it may still be compiling, and
+        whether it came from the .pyc cache must not move a group) and dependency names,
+        for the grouping."""
         infos = []
         for name, pkg in sorted(self.packages.items()):
-            size = sum(os.lstat(e.source).st_size for e in self.owned.get(name, []) if e.source)
+            size = sum(
+                os.lstat(e.source).st_size
+                for e in self.owned.get(name, [])
+                if e.source and not PYC_RE.match(e.path)
+            )
             infos.append(PackageInfo(name, size, pkg.dependencies))
         return infos
 

@@ -32,7 +32,7 @@ import hashlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-RULE = "tiers+content-defined-groups-1"
+RULE = "tiers+content-defined-groups-2"  # 2: sizes without bytecode
 CORE_ROOTS = ("python",)
 SOLO_BYTES = 1 << 20  # installed bytes from which a package is a layer of its own
 BOUNDARY_ONE_IN = 8  # about one small package in 8 ends a group

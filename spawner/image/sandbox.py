@@ -67,27 +67,46 @@ def sandboxed(
     *,
     bwrap: str | None,
     read_only: Sequence[Path | tuple[Path, str]] = (),
-    writable: Sequence[Path] = (),
+    writable: Sequence[Path | tuple[Path, str]] = (),
     env: Mapping[str, str] | None = None,
 ) -> tuple[list[str], dict[str, str]]:
     """``(argv, environment)`` to run ``command``; with ``bwrap`` None, unsandboxed.
 
     ``read_only`` entries are host paths bound at the same path, or ``(host, inside)``
-    pairs; ``writable`` folders are bound read-write at the same path.
+    pairs; ``writable`` folders likewise, bound read-write (a pair binds a host folder at
+    a fixed inside path, so no host path reaches what the command writes). Unsandboxed,
+    the command sees host paths only: the caller picks the path it passes accordingly.
     """
     clean = {"PATH": SANDBOX_PATH, **dict(env or {})}
     if bwrap is None:
         return list(command), clean
     args = [
-        bwrap, "--unshare-all", "--unshare-user", "--uid", "65534", "--gid", "65534",
-        "--cap-drop", "ALL", "--die-with-parent", "--new-session", "--clearenv",
-        *_system_binds(), "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+        bwrap,
+        "--unshare-all",
+        "--unshare-user",
+        "--uid",
+        "65534",
+        "--gid",
+        "65534",
+        "--cap-drop",
+        "ALL",
+        "--die-with-parent",
+        "--new-session",
+        "--clearenv",
+        *_system_binds(),
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--tmpfs",
+        "/tmp",
     ]
     for entry in read_only:
         host, inside = (entry, str(entry)) if isinstance(entry, Path) else entry
         args += ["--ro-bind", str(host), inside]
-    for folder in writable:
-        args += ["--bind", str(folder), str(folder)]
+    for entry in writable:
+        host, inside = (entry, str(entry)) if isinstance(entry, Path) else entry
+        args += ["--bind", str(host), inside]
     for key, value in sorted(clean.items()):
         args += ["--setenv", key, value]
     return [*args, "--chdir", "/", *command], {}

@@ -7,11 +7,13 @@ the lock (naming the package, the missing backend and the fix) before any pip pa
 unpacked. ``build_wheel`` runs the backend's ``build_wheel`` with the environment's own
 python (``pipbuildhook``) under ``spawner.image.sandbox`` (bubblewrap: no network, a
 private user namespace, empty environment, the environment read-only at its final path,
-only a scratch folder writable), with ``SOURCE_DATE_EPOCH`` and ``PYTHONHASHSEED`` fixed;
-nothing is downloaded, so a backend that wants more than the environment holds fails,
-named. The wheel is re-packed deterministically (members sorted, fixed dates and modes)
-and checked to be the locked name and version. Extraction refuses members that would leave
-the scratch folder. It writes only under ``work``; it must not import rattler or uv.
+only the scratch folder writable, bound at ``/build`` so no host path reaches the backend
+or the wheel), with ``SOURCE_DATE_EPOCH`` and ``PYTHONHASHSEED`` fixed; nothing is
+downloaded, so a backend that wants more than the environment holds fails, named: the
+package, the backend, the build's last lines and the fix (``SdistBuildError``). The
+wheel is re-packed deterministically (members sorted, fixed dates and modes) and checked
+to be the locked name and version. Extraction refuses members that would leave the
+scratch folder. It writes only under ``work``; it must not import rattler or uv.
 """
 
 from __future__ import annotations
@@ -42,6 +44,14 @@ ENV = {
     "PYTHONDONTWRITEBYTECODE": "1",
     "LC_ALL": "C.UTF-8",
 }
+BUILD_DIR = "/build"
+"""Where the sandbox binds the build's scratch folder (the sdist under ``src/``)."""
+TAIL_LINES = 25
+FIX = (
+    "Pin a version with a wheel for this platform, use its conda package, or make the build "
+    "possible (add what it needs to the spec) and re-lock with `lockstep lock`. Nothing of "
+    "the pip packages was installed."
+)
 
 
 class SdistBuildError(LockstepError):
@@ -150,23 +160,27 @@ def build_wheel(
     work: Path,
     timeout: float = 900,
 ) -> Path:
-    """Build ``root`` (an unpacked sdist) into a normalised wheel under ``work``."""
+    """Build ``root`` (an unpacked sdist under ``work``) into a normalised wheel under
+    ``work``. Sandboxed, ``work`` is bound at ``BUILD_DIR`` (``/build``): the backend never
+    sees the host's scratch path, so the wheel does not depend on it."""
     bwrap = require_sandbox(sandbox)
     out = work / "out"
     out.mkdir(parents=True, exist_ok=True)
-    inside = target_prefix if bwrap else str(prefix)
-    hook = "/run/lockstep/pipbuildhook.py" if bwrap else str(HOOK)
-    python_path = f"{inside}/bin/python{python}"
-    command = [python_path, "-I", "-B", hook, str(root), str(out), system.backend, *system.paths]
-    argv, env = sandboxed(
-        command, bwrap=bwrap, read_only=[(prefix, inside), (HOOK, hook)], writable=[work], env=ENV
+    argv, env = _argv(
+        root,
+        system,
+        bwrap=bwrap,
+        prefix=prefix,
+        target_prefix=target_prefix,
+        python=python,
+        work=work,
     )
     try:
         proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise SdistBuildError(
-            f"pip package {label}: building its sdist took more than "
-            f"{timeout:.0f} s and was stopped."
+            f"pip package {label}: building its sdist (backend {system.backend}) took more "
+            f"than {timeout:.0f} s and was stopped. {FIX}"
         ) from None
     if proc.returncode == 3 and "LOCKSTEP-MISSING" in proc.stderr:
         raise refusal(label, [system.backend.split(":")[0]], system)
@@ -174,13 +188,54 @@ def build_wheel(
     if proc.returncode != 0 or not built or not (out / built[1]).is_file():
         where = "in the build sandbox (bwrap, no network) " if bwrap else ""
         raise SdistBuildError(
-            f"pip package {label}: its sdist could not be built {where}(exit "
-            f"{proc.returncode}, backend {system.backend}); it may need a compiler or a build "
-            "dependency the environment does not have. Pin a version with a wheel for this "
-            "platform, use its conda package, or add what it needs to the spec and re-lock. "
-            f"Nothing of the pip packages was installed.\n{(proc.stdout + proc.stderr)[-2000:]}"
+            f"pip package {label}: its sdist could not be built {where}(backend "
+            f"{system.backend}, exit {proc.returncode}); it may need a compiler or a build "
+            f"dependency the environment does not have. {FIX}\n"
+            f"The build's last lines:\n{tail(proc.stdout, proc.stderr)}"
         )
     return normalise(out / built[1], work / "wheel", name=name, version=version, label=label)
+
+
+def _argv(
+    root: Path,
+    system: BuildSystem,
+    *,
+    bwrap: str | None,
+    prefix: Path,
+    target_prefix: str,
+    python: str,
+    work: Path,
+) -> tuple[list[str], dict[str, str]]:
+    """The hook's command line, sandboxed: the environment read-only at ``target_prefix``,
+    the hook at ``/run/lockstep``, ``work`` writable at ``BUILD_DIR``."""
+    inside = target_prefix if bwrap else str(prefix)
+    hook = "/run/lockstep/pipbuildhook.py" if bwrap else str(HOOK)
+    seen = BUILD_DIR if bwrap else str(work)  # the scratch folder as the backend sees it
+    source = f"{seen}/{root.relative_to(work).as_posix()}"
+    command = [
+        f"{inside}/bin/python{python}",
+        "-I",
+        "-B",
+        hook,
+        source,
+        f"{seen}/out",
+        system.backend,
+        *system.paths,
+    ]
+    return sandboxed(
+        command,
+        bwrap=bwrap,
+        read_only=[(prefix, inside), (HOOK, hook)],
+        writable=[(work, seen)],
+        env=ENV,
+    )
+
+
+def tail(stdout: str, stderr: str, lines: int = TAIL_LINES) -> str:
+    """The last ``lines`` lines the build printed (stdout, then stderr), each indented and
+    cut at 300 characters; ``(no output)`` when it printed nothing."""
+    text = [line[:300] for line in (stdout + "\n" + stderr).splitlines() if line.strip()]
+    return "\n".join(f"  | {line}" for line in text[-lines:]) or "  | (no output)"
 
 
 def normalise(wheel: Path, folder: Path, *, name: str, version: str, label: str) -> Path:

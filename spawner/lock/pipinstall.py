@@ -140,6 +140,8 @@ def install_wheels(
     with tempfile.TemporaryDirectory(prefix="build-", dir=scratch) as tmp:
         planned = _plan_sources(sources, prefix, binaries, python=version, work=Path(tmp),
                                 cache_dir=cache_dir, mirrors=mirrors)
+        site = prefix / f"lib/python{version}/site-packages"
+        kept = {p.name for p in site.glob("*.dist-info")}  # there before this call: kept
         done: list[str] = []
         try:
             for wheel, path in sorted(zip(binaries, paths, strict=True), key=lambda x: x[0].name):
@@ -153,8 +155,8 @@ def install_wheels(
                 done.append(unpack(built, prefix, python=version, target_prefix=target_prefix,
                                    label=wheel.name, extra=_built_record(wheel, built, system)))
         except pipbuild.SdistBuildError:
-            for info_dir in done:
-                _remove(prefix / f"lib/python{version}/site-packages", info_dir)
+            for info_dir in sorted(set(done) - kept):
+                _remove(site, info_dir)
             raise
     return sorted(f"{w.name}=={w.version}" for w in wheels)
 
@@ -303,11 +305,18 @@ def _remove(site: Path, info_dir: str) -> None:
     record = site / info_dir / "RECORD"
     if not record.is_file():
         return
+    prefix = site.parent.parent.parent.resolve()
+    folders = {record.parent}
     for line in record.read_text().splitlines():
         target = site / line.split(",", 1)[0]
-        if target.resolve().is_relative_to(site.parent.parent.parent.resolve()):
+        if target.resolve().is_relative_to(prefix):
             target.unlink(missing_ok=True)
+            folders.add(target.parent)
     record.unlink(missing_ok=True)
+    for folder in sorted(folders, key=lambda f: len(f.parts), reverse=True):
+        while folder.resolve() != prefix and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()  # a folder the distribution's files alone filled
+            folder = folder.parent
 
 
 def _scripts(text: str, *, shebang: str) -> list[tuple[str, bytes]]:

@@ -14,6 +14,13 @@ Guarantees
 - purls: ``pkg:conda/<channel>/<name>@<version>?build=<build>&subdir=<subdir>`` for conda
   packages (the channel named as ``c.Lockstep.channel_urls`` names it, else the last
   segment of the channel URL), ``pkg:pypi/<name>@<version>`` for pip packages.
+- A pip sdist the build built into a wheel (``built``, from the build record) keeps the
+  sdist as its ``hashes`` and ``distribution`` reference (what the lock pins and what was
+  downloaded) and gets ``properties`` for what the image holds:
+  ``org.lockstep:built-wheel`` (file name), ``org.lockstep:built-wheel-sha256`` and
+  ``org.lockstep:build-backend``. A second SHA-256 in ``hashes`` would leave a reader
+  unable to tell which file it is of; CycloneDX 1.5 has no field for a built artifact
+  without a URL of its own, so the properties name it.
 - Licenses: an SPDX id (``{"license": {"id": ...}}``) when the text is a well-known id,
   an ``expression`` when it combines ids with AND/OR/WITH, and ``{"license": {"name":
   ...}}`` otherwise, so the document always validates against the 1.5 schema.
@@ -120,9 +127,11 @@ def license_entry(text: str) -> list[dict[str, Any]]:
 
 
 def component(
-    package: LockedPackage, *, channels: Mapping[str, str], license_text: str = ""
+    package: LockedPackage, *, channels: Mapping[str, str], license_text: str = "",
+    built: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """One CycloneDX component for ``package``."""
+    """One CycloneDX component for ``package``; ``built``: the build record's entry for a
+    pip sdist built into a wheel (``wheel``, ``wheel_sha256``, ``backend``)."""
     ref = purl(package, channels)
     hashes = [{"alg": "SHA-256", "content": package.sha256}] if package.sha256 else []
     if package.md5:
@@ -143,6 +152,12 @@ def component(
         item["properties"] = [
             {"name": "org.lockstep:build", "value": package.build},
             {"name": "org.lockstep:subdir", "value": package.subdir},
+        ]
+    elif built:
+        item["properties"] = [
+            {"name": "org.lockstep:build-backend", "value": str(built["backend"])},
+            {"name": "org.lockstep:built-wheel", "value": str(built["wheel"])},
+            {"name": "org.lockstep:built-wheel-sha256", "value": str(built["wheel_sha256"])},
         ]
     return item
 
@@ -167,6 +182,7 @@ def build_sbom(
     licenses: Mapping[str, str],
     tool_version: str = "",
     timestamp: str | None = None,
+    built: Mapping[str, Mapping[str, str]] | None = None,
 ) -> dict[str, Any]:
     """The CycloneDX 1.5 document for ``packages``.
 
@@ -177,11 +193,15 @@ def build_sbom(
         a package without an entry gets no ``licenses``.
     timestamp
         ISO 8601 time to record in ``metadata.timestamp``; ``None`` leaves it out.
+    built
+        Built wheels keyed by the sdist's sha256 (``buildrecords.recorded_builds``): a pip
+        package whose locked sha256 is one gets the built wheel's properties.
     """
     ordered = sorted(packages, key=lambda p: (p.manager, p.name, p.version, p.url))
     components = [
         component(p, channels=channels,
-                  license_text=licenses.get(p.stem if p.manager == "conda" else p.name, ""))
+                  license_text=licenses.get(p.stem if p.manager == "conda" else p.name, ""),
+                  built=(built or {}).get(p.sha256) if p.manager == "pip" else None)
         for p in ordered
     ]
     refs = {f"{p.manager}:{p.name}": c["bom-ref"] for p, c in zip(ordered, components, strict=True)}

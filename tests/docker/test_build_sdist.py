@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import copy
 import json
+from argparse import Namespace
 
 import pytest
 
+from spawner.commands import sbom as sbom_command
 from spawner.image.build import RECORD, build_image
 from spawner.lock import condalock
 from spawner.lock.locking import LockInputs, lock_environment
@@ -71,6 +73,29 @@ def test_sdist_builds_into_the_image_verifies_and_rebuilds_to_one_digest(
     assert built["sdist"] == {"url": sdist.url, "sha256": sdist.hash.sha256}
     assert built["wheel"]["file"].startswith("sdistdemo-1.0-")
     assert len(built["wheel"]["sha256"]) == 64
+    record = json.loads((folder / RECORD).read_text())  # the build record names the build
+    assert record["built_wheels"] == [
+        {
+            "platform": "linux-64",
+            "name": "sdistdemo",
+            "version": "1.0",
+            "sdist_url": sdist.url,
+            "sdist_sha256": sdist.hash.sha256,
+            "wheel": built["wheel"]["file"],
+            "wheel_sha256": built["wheel"]["sha256"],
+            "backend": "flit_core.buildapi",
+        }
+    ]
+    bom = tmp_path / "image.cdx.json"  # the image's SBOM carries the wheel it holds
+    args = Namespace(
+        target=first.reference, output=str(bom), stage=None, platform="linux-64", timestamp=False
+    )
+    assert sbom_command.run(args, settings) == 0  # this site's settings, not a config file
+    (item,) = [c for c in json.loads(bom.read_text())["components"] if c["name"] == "sdistdemo"]
+    assert item["hashes"] == [{"alg": "SHA-256", "content": sdist.hash.sha256}]
+    assert {"name": "org.lockstep:built-wheel-sha256", "value": built["wheel"]["sha256"]} in (
+        item["properties"]
+    )
     check = check_image(settings, first.reference, folder / "conda-lock.yml")
     assert check.differences == () and check.same_lock, check.differences
     (folder / RECORD).unlink()  # a cold rebuild: the sdist is built again, same bytes

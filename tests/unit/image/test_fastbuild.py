@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 
 import pytest
 
 from spawner.image import oci, push, pyccache
 from spawner.image.pycompile import largest_first
 from spawner.image.registry import RegistryClient
+from spawner.image.staging import REMOVING, new_staging_dir, remove_later
 from spawner.image.tarlayer import BlobCache, Entry, diff_id, shape, with_parents
 
 TAG = "cpython-311"
@@ -58,7 +60,7 @@ def test_serve_hits_leaves_test_suites_out_when_asked(tmp_path):
     assert [m.relative for m in missing] == ["lib/python3.11/site-packages/pkg/__init__.py"]
 
 
-def test_compiled_pyc_is_moved_made_0644_and_linked_into_the_cache(tmp_path):
+def test_compiled_pyc_is_copied_made_0644_and_linked_into_the_cache(tmp_path):
     staging, out, cache = _staging(tmp_path), tmp_path / "out", tmp_path / "cache"
     _, missing = pyccache.serve_hits(
         staging, "3.11", cache=cache, prefix="/opt/env", tag=TAG, tests=False
@@ -66,19 +68,42 @@ def test_compiled_pyc_is_moved_made_0644_and_linked_into_the_cache(tmp_path):
     produced = pyccache.pyc_path(out, missing[0].relative, TAG)
     pyccache.put(produced, b"compiled")
     os.chmod(produced, 0o4777)  # whatever the sandbox set
-    inode = os.stat(produced).st_ino
     assert pyccache.take_compiled(out, staging, missing, cache=cache, tag=TAG) == 1
     placed = pyccache.pyc_path(staging, missing[0].relative, TAG)
     entry = cache / missing[0].key[:2] / f"{missing[0].key}.pyc"
-    assert not produced.exists() and placed.read_bytes() == b"compiled"
-    assert os.stat(placed).st_ino == inode == os.stat(entry).st_ino
+    assert placed.read_bytes() == b"compiled"
+    assert os.stat(placed).st_ino == os.stat(entry).st_ino != os.stat(produced).st_ino
     assert stat.S_IMODE(os.stat(placed).st_mode) == 0o644
+    assert stat.S_IMODE(os.stat(produced).st_mode) == 0o4777  # the sandbox's file untouched
     # the next build is served from the cache: linked, nothing left to compile
     os.unlink(placed)
     total, again = pyccache.serve_hits(
         staging, "3.11", cache=cache, prefix="/opt/env", tag=TAG, tests=False
     )
     assert (total, again) == (1, []) and placed.read_bytes() == b"compiled"
+
+
+@pytest.mark.parametrize("swap", ["symlink", "hardlink", "fifo"])
+def test_a_produced_pyc_swapped_for_a_link_or_fifo_is_not_taken(tmp_path, swap):
+    """What a hostile interpreter can leave in its output folder while the build runs."""
+    staging, out, cache = _staging(tmp_path), tmp_path / "out", tmp_path / "cache"
+    _, missing = pyccache.serve_hits(
+        staging, "3.11", cache=cache, prefix="/opt/env", tag=TAG, tests=False
+    )
+    secret = tmp_path / "secret"
+    secret.write_text("host secret")
+    secret.chmod(0o600)
+    produced = pyccache.pyc_path(out, missing[0].relative, TAG)
+    produced.parent.mkdir(parents=True)
+    if swap == "symlink":
+        produced.symlink_to(secret)
+    elif swap == "hardlink":
+        os.link(secret, produced)
+    else:
+        os.mkfifo(produced)
+    assert pyccache.take_one(out, staging, missing[0], cache=cache, tag=TAG) is None
+    assert not pyccache.pyc_path(staging, missing[0].relative, TAG).exists()
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600 and not list(cache.rglob("*.pyc"))
 
 
 def test_a_linked_lib_folder_is_checked_file_by_file(tmp_path):
@@ -169,3 +194,34 @@ def test_early_uploads_are_waited_for_not_repeated(tmp_path, registry, client):
     assert client.blob_exists(repo.repository, blob.digest)
     assert early.sent("sha256:" + "0" * 64) is None
     early.close()
+
+
+def _gone(path, seconds=10.0):
+    deadline = time.monotonic() + seconds
+    while path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not path.exists()
+
+
+def test_a_staging_folder_is_set_aside_at_once_and_removed_without_waiting(tmp_path):
+    staging = new_staging_dir(tmp_path)
+    (staging / "lib").mkdir()
+    (staging / "lib" / "f").write_text("x")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep").write_text("kept")
+    (staging / "link").symlink_to(outside)  # removed, never followed
+    remove_later(staging)
+    assert not staging.exists()  # renamed aside before remove_later returned
+    assert _gone(staging.with_name(REMOVING + staging.name))
+    assert (outside / "keep").read_text() == "kept"
+
+
+def test_an_interrupted_removal_is_finished_by_the_next_build(tmp_path):
+    left = tmp_path / "staging" / f"{REMOVING}env-old"
+    (left / "lib").mkdir(parents=True)
+    recent = tmp_path / "staging" / f"{REMOVING}env-recent"  # its rm may still be running
+    recent.mkdir()
+    os.utime(left, (time.time() - 7200, time.time() - 7200))
+    fresh = new_staging_dir(tmp_path)
+    assert fresh.is_dir() and _gone(left) and recent.exists()

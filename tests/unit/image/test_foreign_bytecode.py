@@ -1,7 +1,7 @@
 """Bytecode for a platform this host cannot run comes from the host platform's python.
 
 ``index.compile_plan`` says "host" when the foreign env's python has the host env's
-``major.minor``; ``staging.compile_bytecode(..., interpreter=host_env)`` then compiles the
+``major.minor``; ``bytecode.compile_bytecode(..., interpreter=host_env)`` then compiles the
 foreign env's sources with the host env's python in the build sandbox. Here the "foreign"
 env is a second install of the same lock with its interpreter deleted, so it can only be
 compiled by the other one, and its .pyc files must be the bytes the env's own python writes.
@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from spawner.image.bytecode import compile_bytecode
 from spawner.image.index import compile_plan
-from spawner.image.staging import compile_bytecode, python_version
+from spawner.image.staging import python_version
 from spawner.lock.install import install_lock
 from spawner.lock.locking import LockInputs, lock_environment
 from spawner.settings import ENV_PREFIX

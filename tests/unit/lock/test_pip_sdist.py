@@ -15,12 +15,16 @@ from pathlib import Path
 
 import pytest
 
+from spawner import cli
 from spawner.errors import LockstepError
+from spawner.image import buildrecords
+from spawner.image.assemble import lock_hash
 from spawner.lock import condalock
 from spawner.lock.install import install_lock
 from spawner.lock.locking import LockInputs, lock_environment
 from spawner.lock.pipinstall import BUILT
 from spawner.lock.pypi import PipInputs
+from spawner.settings import Lockstep
 from tests.channel.pypi_index import SDIST_SPEC
 
 LINUX = ["__unix=0=0", "__linux=5.10=0", "__glibc=2.36=0", "__archspec=1=x86_64"]
@@ -93,6 +97,64 @@ def test_sdist_is_locked_built_in_the_sandbox_recorded_and_reproducible(locked, 
         assert done.stdout.strip() == "42", done.stderr
     assert built[0] == built[1]  # two builds: one wheel sha256, the same files
     assert not list((tmp_path / "pkgs" / "sdist-builds").iterdir())
+
+
+@needs_bwrap
+def test_the_build_record_and_the_sbom_carry_the_built_wheel(locked, tmp_path):
+    prefix = tmp_path / "prefix"
+    install_lock(
+        locked,
+        prefix,
+        platform="linux-64",
+        target_prefix="/opt/env",
+        cache_dir=tmp_path / "pkgs",
+        sdist_sandbox="bwrap",
+    )
+    made = json.loads((prefix / SITE / "sdistdemo-1.0.dist-info" / BUILT).read_text())
+    built = buildrecords.built_wheels(prefix, "linux-64")
+    assert built == [
+        {
+            "platform": "linux-64",
+            "name": "sdistdemo",
+            "version": "1.0",
+            "sdist_url": made["sdist"]["url"],
+            "sdist_sha256": made["sdist"]["sha256"],
+            "wheel": made["wheel"]["file"],
+            "wheel_sha256": made["wheel"]["sha256"],
+            "backend": "flit_core.buildapi",
+        }
+    ]  # flit_core came as a wheel: not listed
+    settings = Lockstep(config=_config(tmp_path / "cache"))
+    record = locked.parent / "build-record.json"
+    result = {"digest": "sha256:" + "1" * 64, "lock_hash": lock_hash(locked), "noop": False}
+    buildrecords.write(settings, record, "k1", result, built=built)
+    assert json.loads(record.read_text())["built_wheels"] == built
+    buildrecords.write(settings, record, "k1", {**result, "noop": True}, built=[])
+    assert json.loads(record.read_text())["built_wheels"] == built  # a no-op keeps them
+    out = tmp_path / "sbom.json"
+    assert cli.main(["sbom", str(locked), "-o", str(out)]) == 0
+    (item,) = [c for c in json.loads(out.read_text())["components"] if c["name"] == "sdistdemo"]
+    assert item["hashes"] == [{"alg": "SHA-256", "content": made["sdist"]["sha256"]}]
+    assert {"name": "org.lockstep:built-wheel-sha256", "value": made["wheel"]["sha256"]} in (
+        item["properties"]
+    )
+    assert {"name": "org.lockstep:build-backend", "value": "flit_core.buildapi"} in (
+        item["properties"]
+    )
+    buildrecords.write(
+        settings, record, "k2", {**result, "lock_hash": "sha256:" + "2" * 64}, built=built
+    )  # a record of another lock is not believed
+    assert cli.main(["sbom", str(locked), "-o", str(out)]) == 0
+    (item,) = [c for c in json.loads(out.read_text())["components"] if c["name"] == "sdistdemo"]
+    assert "properties" not in item
+
+
+def _config(cache: Path):
+    from traitlets.config import Config
+
+    config = Config()
+    config.Lockstep.cache_dir = str(cache)
+    return config
 
 
 def _tree(folder: Path) -> dict[str, bytes]:

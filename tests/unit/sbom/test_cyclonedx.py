@@ -129,6 +129,25 @@ def test_a_built_document_validates_against_the_1_5_schema():
     assert errors(bom) == []
 
 
+def test_a_built_sdist_keeps_its_sdist_hash_and_names_the_built_wheel_schema_valid():
+    sdist = LockedPackage(name="sdistdemo", version="1.0", manager="pip", platform="linux-64",
+                          url="https://files.example/sdistdemo-1.0.tar.gz", sha256="12" * 32)
+    built = {"12" * 32: {"wheel": "sdistdemo-1.0-py3-none-any.whl", "wheel_sha256": "34" * 32,
+                         "backend": "flit_core.buildapi"}}
+    bom = build_sbom(packages=[sdist, PYTHON], subject=SUBJECT, channels={}, licenses={},
+                     built=built)
+    (item,) = [c for c in bom["components"] if c["name"] == "sdistdemo"]
+    assert item["hashes"] == [{"alg": "SHA-256", "content": "12" * 32}]
+    assert {p["name"]: p["value"] for p in item["properties"]} == {
+        "org.lockstep:build-backend": "flit_core.buildapi",
+        "org.lockstep:built-wheel": "sdistdemo-1.0-py3-none-any.whl",
+        "org.lockstep:built-wheel-sha256": "34" * 32,
+    }
+    assert errors(bom) == []
+    plain = build_sbom(packages=[sdist], subject=SUBJECT, channels={}, licenses={})
+    assert "properties" not in plain["components"][0]  # no record: the lock's entry alone
+
+
 def test_the_schema_check_catches_a_bad_license_id():
     bom = build_sbom(packages=[NUMPY], subject=SUBJECT, channels={}, licenses={})
     bom["components"][0]["licenses"] = [{"license": {"id": "Not-A-License"}}]

@@ -1,0 +1,206 @@
+"""An environment's bytecode: cache hits linked first, the rest compiled in the build
+sandbox, each .pyc handed to the caller as soon as it is in place.
+
+``prepare(staging, cache_dir=...)`` links every cached .pyc into the staging folder and
+returns a ``Bytecode`` naming the sources still to compile; ``Bytecode.compile`` runs
+``pycompile`` as ``python -I -S -B`` under the sandbox (``"bwrap"``, or ``"none"``:
+unsafe) with the staging folder read-only and only a fresh output folder writable, and
+reads its output as it comes: each produced file is copied into place and into the cache
+(``pyccache.take_one``, safe while the sandbox runs) and ``placed(relative, path)`` is
+called with it (``path`` None when the source did not compile), in the order the sandbox
+finished them, while the rest still compile. The caller (``spawner.image.pipeline``)
+writes a layer as soon as its sources are done.
+
+Guarantees: the bytes do not depend on the order (each .pyc is a function of its source,
+final path and interpreter); a sandbox that fails, hangs past ``timeout`` or does not
+start is a ``LockstepError`` naming the fix, and its output folder is removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from spawner.errors import LockstepError
+from spawner.image import pyccache
+from spawner.image.pycompile import largest_first
+from spawner.image.sandbox import require_sandbox, sandboxed
+from spawner.image.staging import python_version
+from spawner.settings import ENV_PREFIX
+
+PYCOMPILE = Path(__file__).with_name("pycompile.py")
+INSIDE = "/run/lockstep/pycompile.py"
+
+
+@dataclass
+class Bytecode:
+    """What is left to compile for one staged environment (``prepare``)."""
+
+    staging: Path
+    runner: Path  # the env whose python compiles (this one, or the host's for a foreign one)
+    version: str
+    cache: Path
+    total: int
+    missing: list[pyccache.Source]
+
+    @property
+    def tag(self) -> str:
+        return "cpython-" + self.version.replace(".", "")
+
+    @property
+    def hits(self) -> int:
+        return self.total - len(self.missing)
+
+    def compile(
+        self,
+        *,
+        sandbox: str = "bwrap",
+        timeout: float = 900,
+        jobs: int | None = None,
+        order: Callable[[str], object] | None = None,
+        placed: Callable[[str, str | None], None] | None = None,
+    ) -> None:
+        """Compile ``missing``: by ``order(relative)`` (a sort key; default biggest
+        first), ``placed`` called on this thread as each lands (module docstring)."""
+        if not self.missing:
+            return
+        bwrap = require_sandbox(sandbox)
+        relatives = largest_first([s.relative for s in self.missing], str(self.staging))
+        if order is not None:
+            relatives.sort(key=order)  # stable: biggest first within a key
+        by_relative = {s.relative: s for s in self.missing}
+        out = Path(tempfile.mkdtemp(prefix="pyc-", dir=self.staging.parent))
+
+        def line(text: str) -> None:
+            sign, _, relative = text.partition(" ")
+            item = by_relative.get(relative) if sign in "+-" else None
+            if item is None:
+                return
+            path = None
+            if sign == "+":
+                path = pyccache.take_one(out, self.staging, item, cache=self.cache, tag=self.tag)
+            if placed is not None:
+                placed(relative, path)
+
+        try:
+            _run(self._argv(out, bwrap, jobs), relatives, line, bwrap=bwrap, timeout=timeout)
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
+
+    def _argv(self, out: Path, bwrap: str | None, jobs: int | None):
+        python = self.runner / "bin" / f"python{self.version}"
+        script = INSIDE if bwrap else str(PYCOMPILE)
+        jobs = jobs or os.cpu_count() or 1
+        command = [str(python), "-I", "-S", "-B", script, str(self.staging), ENV_PREFIX,
+                   str(out), str(jobs)]  # fmt: skip
+        runner = [self.runner] if self.runner != self.staging else []
+        return sandboxed(
+            command,
+            bwrap=bwrap,
+            read_only=[self.staging, *runner, (PYCOMPILE, script)],
+            writable=[out],
+            env={"PYTHONHASHSEED": "0", "SOURCE_DATE_EPOCH": "0"},
+        )
+
+
+def prepare(
+    staging: Path, *, cache_dir: Path, interpreter: Path | None = None, tests: bool = True
+) -> Bytecode | None:
+    """Link the cached .pyc files into ``staging``; None when the env has no python.
+
+    ``interpreter``: another staged env whose python (same ``major.minor``, checked by the
+    caller: ``index.compile_plan``) compiles this one's sources, for a platform this host
+    cannot run; its .pyc cache is shared, since the bytes are the same. ``tests=False``
+    leaves packages' test suites (``pyccache.is_test_source``) without .pyc files."""
+    staging = Path(staging)
+    version = python_version(staging)
+    runner = Path(interpreter) if interpreter is not None else staging
+    if version is None or not (runner / "bin" / f"python{version}").exists():
+        return None
+    cache = Path(cache_dir) / pyccache.interpreter_identity(runner, version)
+    tag = "cpython-" + version.replace(".", "")
+    total, missing = pyccache.serve_hits(
+        staging, version, cache=cache, prefix=ENV_PREFIX, tag=tag, tests=tests
+    )
+    return Bytecode(staging, runner, version, cache, total, missing)
+
+
+def _run(argv_env, relatives: list[str], line: Callable[[str], None], *, bwrap, timeout) -> None:
+    """Run the sandboxed compiler, feeding it ``relatives`` and ``line`` its output."""
+    argv, env = argv_env
+    with tempfile.TemporaryFile() as errors:  # a file: warnings can never fill a pipe
+        proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=errors, text=True)  # fmt: skip
+        stopped = threading.Event()
+
+        def stop() -> None:
+            stopped.set()
+            proc.kill()
+
+        timer = threading.Timer(timeout, stop)
+        timer.start()
+        seen: list[str] = []
+        try:
+            with contextlib.suppress(BrokenPipeError):  # it did not start: its status says
+                proc.stdin.write("".join(f"{r}\n" for r in relatives))  # read before output
+                proc.stdin.close()
+            for text in proc.stdout:
+                seen = [*seen[-20:], text]
+                line(text.rstrip("\n"))
+            code = proc.wait()
+        finally:
+            timer.cancel()
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        errors.seek(0)
+        output = "".join(seen) + errors.read().decode(errors="replace")
+    if stopped.is_set():
+        raise LockstepError(
+            f"compiling the environment's bytecode took more than {timeout:.0f} s and was "
+            "stopped; a package may be hostile or broken (check the lock's recent changes)."
+        )
+    if code != 0:
+        _failed(code, bwrap, output)
+
+
+def _failed(code: int, bwrap, output: str) -> None:
+    where = "in the build sandbox (bwrap) " if bwrap else ""
+    hint = (
+        " If bwrap itself could not start (e.g. 'creating new namespace' above), the "
+        "build host must allow user namespaces (sysctl kernel.unprivileged_userns_clone=1"
+        "; on Ubuntu 24.04 an AppArmor profile for bwrap)."
+        if bwrap
+        else ""
+    )
+    raise LockstepError(
+        f"compiling the environment's bytecode {where}failed ({code}); the "
+        f"environment's python did not run cleanly, so its image was not built.{hint}\n"
+        f"{output[-2000:]}"
+    )
+
+
+def compile_bytecode(
+    staging: Path,
+    *,
+    cache_dir: Path,
+    sandbox: str = "bwrap",
+    timeout: float = 900,
+    jobs: int | None = None,
+    interpreter: Path | None = None,
+    tests: bool = True,
+) -> tuple[int, int]:
+    """``prepare`` then ``Bytecode.compile``, biggest source first; returns (sources,
+    cache hits), (0, 0) when the env has no python."""
+    job = prepare(staging, cache_dir=cache_dir, interpreter=interpreter, tests=tests)
+    if job is None:
+        return 0, 0
+    job.compile(sandbox=sandbox, timeout=timeout, jobs=jobs)
+    return job.total, job.hits
