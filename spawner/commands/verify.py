@@ -15,14 +15,15 @@ def register(subparsers) -> None:
         help="compare an image's installed packages with its lock",
         description="Read /opt/env/conda-meta and the files of IMAGE straight from its "
         "registry and compare them with the lock (name, version, build, sha256, file name, "
-        "and each file's recorded sha256). Exit 0 when they agree, 1 when they differ.",
+        "and each file's recorded sha256). Exit 0 when they agree, 1 when they differ. "
+        "The image is always read afresh; the result is remembered, so promoting the same "
+        "digest against the same lock need not read the image again.",
     )
     parser.add_argument("image", help="HOST[:PORT]/REPO@sha256:... or HOST[:PORT]/REPO:TAG")
     parser.add_argument(
         "--lock",
         metavar="FILE",
-        help="lock to compare with (default: "
-        f"<environments_dir>/<{PROJECT} label>/conda-lock.yml)",
+        help=f"lock to compare with (default: <environments_dir>/<{PROJECT} label>/conda-lock.yml)",
     )
     parser.add_argument("--platform", default="linux-64", help="lock platform (default linux-64)")
     parser.add_argument(
@@ -39,17 +40,21 @@ def _lock_path(args, settings, labels: dict) -> Path:
         return Path(args.lock)
     project = labels.get(PROJECT)
     if not project:
-        raise LockstepError(
-            f"{args.image} has no {PROJECT} label; name the lock with --lock FILE"
-        )
+        raise LockstepError(f"{args.image} has no {PROJECT} label; name the lock with --lock FILE")
     return settings.project_dir(project) / "conda-lock.yml"
 
 
 def run(args, settings) -> int:
     from spawner.verify.check import check_image
 
-    found = check_image(settings, args.image, lambda labels: _lock_path(args, settings, labels),
-                        platform=args.platform, files=not args.no_files)
+    found = check_image(
+        settings,
+        args.image,
+        lambda labels: _lock_path(args, settings, labels),
+        platform=args.platform,
+        files=not args.no_files,
+        reuse=False,
+    )
     differences, lock = found.differences, found.lock
     if args.json:
         print(

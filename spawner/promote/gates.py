@@ -8,7 +8,9 @@ which are recorded as skipped:
   digest to the stage before, unless ``c.Lockstep.allow_self_approval``;
 * ``verify``: the image was built from the project's current ``conda-lock.yml`` (its
   ``org.lockstep.lock-hash`` label is that lock's hash) and its installed packages
-  (``/opt/env/conda-meta``) and their files equal the lock's linux-64 packages;
+  (``/opt/env/conda-meta``) and their files equal the lock's linux-64 packages; a digest
+  already checked against the same lock bytes is not read again (``spawner.verify.memo``),
+  and the message says so;
 * ``notebooks``: every ``notebooks/<project>/*.ipynb`` runs headless in the image
   (``spawner.promote.notebooks``).
 
@@ -103,6 +105,11 @@ def verify_decision(differences: Sequence[Difference], *, packages: int) -> tupl
     )
 
 
+def earlier_note(earlier: str) -> str:
+    """What a verify message adds when its result is an earlier check's (``earlier``: when)."""
+    return f" (same digest and lock as an earlier check, {earlier})" if earlier else ""
+
+
 def timed(name: str, check: Callable[[], tuple[bool, str]]) -> GateResult:
     """Run ``check`` and time it; a ``LockstepError`` is a failed gate, with its message."""
     started = time.monotonic()
@@ -135,14 +142,17 @@ def approval_gate(policy: ApprovalPolicy) -> Gate:
 
 
 def verify_gate(settings, lock_path: Path) -> Gate:
-    """The verify gate: lock-hash label, then packages and files, read from the registry."""
+    """The verify gate: lock-hash label, then packages and files, read from the registry
+    (or remembered from an earlier check of the same digest against the same lock bytes)."""
     from spawner.verify.check import check_image
 
     def check(ctx: GateContext) -> tuple[bool, str]:
         found = check_image(settings, ctx.reference, lock_path)
         if not found.same_lock:
-            return False, found.lock_note
-        return verify_decision(found.differences, packages=found.packages)
+            ok, message = False, found.lock_note
+        else:
+            ok, message = verify_decision(found.differences, packages=found.packages)
+        return ok, message + earlier_note(found.earlier)
 
     return Gate("verify", lambda ctx: timed("verify", lambda: check(ctx)))
 
