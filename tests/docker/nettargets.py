@@ -9,9 +9,10 @@ stands for a machine beyond the host (a metadata server, the intranet); and TCP 
 bridge's gateway and on its IPv6 link-local address. Nothing here touches an address the
 test did not make, apart from binding on the bridge's own addresses.
 
-``PROBE`` is the code run inside a container: it connects to each target with a short
-timeout and prints one JSON object {name: "open" | error name}, plus ``ipv6-on-eth0``:
-"off" when IPv6 is disabled on the container's interface (or absent), else "on".
+``PROBE`` is the code run inside a container: it connects to every target at once (a
+thread each) with a short timeout and prints one JSON object {name: "open" | error name},
+plus ``ipv6-on-eth0``: "off" when IPv6 is disabled on the container's interface (or
+absent), else "on".
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import uuid
 
 PROBE = r"""
 import json, socket, sys
+from concurrent.futures import ThreadPoolExecutor
 def probe(host, port, scope=""):
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
@@ -46,7 +48,9 @@ def ipv6_state():
     except OSError:
         return "off"  # no IPv6 in this kernel or namespace at all
 targets = json.loads(sys.argv[1])
-found = {n: probe(*t) for n, t in sorted(targets.items())}
+with ThreadPoolExecutor(max(1, len(targets))) as pool:  # a dropped one waits its own 2 s
+    pending = {n: pool.submit(probe, *t) for n, t in sorted(targets.items())}
+found = {n: outcome.result() for n, outcome in pending.items()}
 found["ipv6-on-eth0"] = ipv6_state()
 print("PROBE " + json.dumps(found), flush=True)
 """

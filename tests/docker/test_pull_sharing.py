@@ -44,13 +44,16 @@ def _prefix(a, b) -> int:
     return count
 
 
-@pytest.fixture
-def two_projects(locked_project, lockstep_settings, docker_client, tmp_path):
+@pytest.fixture(scope="module")
+def two_projects(locked_project, lockstep_settings, docker_client, tmp_path_factory):
+    """Both builds, made once for the module: the pull test is the only one that pulls
+    them, and the rebuild test reads only their results and their project folders."""
+    root = tmp_path_factory.mktemp("pullshare")
     epoch = int(time.time())  # unique layers: nothing else in the engine shares them
-    wide = locked_project("pullshare-wide", ["python=3.11", "numpy"], root=tmp_path)
-    narrow = locked_project("pullshare-narrow", ["python=3.11"], root=tmp_path)
+    wide = locked_project("pullshare-wide", ["python=3.11", "numpy"], root=root)
+    narrow = locked_project("pullshare-narrow", ["python=3.11"], root=root)
     results = [build_image(p, lockstep_settings, epoch=epoch) for p in (wide, narrow)]
-    yield (*results, epoch)
+    yield (*results, epoch, wide)
     for result in results:
         try:
             docker_client.images.remove(result.reference, force=True)
@@ -59,7 +62,7 @@ def two_projects(locked_project, lockstep_settings, docker_client, tmp_path):
 
 
 def test_second_project_pulls_only_the_layers_that_differ(two_projects, docker_client):
-    wide, narrow, _ = two_projects
+    wide, narrow, _, _ = two_projects
     first = _pull(docker_client, wide.reference)
     assert set(first.values()) == {"Pull complete"}, "a layer of a fresh epoch was present"
     states = _pull(docker_client, narrow.reference)
@@ -81,11 +84,11 @@ def test_two_builds_give_one_digest_under_the_layer_rule(
     two_projects, lockstep_settings, registry, tmp_path
 ):
     """A cold rebuild (fresh layer and .pyc caches, no build record) gives the same bytes."""
-    wide, _, epoch = two_projects
+    wide, _, epoch, wide_dir = two_projects
     other = tmp_path / "again" / "pullshare-wide"
     other.mkdir(parents=True)
     for name in ("environment.yml", "project.yaml", "conda-lock.yml"):
-        (other / name).write_bytes((tmp_path / "pullshare-wide" / name).read_bytes())
+        (other / name).write_bytes((wide_dir / name).read_bytes())
     config = Config()
     config.Lockstep.registry = f"{registry}/lockstep"
     config.Lockstep.cache_dir = str(tmp_path / "cold-cache")

@@ -17,6 +17,9 @@ from tests.docker.lockstep_site import REPO, ForecastSite, free_port, notebook_c
 
 pytestmark = [pytest.mark.docker, pytest.mark.registry]
 SVC = {"org.lockstep.kind": "service"}
+# how long deploy waits for the unhealthy candidate: the good image's candidate is
+# healthy in 1-3 s here, so this only cuts the wait for one that never will be
+UNHEALTHY_DEADLINE_S = 8.0
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +52,9 @@ def running(site, docker_client) -> dict[str, str]:
             for c in site.containers(docker_client, **SVC)}
 
 
-def deploy(site, *extra: str) -> int:
+def deploy(site, *extra: str, timeout: float = 40) -> int:
     return site.lockstep("deploy", site.name, "--stage", "prod", "--port", str(site.port),
-                         "--timeout", "40", *extra)
+                         "--timeout", str(timeout), *extra)
 
 
 def test_deploy_serves_health_and_predictions_from_prods_digest(site, docker_client, capfd):
@@ -123,9 +126,12 @@ def test_an_unhealthy_new_digest_never_replaces_the_running_one(site, docker_cli
     project_yaml.write_text(good.replace("/workspace/model.json", "/workspace/missing.json"))
     site.force_tag(bad, "prod")
     try:
-        assert deploy(site) == 2
+        # its health path answers 503 for good: deploy's own deadline (--timeout) gives up;
+        # Docker's verdict would only come after the check's 30 s start period and 3 retries
+        assert deploy(site, timeout=UNHEALTHY_DEADLINE_S) == 2
         err = capfd.readouterr().err
         assert f"the new image {bad} of '{site.name}' failed its health check" in err
+        assert f"it was not healthy after {UNHEALTHY_DEADLINE_S:.0f}s" in err
         assert "was kept as it was" in err
         assert running(site, docker_client) == {name: site.v1}
         assert get(site, "/health")["status"] == "ok"

@@ -133,17 +133,26 @@ def test_projects_cannot_reach_each_other_or_host(hub, docker_api):
     assert response.status_code in (201, 202), response.text
     alpha = container(docker_api, "alice")["NetworkSettings"]["Networks"]["lockstep-e2e-alpha"]
     beta = container(docker_api, "carol")["NetworkSettings"]["Networks"]["lockstep-e2e-beta"]
-    code = f"""
+    # a dropped connection waits out its 2 s: the probes run side by side, not one by one
+    prelude = """
 import socket
+from concurrent.futures import ThreadPoolExecutor
 def probe(host, port):
     try:
         socket.create_connection((host, port), timeout=2).close(); return "open"
     except OSError as e:
         return type(e).__name__
-print("PEER", probe({alpha['IPAddress']!r}, 8888))
-print("HUB", probe({beta['Gateway']!r}, {hub.hub_port}))
-print("PROXY", probe({beta['Gateway']!r}, {hub.public_port}))
-print("PROXYAPI", probe({beta['Gateway']!r}, {hub.api_port}))
+def probe_all(targets):
+    with ThreadPoolExecutor(len(targets)) as pool:
+        found = pool.map(lambda target: probe(*target), targets.values())
+    for name, outcome in zip(targets, found):
+        print(name, outcome)
+"""
+    code = prelude + f"""
+probe_all({{"PEER": ({alpha['IPAddress']!r}, 8888),
+           "HUB": ({beta['Gateway']!r}, {hub.hub_port}),
+           "PROXY": ({beta['Gateway']!r}, {hub.public_port}),
+           "PROXYAPI": ({beta['Gateway']!r}, {hub.api_port})}})
 """
     out = run_code(hub, "carol", code)
     lines = dict(line.split(" ", 1) for line in out["stdout"].splitlines())
@@ -154,8 +163,7 @@ print("PROXYAPI", probe({beta['Gateway']!r}, {hub.api_port}))
     # (icc off and lockstep's DOCKER-USER rules; issue 11): only the hub and proxy reach them
     bob = container(docker_api, "bob")["NetworkSettings"]["Networks"]["lockstep-e2e-alpha"]
     assert bob["NetworkID"] == alpha["NetworkID"]
-    mate = run_code(hub, "alice", code.split("print(", 1)[0] +
-                    f"print('MATE', probe({bob['IPAddress']!r}, 8888))\n")
+    mate = run_code(hub, "alice", prelude + f"print('MATE', probe({bob['IPAddress']!r}, 8888))\n")
     assert "MATE " in mate["stdout"] and "MATE open" not in mate["stdout"], mate
 
 

@@ -17,7 +17,6 @@ these projects are removed.
 
 from __future__ import annotations
 
-import copy
 import os
 import re
 import shutil
@@ -55,11 +54,11 @@ def _cleanup(docker_api) -> None:
 
 
 @pytest.fixture(scope="module")
-def own_registry(tmp_path_factory, locked_project, built_image, lockstep_settings):
+def own_registry(tmp_path_factory, locked_project, built_image):
     """A registry on a free port (nothing else uses it), holding the e2e project image
-    (``lockstep build`` pushes it there) as each project's ``dev``: (address, pid, digest)."""
+    (the session's ``lockstep build`` of it, copied by digest from the session registry)
+    as each project's ``dev``: (address, pid, digest)."""
     from spawner.image.registry import RegistryClient, copy_image
-    from spawner.settings import Lockstep
 
     if not shutil.which("docker-registry"):
         missing("docker-registry is not installed (apt-get install docker-registry)")
@@ -68,12 +67,13 @@ def own_registry(tmp_path_factory, locked_project, built_image, lockstep_setting
     state = localregistry.start(root, addr)
     try:
         assert state.managed and state.pid
-        config = copy.deepcopy(lockstep_settings.config)
-        config.Lockstep.registry = f"{addr}/lockstep"
-        config.Lockstep.data_dir = str(root / "state")
-        build = built_image(locked_project("e2e-image", ["python=3.11"]),
-                            Lockstep(config=config))
-        with RegistryClient.for_host(addr, insecure_registries=("127.0.0.1",)) as client:
+        # the image e2e_image is built from (cached for the session): no second build here
+        build = built_image(locked_project("e2e-image", ["python=3.11"]))
+        host, source_repo = build.reference.split("@")[0].split("/", 1)
+        with RegistryClient.for_host(host, insecure_registries=("127.0.0.1",)) as source, \
+                RegistryClient.for_host(addr, insecure_registries=("127.0.0.1",)) as client:
+            copy_image(source, source_repo, client, "lockstep/e2e-image", build.digest,
+                       workdir=root)
             for name in PROJECTS:
                 copy_image(client, "lockstep/e2e-image", client, f"lockstep/{name}",
                            build.digest, tags=("dev",), workdir=root)
