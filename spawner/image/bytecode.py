@@ -1,29 +1,30 @@
 """An environment's bytecode: cache hits linked first, the rest compiled in the build
-sandbox, each .pyc handed to the caller as soon as it is in place.
+sandbox in batches, each batch's .pyc files handed to the caller once its sandbox exits.
 
 ``prepare(staging, cache_dir=...)`` links every cached .pyc into the staging folder and
 returns a ``Bytecode`` naming the sources still to compile; ``Bytecode.compile`` runs
 ``pycompile`` as ``python -I -S -B`` under the sandbox (``"bwrap"``, or ``"none"``:
-unsafe) with the staging folder read-only and only a fresh output folder writable, and
-reads its output as it comes: each produced file is copied into place and into the cache
-(``pyccache.take_one``, safe while the sandbox runs) and ``placed(relative, path)`` is
-called with it (``path`` None when the source did not compile), in the order the sandbox
-finished them, while the rest still compile. The caller (``spawner.image.pipeline``)
-writes a layer as soon as its sources are done.
+unsafe) with the staging folder read-only and only a fresh output folder writable, once
+per batch of sources the caller names (default: one batch). When a batch's sandbox has
+exited (so nothing it started can still touch its output), its files are moved into place
+and into the cache (``pyccache.take_compiled``) and ``placed(relative, path)`` is called
+for each source (``path`` None when it did not compile) before the next batch starts. The
+caller (``spawner.image.pipeline``) writes a layer as soon as its batch is done, while the
+next batch compiles.
 
-Guarantees: the bytes do not depend on the order (each .pyc is a function of its source,
-final path and interpreter); a sandbox that fails, hangs past ``timeout`` or does not
-start is a ``LockstepError`` naming the fix, and its output folder is removed.
+Guarantees: the bytes do not depend on the batches or their order (each .pyc is a
+function of its source, final path and interpreter); a sandbox that fails, does not start
+or runs past ``timeout`` (for all batches together) is a ``LockstepError`` naming the fix,
+and its output folder is removed.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import subprocess
 import tempfile
-import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,35 +65,29 @@ class Bytecode:
         sandbox: str = "bwrap",
         timeout: float = 900,
         jobs: int | None = None,
-        order: Callable[[str], object] | None = None,
+        batches: list[list[str]] | None = None,
         placed: Callable[[str, str | None], None] | None = None,
     ) -> None:
-        """Compile ``missing``: by ``order(relative)`` (a sort key; default biggest
-        first), ``placed`` called on this thread as each lands (module docstring)."""
+        """Compile ``missing``, batch by batch (``batches``: lists of their ``relative``
+        paths; default one batch), each biggest source first (module docstring)."""
         if not self.missing:
             return
         bwrap = require_sandbox(sandbox)
-        relatives = largest_first([s.relative for s in self.missing], str(self.staging))
-        if order is not None:
-            relatives.sort(key=order)  # stable: biggest first within a key
         by_relative = {s.relative: s for s in self.missing}
-        out = Path(tempfile.mkdtemp(prefix="pyc-", dir=self.staging.parent))
-
-        def line(text: str) -> None:
-            sign, _, relative = text.partition(" ")
-            item = by_relative.get(relative) if sign in "+-" else None
-            if item is None:
-                return
-            path = None
-            if sign == "+":
-                path = pyccache.take_one(out, self.staging, item, cache=self.cache, tag=self.tag)
+        deadline = time.monotonic() + timeout
+        for batch in batches if batches is not None else [list(by_relative)]:
+            items = [by_relative[r] for r in largest_first(batch, str(self.staging))]
+            out = Path(tempfile.mkdtemp(prefix="pyc-", dir=self.staging.parent))
+            try:
+                _run(self._argv(out, bwrap, jobs), items, bwrap=bwrap, timeout=timeout,
+                     left=deadline - time.monotonic())  # fmt: skip
+                taken = pyccache.take_compiled(out, self.staging, items, cache=self.cache,
+                                               tag=self.tag)  # fmt: skip
+            finally:
+                shutil.rmtree(out, ignore_errors=True)
             if placed is not None:
-                placed(relative, path)
-
-        try:
-            _run(self._argv(out, bwrap, jobs), relatives, line, bwrap=bwrap, timeout=timeout)
-        finally:
-            shutil.rmtree(out, ignore_errors=True)
+                for relative, path in taken.items():
+                    placed(relative, path)
 
     def _argv(self, out: Path, bwrap: str | None, jobs: int | None):
         python = self.runner / "bin" / f"python{self.version}"
@@ -132,43 +127,20 @@ def prepare(
     return Bytecode(staging, runner, version, cache, total, missing)
 
 
-def _run(argv_env, relatives: list[str], line: Callable[[str], None], *, bwrap, timeout) -> None:
-    """Run the sandboxed compiler, feeding it ``relatives`` and ``line`` its output."""
+def _run(argv_env, items, *, bwrap, timeout: float, left: float) -> None:
+    """Run the sandboxed compiler on ``items`` (``left`` seconds of ``timeout`` remain)."""
     argv, env = argv_env
-    with tempfile.TemporaryFile() as errors:  # a file: warnings can never fill a pipe
-        proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=errors, text=True)  # fmt: skip
-        stopped = threading.Event()
-
-        def stop() -> None:
-            stopped.set()
-            proc.kill()
-
-        timer = threading.Timer(timeout, stop)
-        timer.start()
-        seen: list[str] = []
-        try:
-            with contextlib.suppress(BrokenPipeError):  # it did not start: its status says
-                proc.stdin.write("".join(f"{r}\n" for r in relatives))  # read before output
-                proc.stdin.close()
-            for text in proc.stdout:
-                seen = [*seen[-20:], text]
-                line(text.rstrip("\n"))
-            code = proc.wait()
-        finally:
-            timer.cancel()
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        errors.seek(0)
-        output = "".join(seen) + errors.read().decode(errors="replace")
-    if stopped.is_set():
+    listing = "".join(f"{item.relative}\n" for item in items)
+    try:
+        proc = subprocess.run(argv, env=env, input=listing, capture_output=True, text=True,
+                              timeout=max(left, 1))  # fmt: skip
+    except subprocess.TimeoutExpired:
         raise LockstepError(
             f"compiling the environment's bytecode took more than {timeout:.0f} s and was "
             "stopped; a package may be hostile or broken (check the lock's recent changes)."
-        )
-    if code != 0:
-        _failed(code, bwrap, output)
+        ) from None
+    if proc.returncode != 0:
+        _failed(proc.returncode, bwrap, proc.stdout + proc.stderr)
 
 
 def _failed(code: int, bwrap, output: str) -> None:

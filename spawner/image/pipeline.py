@@ -1,13 +1,13 @@
-"""Bytecode and layers at once: a layer is written as soon as its last source is compiled.
+"""Bytecode and layers at once: a layer is written as soon as its sources are compiled.
 
 ``staged_layers(staging, ...)`` takes an installed staging folder to its layer blobs:
 cached .pyc files are linked in (``bytecode.prepare``), the prefix is laid out and
 grouped (``envlayout``, ``grouping``: a package's size there never counts bytecode, so
 the groups do not depend on what the .pyc cache held), and the missing sources are
-compiled in the build sandbox layer by layer, the biggest layers first. A layer with
-nothing left to compile goes to a worker process at once (``procpool``); the others as
-their last .pyc lands, while the sandbox compiles the rest. So compiling and compressing
-share the cores instead of taking turns.
+compiled in the build sandbox in a few batches of whole layers, the biggest layers first
+(``bytecode``). A layer with nothing left to compile goes to a worker process at once
+(``procpool``); the others as soon as their batch's sandbox has exited, while the next
+batch compiles. So compiling and compressing share the cores instead of taking turns.
 
 Guarantees: the layers are the ones a build that compiled everything first and then
 wrote every layer would give, byte for byte (each .pyc is a function of its source, and
@@ -36,6 +36,10 @@ from spawner.image.jupyterhook import hook_entries
 from spawner.image.staging import python_version
 from spawner.image.tarlayer import BlobCache, Entry, LayerBlob, cached_layer, with_parents
 from spawner.progress import Counter
+
+BATCHES = 4
+"""Runs of the compiler a cold build is split into (``_Writer._batches``): each run's
+layers are written while the next compiles; each run costs one sandbox start."""
 
 
 @dataclass(frozen=True)
@@ -80,7 +84,7 @@ def staged_layers(
     with procpool.Workers(options.workers) as pool:
         writer.start(pool, job.missing if job else [])
         if job is not None:
-            job.compile(sandbox=options.sandbox, order=writer.rank, placed=writer.placed)
+            job.compile(sandbox=options.sandbox, batches=writer.batches, placed=writer.placed)
             progress(f"compiled bytecode for {job.total} sources ({job.hits} from the cache)")
         blobs = writer.finish()
     return blobs, [text for text, _ in planned]
@@ -128,20 +132,37 @@ class _Writer:
         self.futures: dict[int, Future] = {}
         self.lock = threading.Lock()
         self.pool: procpool.Workers | None = None
+        self.batches: list[list[str]] = []
 
     def _layer(self, relative: str) -> int:
         return self.layer_of.get(relative, len(self.layers) - 1)  # unowned: the last layer
 
-    def rank(self, relative: str) -> int:
-        """Compile order: the sources of the biggest layers first."""
-        return self.order[self._layer(relative)]
-
     def start(self, pool: procpool.Workers, missing) -> None:
+        """Hand out the layers with nothing to compile; plan the compiler's batches."""
         self.pool = pool
         self.pending.update(self._layer(source.relative) for source in missing)
         for index in sorted(range(len(self.layers)), key=self.order.get):
             if not self.pending[index]:
                 self._submit(index)
+        self.batches = self._batches([source.relative for source in missing])
+
+    def _batches(self, relatives: list[str]) -> list[list[str]]:
+        """About ``BATCHES`` runs of the compiler, of about equal source bytes, each whole
+        layers (the biggest layers first), so layers are written while the next compiles."""
+        by_layer: dict[int, list[str]] = {}
+        for relative in relatives:
+            by_layer.setdefault(self._layer(relative), []).append(relative)
+        size = {r: os.lstat(os.path.join(self.staging, r)).st_size for r in relatives}
+        target = sum(size.values()) / BATCHES
+        batches: list[list[str]] = [[]]
+        filled = 0
+        for index in sorted(by_layer, key=self.order.get):
+            if batches[-1] and filled >= target:
+                batches.append([])
+                filled = 0
+            batches[-1].extend(by_layer[index])
+            filled += sum(size[r] for r in by_layer[index])
+        return [batch for batch in batches if batch]
 
     def placed(self, relative: str, path: str | None) -> None:
         index = self._layer(relative)

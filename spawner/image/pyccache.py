@@ -10,10 +10,10 @@ cannot change the identity, so .pyc files are shared between projects; a hostile
 interpreter, stdlib or shared library changes the identity, so what it compiles is only
 ever served back to environments with that same package. Entries are made only by the
 host, each renamed into place, from regular files with one link that the sandbox wrote
-into its own output folder, read through a descriptor opened without following links
-(``take_one``; safe while the sandbox still runs): the bytes are written into a new
-``0644`` file in the staging folder, and the cache entry is a hardlink to it (a copy
-across filesystems); a hit is hardlinked (or copied) from the cache into the staging folder.
+into its own output folder, once that sandbox has exited (``take_compiled``): the file is made
+``0644`` and moved into the staging folder, and the cache entry is a hardlink to it (a
+copy across filesystems); a hit is hardlinked (or copied) from the cache into the staging
+folder.
 No file is ever opened for writing once it is in place, so files in the staging folder that
 are hardlinks into the package or .pyc cache are never changed.
 
@@ -205,45 +205,33 @@ def serve_hits(
     return len(found), missing
 
 
-MAX_PYC_BYTES = 64 << 20
-"""A produced .pyc larger than this is not taken (the largest real ones are about 1 MB)."""
-
-
-def take_one(out: Path, staging: Path, item: Source, *, cache: Path, tag: str) -> str | None:
-    """Copy the .pyc the sandbox produced for ``item`` into ``staging`` and the cache; its
-    path in ``staging``, or None when there is none to take.
-
-    Safe while the sandbox still runs: the produced file is opened without following
-    links (and without blocking on a FIFO), checked on the open descriptor to be a regular
-    file with one link and at most ``MAX_PYC_BYTES``, and its bytes are written into a
-    new host file renamed into place (``0644``); nothing in ``out`` is changed, so a
-    process that swaps a file for a link after it was written gains nothing."""
-    produced = _pyc(str(out), item.relative, tag)
-    try:
-        fd = os.open(produced, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return None  # did not compile (Python 2 test data), as compileall skips it
-    with os.fdopen(fd, "rb") as fh:
-        info = os.fstat(fh.fileno())
-        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
-            return None
-        if info.st_size > MAX_PYC_BYTES:
-            return None
-        data = fh.read(MAX_PYC_BYTES + 1)
-    placed = _pyc(str(staging), item.relative, tag)
-    os.makedirs(os.path.dirname(placed), exist_ok=True)
-    put(Path(placed), data, mode=0o644)
-    if item.key:
-        entry = _entry(cache, item.key)
-        os.makedirs(os.path.dirname(entry), exist_ok=True)
-        link(placed, entry)
-    return placed
-
-
 def take_compiled(
     out: Path, staging: Path, missing: Iterable[Source], *, cache: Path, tag: str
-) -> int:
-    """``take_one`` for each of ``missing``; returns how many were taken."""
-    return sum(
-        take_one(out, staging, item, cache=cache, tag=tag) is not None for item in missing
-    )
+) -> dict[str, str | None]:
+    """Move what the sandbox compiled into ``staging`` and the cache: for each source its
+    .pyc's path in ``staging``, or None when there is none to take.
+
+    Called once the sandbox has exited (nothing in it runs on): each produced file that
+    is a regular file with one link is made ``0644``, renamed into ``staging`` and
+    hardlinked into the cache (a copy where those are on different filesystems)."""
+    folders = _Folders()
+    return {item.relative: _take(out, staging, item, cache, tag, folders) for item in missing}
+
+
+def _take(out: Path, staging: Path, item: Source, cache: Path, tag: str, folders) -> str | None:
+    produced = _pyc(str(out), item.relative, tag)
+    try:
+        info = os.lstat(produced)
+    except FileNotFoundError:
+        return None  # did not compile (Python 2 test data), as compileall skips it
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+        return None
+    os.chmod(produced, 0o644)  # the sandbox's mode bits are not kept
+    placed = folders(_pyc(str(staging), item.relative, tag))
+    try:
+        os.replace(produced, placed)
+    except OSError:  # ``out`` on another filesystem than ``staging``
+        put(Path(placed), Path(produced).read_bytes())
+    if item.key:
+        link(placed, folders(_entry(cache, item.key)))
+    return placed

@@ -9,14 +9,13 @@ Run by the *environment's* interpreter (stdlib only, any Python 3.8+), inside bu
 each it writes ``OUT/<same folder>/__pycache__/NAME.cpython-XY.pyc`` as ``compileall -f
 --invalidation-mode unchecked-hash -p /opt/env`` would: the recorded file name is the
 final ``/opt/env/...`` path, the header holds the source hash, not a time. Files that do
-not compile (Python 2 test data) are skipped, as compileall skips them. As each source is
-done it prints ``+ SOURCE`` (written) or ``- SOURCE`` (skipped), so the host can use the
-output before the rest is compiled; the last line is ``<sources> <compiled>``.
+not compile (Python 2 test data) are skipped, as compileall skips them. It prints
+``<sources> <compiled>``.
 
-Sources are handed to ``JOBS`` worker processes in the order given (the host puts the
-biggest first, ``largest_first``, so every core stays busy to the end), a few at a time.
-It never writes under ``STAGING`` (bound read-only) and never sees the .pyc cache: the
-host (``spawner.image.pyccache``) serves cache hits, copies what this writes into the
+Sources are handed to ``JOBS`` worker processes biggest first, a few at a time, so every
+core stays busy to the end (compile time follows source size). It never writes under
+``STAGING`` (bound read-only) and never sees the .pyc cache: the
+host (``spawner.image.pyccache``) serves cache hits, moves what this writes into the
 staging folder and files it in the cache. Hash seeds are fixed by the caller.
 """
 
@@ -54,8 +53,8 @@ def compile_one(job):
             invalidation_mode=MODE,
         )
     except (py_compile.PyCompileError, SyntaxError, ValueError, UnicodeDecodeError):
-        return relative, False
-    return relative, True
+        return 0
+    return 1
 
 
 def _size(path):
@@ -74,22 +73,14 @@ def main(argv):
     staging, prefix, out = argv[1].rstrip("/"), argv[2].rstrip("/"), argv[3].rstrip("/")
     jobs = int(argv[4]) if len(argv) > 4 else 1
     listed = [line for line in sys.stdin.read().splitlines() if line]
-    todo = [(line, staging, prefix, out) for line in listed]
-    done = 0
+    todo = [(line, staging, prefix, out) for line in largest_first(listed, staging)]
     if jobs > 1 and len(todo) > 50:
         with Pool(jobs) as pool:
-            done = sum(_report(r) for r in pool.imap_unordered(compile_one, todo, chunksize=4))
+            done = sum(pool.imap_unordered(compile_one, todo, chunksize=4))
     else:
-        done = sum(_report(compile_one(job)) for job in todo)
+        done = sum(map(compile_one, todo))
     sys.stdout.write(f"{len(todo)} {done}\n")
     return 0
-
-
-def _report(result):
-    relative, ok = result
-    sys.stdout.write(("+ " if ok else "- ") + relative + "\n")
-    sys.stdout.flush()
-    return ok
 
 
 if __name__ == "__main__":

@@ -60,7 +60,7 @@ def test_serve_hits_leaves_test_suites_out_when_asked(tmp_path):
     assert [m.relative for m in missing] == ["lib/python3.11/site-packages/pkg/__init__.py"]
 
 
-def test_compiled_pyc_is_copied_made_0644_and_linked_into_the_cache(tmp_path):
+def test_compiled_pyc_is_moved_made_0644_and_linked_into_the_cache(tmp_path):
     staging, out, cache = _staging(tmp_path), tmp_path / "out", tmp_path / "cache"
     _, missing = pyccache.serve_hits(
         staging, "3.11", cache=cache, prefix="/opt/env", tag=TAG, tests=False
@@ -68,13 +68,14 @@ def test_compiled_pyc_is_copied_made_0644_and_linked_into_the_cache(tmp_path):
     produced = pyccache.pyc_path(out, missing[0].relative, TAG)
     pyccache.put(produced, b"compiled")
     os.chmod(produced, 0o4777)  # whatever the sandbox set
-    assert pyccache.take_compiled(out, staging, missing, cache=cache, tag=TAG) == 1
+    inode = os.stat(produced).st_ino
     placed = pyccache.pyc_path(staging, missing[0].relative, TAG)
+    taken = pyccache.take_compiled(out, staging, missing, cache=cache, tag=TAG)
+    assert taken == {missing[0].relative: str(placed)}
     entry = cache / missing[0].key[:2] / f"{missing[0].key}.pyc"
-    assert placed.read_bytes() == b"compiled"
-    assert os.stat(placed).st_ino == os.stat(entry).st_ino != os.stat(produced).st_ino
+    assert not produced.exists() and placed.read_bytes() == b"compiled"
+    assert os.stat(placed).st_ino == inode == os.stat(entry).st_ino
     assert stat.S_IMODE(os.stat(placed).st_mode) == 0o644
-    assert stat.S_IMODE(os.stat(produced).st_mode) == 0o4777  # the sandbox's file untouched
     # the next build is served from the cache: linked, nothing left to compile
     os.unlink(placed)
     total, again = pyccache.serve_hits(
@@ -85,7 +86,7 @@ def test_compiled_pyc_is_copied_made_0644_and_linked_into_the_cache(tmp_path):
 
 @pytest.mark.parametrize("swap", ["symlink", "hardlink", "fifo"])
 def test_a_produced_pyc_swapped_for_a_link_or_fifo_is_not_taken(tmp_path, swap):
-    """What a hostile interpreter can leave in its output folder while the build runs."""
+    """What a hostile interpreter can leave in its output folder."""
     staging, out, cache = _staging(tmp_path), tmp_path / "out", tmp_path / "cache"
     _, missing = pyccache.serve_hits(
         staging, "3.11", cache=cache, prefix="/opt/env", tag=TAG, tests=False
@@ -101,7 +102,8 @@ def test_a_produced_pyc_swapped_for_a_link_or_fifo_is_not_taken(tmp_path, swap):
         os.link(secret, produced)
     else:
         os.mkfifo(produced)
-    assert pyccache.take_one(out, staging, missing[0], cache=cache, tag=TAG) is None
+    taken = pyccache.take_compiled(out, staging, missing, cache=cache, tag=TAG)
+    assert taken == {missing[0].relative: None}
     assert not pyccache.pyc_path(staging, missing[0].relative, TAG).exists()
     assert stat.S_IMODE(secret.stat().st_mode) == 0o600 and not list(cache.rglob("*.pyc"))
 
