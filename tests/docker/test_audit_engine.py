@@ -3,7 +3,7 @@ hardened in every way but one (the Docker socket is mounted, read-only, which pr
 nothing), is named with exactly that check, and the audit exits 1.
 
 The image is a static ``pause()`` binary compiled on the spot (no pull, no conda), as in
-``test_engine_smoke.py``. The containers carry ``org.lockstep.test=1`` and a label unique
+``test_engine_smoke.py``. The containers carry the suite's ``TEST_LABELS`` and a label unique
 to this run, so the audit looks only at them and they are removed however the test ends.
 """
 
@@ -19,6 +19,7 @@ import uuid
 import pytest
 
 from spawner import cli
+from tests.support.engine import TEST_LABELS
 
 pytestmark = pytest.mark.docker
 
@@ -54,7 +55,7 @@ def bad_containers(docker_client, sleeper_image):
     """(running, created): the running one hardened but for the socket; the created one
     (never started) privileged."""
     labels = {"org.lockstep.managed": "true", "org.lockstep.project": f"audit-{RUN}",
-              "org.lockstep.test": "1", RUN_LABEL: RUN}
+              **TEST_LABELS, RUN_LABEL: RUN}
     running = created = None
     try:
         running = docker_client.containers.run(

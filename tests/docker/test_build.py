@@ -1,7 +1,8 @@
 """``lockstep build`` against the real registry and Docker engine.
 
 Projects are locked against the offline test channel (python 3.11, numpy, the jupyter
-server stack), built without a daemon, pushed to 127.0.0.1:5000 and pulled by digest.
+server stack), built without a daemon, pushed to the session registry (``registry``,
+127.0.0.1:5000 unless ``LOCKSTEP_TEST_REGISTRY`` names another) and pulled by digest.
 """
 
 from __future__ import annotations
@@ -36,9 +37,11 @@ def plain(locked_project):
     return locked_project("plain", ["python=3.11"])
 
 
-def test_image_pulled_by_digest_runs_singleuser_as_jovyan(demo, built_image, docker_client):
+def test_image_pulled_by_digest_runs_singleuser_as_jovyan(
+    demo, built_image, docker_client, registry
+):
     result = built_image(demo)
-    assert result.reference.startswith("127.0.0.1:5000/lockstep/demo@sha256:")
+    assert result.reference.startswith(f"{registry}/lockstep/demo@sha256:")
     docker_client.images.pull(result.reference)
     image = docker_client.images.get(result.reference)
     assert image.labels["org.lockstep.project"] == "demo"
@@ -65,11 +68,11 @@ def test_image_pulled_by_digest_runs_singleuser_as_jovyan(demo, built_image, doc
     assert numpy_file.startswith("/opt/env/lib/python3.11/site-packages/numpy/")
 
 
-def test_build_record_and_stage_tag(demo, built_image, lockstep_settings):
+def test_build_record_and_stage_tag(demo, built_image, lockstep_settings, registry):
     result = built_image(demo)
     record = json.loads((demo / "build-record.json").read_text())
     assert record["reference"] == result.reference and record["base"] == result.base
-    with RegistryClient.for_host("127.0.0.1:5000", insecure_registries=["127.0.0.1"]) as client:
+    with RegistryClient.for_host(registry, insecure_registries=["127.0.0.1"]) as client:
         assert client.head_manifest("lockstep/demo", lockstep_settings.stages[0]) == result.digest
         manifest = json.loads(client.get_manifest("lockstep/demo", result.digest)[0])
     assert manifest["mediaType"] == oci.MEDIA_MANIFEST
@@ -144,8 +147,9 @@ def test_cli_build_json_and_reference_line(
 def test_registry_command_is_idempotent(registry, capsys, tmp_path):
     config = tmp_path / "lockstep_config.py"
     config.write_text(f"c.Lockstep.data_dir = {str(tmp_path)!r}\n")
-    assert main(["--config", str(config), "registry", "start"]) == 0
-    assert main(["--config", str(config), "registry", "status", "--json"]) == 0
+    status = ["registry", "status", "--address", registry, "--json"]
+    assert main(["--config", str(config), "registry", "start", "--address", registry]) == 0
+    assert main(["--config", str(config), *status]) == 0
     state = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert state["running"] is True and state["address"] == registry
     assert Path(state["root"]) == tmp_path / "registry"

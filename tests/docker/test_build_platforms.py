@@ -12,10 +12,12 @@ image is pulled (not run) and its files read back.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import tarfile
 
+import docker
 import pytest
 from traitlets.config import Config
 
@@ -29,9 +31,9 @@ from spawner.verify.check import check_image
 from tests.channel.build import index_channel
 from tests.channel.conda_pkg import PackageSpec, PkgFile, write_conda
 from tests.channel.platforms import zeta_specs
+from tests.support.engine import TEST_LABELS
 
 pytestmark = [pytest.mark.docker, pytest.mark.registry]
-TEST_LABEL = "org.lockstep.test"
 SPEC = """\
 name: twoarch
 channels:
@@ -80,7 +82,7 @@ def two_platform(tmp_path_factory, registry):
 
 
 def _read(docker_client, image: str, path: str) -> bytes:
-    container = docker_client.containers.create(image, ["true"], labels={TEST_LABEL: "1"})
+    container = docker_client.containers.create(image, ["true"], labels=TEST_LABELS)
     try:
         stream, _ = container.get_archive(path)
         with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
@@ -121,6 +123,8 @@ def test_two_platform_lock_builds_one_index_stable_and_pullable(two_platform, do
     check = check_image(settings, first.reference, folder / "conda-lock.yml")  # the amd64 one
     assert check.differences == () and check.same_lock, check.differences
 
+    with contextlib.suppress(docker.errors.ImageNotFound):  # a copy an earlier run left
+        docker_client.images.remove(first.reference, force=True)  # would answer the pull
     arm = docker_client.images.pull(first.reference, platform="linux/arm64")
     assert arm.attrs["Architecture"] == "arm64"
     assert _read(docker_client, arm.id, "/opt/env/share/zeta/PLATFORM") == b"linux-aarch64\n"
@@ -129,7 +133,7 @@ def test_two_platform_lock_builds_one_index_stable_and_pullable(two_platform, do
     docker_client.images.pull(first.reference)
     out = docker_client.containers.run(
         first.reference, ["cat", "/opt/env/share/zeta/PLATFORM"], remove=True,
-        labels={TEST_LABEL: "1"}, entrypoint=[])
+        labels=TEST_LABELS, entrypoint=[])
     assert out == b"linux-64\n"
 
 

@@ -23,6 +23,7 @@ from spawner.docker.site import DockerSite
 from spawner.docker.submounts import api_has_recursive_read_only
 from spawner.launch.spec import ImageRef, build_launch_spec
 from spawner.project import parse_project
+from tests.support.engine import TEST_LABELS
 
 pytestmark = [pytest.mark.docker, pytest.mark.registry]
 WRITE = "open('/data/set/inner/new.txt', 'w').write('x'); print('WROTE')"
@@ -50,7 +51,7 @@ def image(locked_project, built_image, tmp_path_factory) -> ImageRef:
 
 def run_write(api, body: dict) -> str:
     body = {**body, "Entrypoint": ["/opt/env/bin/python", "-c", WRITE], "Cmd": None,
-            "Labels": {**body["Labels"], "org.lockstep.test": "1"}}
+            "Labels": {**body["Labels"], **TEST_LABELS}}
     body["HostConfig"] = {**body["HostConfig"], "NetworkMode": "none"}
     body.pop("NetworkingConfig", None)
     cid = api.create_container_from_config(body)["Id"]

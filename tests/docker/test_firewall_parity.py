@@ -25,6 +25,7 @@ from spawner.docker.hubnet import hub_address
 from spawner.launch.stages import resolve_stage
 from tests.docker.lockstep_site import REPO, ForecastSite, free_port, notebook_code
 from tests.docker.nettargets import PROBE, Listener, Targets, parse_probe
+from tests.support.engine import TEST_LABELS
 
 pytestmark = [pytest.mark.docker, pytest.mark.registry]
 TEAMMATE_PORT = 8888
@@ -79,7 +80,7 @@ def site(locked_project, built_image, registry, docker_client, tmp_path_factory)
         mate = docker_client.containers.run(
             image, ["python", "-m", "http.server", str(TEAMMATE_PORT)], detach=True,
             network=network["Name"], user="1000:1000", name=f"lockstep-fw-mate-{site.name}",
-            labels={"org.lockstep.test": "1", "org.lockstep.project": site.name})
+            labels={**TEST_LABELS, "org.lockstep.project": site.name})
         mate.reload()
         mate_ip = mate.attrs["NetworkSettings"]["Networks"][network["Name"]]["IPAddress"]
         site.probes = {

@@ -36,11 +36,10 @@ from tests.channel.conda_pkg import BuildInputMissing
 from tests.channel.hub import cached_hub_channel, cached_lockstep_channel
 from tests.channel.lockstep_pkg import SOURCES
 from tests.docker.lockstep_site import free_port
-from tests.support.engine import missing
+from tests.support.engine import TEST_LABELS, missing
 
 pytestmark = [pytest.mark.docker, pytest.mark.registry]
 REPO = Path(__file__).resolve().parents[2]
-TEST_LABEL = "org.lockstep.test"
 HUB_REGISTRY = "127.0.0.1:5745"
 HUB_REGISTRY_ROOT = Path.home() / ".cache" / "lockstep" / "test-hub-registry"
 
@@ -227,7 +226,7 @@ def test_hub_image_loads_a_lockstep_kube_config_and_answers_the_api(
     (conf_dir / "jupyterhub_config.py").chmod(0o644)
     port = free_port()
     container = docker_client.containers.run(
-        result.reference, detach=True, labels={TEST_LABEL: "1"}, read_only=True,
+        result.reference, detach=True, labels=TEST_LABELS, read_only=True,
         tmpfs={"/tmp": "rw,size=64m"}, cap_drop=["ALL"], security_opt=["no-new-privileges"],
         ports={"8081/tcp": ("127.0.0.1", port)},
         volumes={str(conf_dir): {"bind": str(Path(HUB_CONFIG).parent), "mode": "ro"}},

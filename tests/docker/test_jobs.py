@@ -139,13 +139,21 @@ def test_unknown_stage_and_empty_stage_are_explained(site, capfd, docker_client)
     assert site.containers(docker_client) == [] and other.containers(docker_client) == []
 
 
+def _default_sigint() -> None:
+    """Ctrl-C as a person's shell leaves it: pytest may run as a background job
+    (``scripts/test.sh`` runs the engine lanes at once), whose children inherit SIGINT
+    ignored, and then Python installs no KeyboardInterrupt handler."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_an_interrupted_job_leaves_no_container(site, docker_client, signum, capfd):
     proc = subprocess.Popen(
         [sys.executable, "-m", "spawner.cli", "--config", site.config_file(), "run", site.name,
          "--stage", "prod", "--", "python", "-c",
          "import time; print('started', flush=True); time.sleep(120)"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_default_sigint)
     try:
         assert proc.stdout.readline().strip() == "started"
         assert len(site.containers(docker_client, **{"org.lockstep.kind": "job"})) == 1

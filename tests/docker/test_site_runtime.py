@@ -23,6 +23,7 @@ import docker
 import pytest
 
 from spawner.docker.firewall import FORWARD_CHAIN, INPUT_CHAIN, bridge_name
+from spawner.docker.prepare import firewall_lock
 from spawner.launch.spec import ImageRef
 from spawner.project import load_project
 from spawner.promote import promote
@@ -80,10 +81,13 @@ def site(locked_project, built_image, registry, docker_client, tmp_path_factory)
     site.push_build()
     site.to_prod()
     yield site
-    for port in site.ports:  # leave the host's chains as other hubs had them
-        for rule in port_rules(port):
-            subprocess.run(["iptables", "-w", "5", "-D", *shlex.split(rule)[1:]],
-                           capture_output=True, timeout=30)
+    # leave the host's chains as other hubs had them; under lockstep's lock, so a write by
+    # another process (a hub, the other engine lane) cannot read a rule and put it back
+    with firewall_lock():
+        for port in site.ports:
+            for rule in port_rules(port):
+                subprocess.run(["iptables", "-w", "5", "-D", *shlex.split(rule)[1:]],
+                               capture_output=True, timeout=30)
     site.cleanup(docker_client)
 
 

@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from tests.e2e.hubtools import ADMIN_PASSWORD, PASSWORD, RUN_ID, Hub, run_code
+from tests.support.engine import TEST_LABELS
 
 pytestmark = pytest.mark.e2e
 P = f"i{RUN_ID[:6]}"  # project names: P and P-team (both once gave one home volume)
@@ -184,7 +185,7 @@ def test_a_user_named_like_a_service_cannot_touch_it(native_hub, docker_api, e2e
         ref, command=["-c", "import time; time.sleep(600)"], name=legacy,
         entrypoint=["/opt/env/bin/python"],
         labels={"org.lockstep.managed": "true", "org.lockstep.kind": "service",
-                "org.lockstep.project": P, "org.lockstep.test": "1",
+                "org.lockstep.project": P, **TEST_LABELS,
                 "org.lockstep-e2e.run": RUN_ID})["Id"]
     try:
         docker_api.start(service)

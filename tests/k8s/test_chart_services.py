@@ -34,7 +34,7 @@ from tests.k8s.k8s_helpers import (
     helm_template,
     validate_strictly,
 )
-from tests.support.engine import missing
+from tests.support.engine import REGISTRY, missing
 
 DEFAULT = CHART / "examples" / "default.yaml"
 SITE = yaml.safe_load(DEFAULT.read_text())
@@ -255,7 +255,7 @@ def test_chart_values_give_the_service_what_the_hub_gives_user_pods(helm3, value
 def registry(tmp_path_factory) -> str:
     from spawner.image import localregistry
 
-    addr = localregistry.DEFAULT_ADDR
+    addr = REGISTRY  # the session's (its lane's under scripts/test.sh), never a fixed port
     if not shutil.which("docker-registry") and not localregistry.answers(addr):
         missing("docker-registry is not installed (apt-get install docker-registry)")
     root = tmp_path_factory.mktemp("registry")

@@ -2,9 +2,10 @@
 
 * ``docker_client``: a docker-py client; the test is skipped, with the reason, only when
   no engine answers (``scripts/setup.sh`` starts dockerd).
-* ``registry``: ``"127.0.0.1:5000"``, the local registry, started once per session
-  (``spawner.image.localregistry``, storage in a session temp dir) unless one already
-  answers there; stopped at the end only when this session started it.
+* ``registry``: ``REGISTRY`` (``$LOCKSTEP_TEST_REGISTRY``, else ``"127.0.0.1:5000"``), the
+  local registry, started once per session (``spawner.image.localregistry``, storage in a
+  session temp dir) unless one already answers there; stopped at the end only when this
+  session started it. ``scripts/test.sh`` gives each engine lane its own.
 * ``lockstep_settings``: ``Lockstep`` settings pushing to ``<registry>/lockstep``, with the
   default package/layer/pyc caches (so repeated runs are warm), a temp ``data_dir`` and
   the offline channel as ``conda-forge`` (so ``c.Lockstep.allowed_channels`` passes).
@@ -15,8 +16,10 @@
 * ``built_image(project_dir)``: ``lockstep build`` of that folder, a ``BuildResult``;
   cached by lock hash for the session.
 
-Containers these tests start carry the label ``org.lockstep.test=1``; they are removed by
-that label at the end of the session.
+Containers these tests start carry ``TEST_LABELS``: ``org.lockstep.test=1``, or
+``org.lockstep.test=<lane>`` when ``$LOCKSTEP_TEST_LANE`` names this process's lane
+(``scripts/test.sh``, ``tests/conftest.py``); the session removes the containers with
+exactly that label at its end, never another lane's or another session's.
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ from spawner.settings import Lockstep
 # shared 127.0.0.1:5000 that another session may stop or wipe while this one runs
 REGISTRY = os.environ.get("LOCKSTEP_TEST_REGISTRY") or localregistry.DEFAULT_ADDR
 TEST_LABEL = "org.lockstep.test"
+# LOCKSTEP_TEST_LANE=hubs|images: scripts/test.sh runs the two engine lanes at once; each
+# labels its containers with its lane and removes only those at the end
+TEST_LABELS = {TEST_LABEL: os.environ.get("LOCKSTEP_TEST_LANE") or "1"}
 # scripts/test.sh sets LOCKSTEP_REQUIRE_ENGINE=1: it has started dockerd and the rest, so a
 # missing part there is a failure to report, never a quiet skip of every engine test
 REQUIRED = os.environ.get("LOCKSTEP_REQUIRE_ENGINE") == "1"
@@ -43,8 +49,9 @@ REQUIRED = os.environ.get("LOCKSTEP_REQUIRE_ENGINE") == "1"
 def missing(reason: str) -> None:
     """Skip for ``reason`` (a developer without Docker), or fail under ``scripts/test.sh``."""
     if REQUIRED:
-        pytest.fail(f"{reason} (LOCKSTEP_REQUIRE_ENGINE=1: scripts/test.sh started it)",
-                    pytrace=False)
+        pytest.fail(
+            f"{reason} (LOCKSTEP_REQUIRE_ENGINE=1: scripts/test.sh started it)", pytrace=False
+        )
     pytest.skip(reason)
 
 
@@ -57,7 +64,8 @@ def docker_client():
     except Exception as exc:  # the reason is what the person needs to know
         missing(f"no Docker engine reachable ({exc.__class__.__name__}); run scripts/setup.sh")
     yield client
-    for container in client.containers.list(all=True, filters={"label": TEST_LABEL}):
+    mine = f"{TEST_LABEL}={TEST_LABELS[TEST_LABEL]}"
+    for container in client.containers.list(all=True, filters={"label": mine}):
         container.remove(force=True)
     client.close()
 
@@ -93,7 +101,9 @@ def lockstep_settings(registry, environments_dir, tmp_path_factory, jupyter_chan
     # the offline channel is the site's conda-forge, so builds allow its file:// URLs
     return Lockstep(
         config=_settings_config(
-            registry, tmp_path_factory.mktemp("state"), environments_dir,
+            registry,
+            tmp_path_factory.mktemp("state"),
+            environments_dir,
             channel_urls={"conda-forge": jupyter_channel.as_uri()},
         )
     )
@@ -153,7 +163,7 @@ def built_image(lockstep_settings):
 def run_image(docker_client, image: str, command: list[str]) -> str:
     """Run ``command`` in ``image`` to its end (labelled, always removed); its output.
     Fails the test when it exits non-zero."""
-    container = docker_client.containers.run(image, command, detach=True, labels={TEST_LABEL: "1"})
+    container = docker_client.containers.run(image, command, detach=True, labels=TEST_LABELS)
     try:
         status = container.wait(timeout=120)
         logs = container.logs().decode()
