@@ -125,7 +125,8 @@ def bench_wheels(folder: Path, count: int) -> list[str]:
     return names
 
 
-def _tar_gz(path: Path, files: dict[str, str]) -> None:
+def tar_gz(path: Path, files: dict[str, str]) -> None:
+    """A reproducible ``.tar.gz`` of ``files`` (name -> text): sorted, mtime 0, USTAR."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
         for name, text in sorted(files.items()):
@@ -155,8 +156,8 @@ def make_files(folder: Path) -> None:
     """The made-here packages: ``sdistonly`` (sdist only, no build system uv can read),
     ``sdistdemo`` (sdist only, flit_core), ``sdistsetup`` (sdist only, setuptools, which
     no test environment holds) and ``winonly`` (win_amd64 wheel only)."""
-    _tar_gz(folder / "sdistdemo-1.0.tar.gz", SDISTDEMO)
-    _tar_gz(folder / "sdistsetup-1.0.tar.gz", {
+    tar_gz(folder / "sdistdemo-1.0.tar.gz", SDISTDEMO)
+    tar_gz(folder / "sdistsetup-1.0.tar.gz", {
         k.replace("sdistdemo", "sdistsetup"): v.replace("sdistdemo", "sdistsetup").replace(
             '["flit_core>=3.4,<5"]', '["setuptools>=61"]').replace(
             "flit_core.buildapi", "setuptools.build_meta")

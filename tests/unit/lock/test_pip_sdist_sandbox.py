@@ -11,14 +11,11 @@ cannot pass for a sandbox that held.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
 import json
 import os
 import shutil
 import socket
-import tarfile
 import threading
 import uuid
 from pathlib import Path
@@ -31,7 +28,7 @@ from spawner.lock.locking import LockInputs, lock_environment
 from spawner.lock.pipbuild import SdistBuildError, build_system, build_wheel, extract
 from spawner.lock.pipinstall import BUILT, Wheel, install_wheels
 from spawner.lock.pypi import PipInputs
-from tests.channel.pypi_index import ensure_wheels, serve_index, write_pages
+from tests.channel.pypi_index import ensure_wheels, serve_index, tar_gz, write_pages
 
 LINUX = ["__unix=0=0", "__linux=5.10=0", "__glibc=2.36=0", "__archspec=1=x86_64"]
 SITE = "lib/python3.11/site-packages"
@@ -71,17 +68,9 @@ def make_sdist(folder: Path, name: str, backend: str) -> Path:
         f"{top}/testbackend.py": WHEEL_WRITER + backend,
         f"{top}/{name}/__init__.py": "",
     }
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        for member, text in sorted(files.items()):
-            data = text.encode()
-            info = tarfile.TarInfo(member)
-            info.size, info.mtime, info.mode = len(data), 0, 0o644
-            tar.addfile(info, io.BytesIO(data))
     path = folder / "files" / f"{top}.tar.gz"
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as out, gzip.GzipFile(fileobj=out, mode="wb", mtime=0) as gz:
-        gz.write(buffer.getvalue())
+    tar_gz(path, files)
     write_pages(folder)
     return path
 
