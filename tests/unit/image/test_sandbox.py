@@ -128,7 +128,8 @@ def test_cached_pyc_served_by_the_host_and_links_out_never_cached(tmp_path):
     assert missing == [pyccache.Source("lib/python3.11/leak.py", "")]
     out = tmp_path / "out"
     pyccache.put(pyccache.pyc_path(out, "lib/python3.11/leak.py", "cpython-311"), b"compiled")
-    assert pyccache.take_compiled(out, staging, missing, cache=cache, tag="cpython-311") == 1
+    taken = pyccache.take_compiled(out, staging, missing, cache=cache, tag="cpython-311")
+    assert taken == {"lib/python3.11/leak.py": str(lib / "__pycache__" / "leak.cpython-311.pyc")}
     assert (lib / "__pycache__" / "leak.cpython-311.pyc").read_bytes() == b"compiled"
     assert sorted(p.name for p in cache.rglob("*.pyc")) == [f"{key}.pyc"]
 
@@ -141,4 +142,4 @@ def test_links_written_by_the_sandbox_are_not_taken(tmp_path):
     os.symlink("/etc/passwd", produced)
     item = pyccache.Source("lib/python3.11/a.py", "ab" * 32)
     taken = pyccache.take_compiled(out, staging, [item], cache=tmp_path / "c", tag="cpython-311")
-    assert taken == 0 and not (tmp_path / "c").exists()
+    assert taken == {"lib/python3.11/a.py": None} and not (tmp_path / "c").exists()
