@@ -119,12 +119,12 @@ def prepare(
     runner = Path(interpreter) if interpreter is not None else staging
     if version is None or not (runner / "bin" / f"python{version}").exists():
         return None
-    cache = Path(cache_dir) / pyccache.interpreter_identity(runner, version)
-    tag = "cpython-" + version.replace(".", "")
-    total, missing = pyccache.serve_hits(
-        staging, version, cache=cache, prefix=ENV_PREFIX, tag=tag, tests=tests
+    job = Bytecode(staging, runner, version, Path(cache_dir)
+                   / pyccache.interpreter_identity(runner, version), 0, [])  # fmt: skip
+    job.total, job.missing = pyccache.serve_hits(
+        staging, version, cache=job.cache, prefix=ENV_PREFIX, tag=job.tag, tests=tests
     )
-    return Bytecode(staging, runner, version, cache, total, missing)
+    return job
 
 
 def _run(argv_env, items, *, bwrap, timeout: float, left: float) -> None:

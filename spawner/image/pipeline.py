@@ -187,7 +187,6 @@ class _Writer:
                 self.done(future.result())
 
     def finish(self) -> list[LayerBlob]:
-        for index in range(len(self.layers)):
-            if index not in self.futures:  # a source the compiler never reported
-                self._submit(index)
+        """The blobs in layer order (every source was reported: ``take_compiled`` names
+        each, so every layer has been handed out)."""
         return [self.futures[index].result() for index in range(len(self.layers))]

@@ -48,25 +48,24 @@ def notebook(text: str, metadata: dict | None = None) -> dict:
 
 def save_notebook(hub: Hub, user: str, path: str, content: dict, server: str = "") -> dict:
     """PUT a notebook through the server's contents API (what Lab's save does)."""
-    response = httpx.put(
-        f"{hub.server_url(user, server)}api/contents/{path}",
-        timeout=60,
-        json={"type": "notebook", "format": "json", "content": content},
-        headers={"Authorization": f"token {TOKEN}"},
-    )
-    assert response.status_code in (200, 201), response.text
-    return response.json()
+    return _put(hub, user, server, path, {"type": "notebook", "format": "json",
+                                          "content": content})  # fmt: skip
 
 
 def save_raw(hub: Hub, user: str, path: str, text: str) -> None:
     """PUT a file as plain text: no pre-save hook runs on it (a forged notebook)."""
+    _put(hub, user, "", path, {"type": "file", "format": "text", "content": text})
+
+
+def _put(hub: Hub, user: str, server: str, path: str, body: dict) -> dict:
     response = httpx.put(
-        f"{hub.server_url(user)}api/contents/{path}",
+        f"{hub.server_url(user, server)}api/contents/{path}",
         timeout=60,
-        json={"type": "file", "format": "text", "content": text},
+        json=body,
         headers={"Authorization": f"token {TOKEN}"},
     )
     assert response.status_code in (200, 201), response.text
+    return response.json()
 
 
 def read_notebook(hub: Hub, user: str, path: str, server: str = "") -> dict:
