@@ -196,6 +196,7 @@ async def _execute(ws_url: str, token: str, code: str, timeout: float) -> dict:
                     "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},
     }))
     out = {"stdout": "", "stderr": "", "error": None, "status": None}
+    idle = False
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         raw = await asyncio.wait_for(conn.read_message(), deadline - time.monotonic())
@@ -211,7 +212,10 @@ async def _execute(ws_url: str, token: str, code: str, timeout: float) -> dict:
             out["error"] = f"{content['ename']}: {content['evalue']}"
         elif kind == "execute_reply":
             out["status"] = content["status"]
-            break
+        elif kind == "status" and content.get("execution_state") == "idle":
+            idle = True
+        if out["status"] is not None and idle:  # the reply (shell) can overtake the
+            break  # output (iopub): done when the kernel is idle again after this request
     conn.close()
     return out
 
