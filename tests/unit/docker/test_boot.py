@@ -140,7 +140,9 @@ async def test_a_silent_address_gets_the_container_looked_at_backing_off(monkeyp
     monkeypatch.setattr(boot, "answers", silent)
     began = time.monotonic()
     assert await booting._wait_ready("127.0.0.1") is True
-    assert [round(t - began) for t in looks] == [1, 3]  # after 1 s, then 2 s later
+    # after 1 s, then 2 s later (lower bounds: a loaded machine only makes sleeps longer)
+    assert len(looks) == 2
+    assert looks[0] - began >= 0.95 and looks[1] - looks[0] >= 1.95
 
 
 async def test_a_container_that_exits_while_silent_is_refused_with_its_logs(monkeypatch):
