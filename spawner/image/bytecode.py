@@ -1,32 +1,38 @@
-"""An environment's bytecode: cache hits linked first, the rest compiled in the build
-sandbox in batches, each batch's .pyc files handed to the caller once its sandbox exits.
+"""An environment's bytecode: cache hits as bytes, the rest compiled in the build sandbox
+and streamed back, each .pyc handed to the caller as soon as it is compiled.
 
-``prepare(staging, cache_dir=...)`` links every cached .pyc into the staging folder and
-returns a ``Bytecode`` naming the sources still to compile; ``Bytecode.compile`` runs
-``pycompile`` as ``python -I -S -B`` under the sandbox (``"bwrap"``, or ``"none"``:
-unsafe) with the staging folder read-only and only a fresh output folder writable, once
-per batch of sources the caller names (default: one batch). When a batch's sandbox has
-exited (so nothing it started can still touch its output), its files are moved into place
-and into the cache (``pyccache.take_compiled``) and ``placed(relative, path)`` is called
-for each source (``path`` None when it did not compile) before the next batch starts. The
-caller (``spawner.image.pipeline``) writes a layer as soon as its batch is done, while the
-next batch compiles.
+``prepare(staging, cache_dir=...)`` finds the sources, reads the cached .pyc of each one
+the cache holds (``pyccache``) and returns a ``Bytecode`` naming the sources still to
+compile. ``Bytecode.start(first)`` runs ``pycompile`` as ``python -I -S -B`` under the
+sandbox (``"bwrap"``, or ``"none"``: unsafe) with the staging folder read-only and
+nothing writable, fed the sources named in ``first``; ``Compiler.add`` feeds the rest (so
+a caller starts the compiler before it knows the best order for the rest); a thread reads
+the frames as they come. Iterating the ``Compiler`` gives ``(relative, pyc bytes or
+None)`` in the order fed as each is ready;
+``Compiler.finish()`` waits for the sandbox to exit and, only when it exited cleanly and
+sent a frame for every source, files what it compiled in the cache.
 
-Guarantees: the bytes do not depend on the batches or their order (each .pyc is a
-function of its source, final path and interpreter); a sandbox that fails, does not start
-or runs past ``timeout`` (for all batches together) is a ``LockstepError`` naming the fix,
-and its output folder is removed.
+``compile_bytecode`` does all of it and writes the .pyc files into the staging folder
+(for a caller that wants files: the ``docker build`` baseline, tests).
+
+Guarantees: the bytes are what ``compileall`` writes (a function of the source, final path
+and interpreter; CPython's marshal may flag a shared constant differently after other
+compiles in the same process, seen on 2 of 5,032 sources here, and a cache hit keeps the
+first bytes on this host); the compiler can only send bytes, which the host checks
+frame by frame (index in sequence, length bounded) and places itself; a sandbox that
+fails, sends something else, does not start or runs past ``timeout`` is a
+``LockstepError`` naming the fix, and nothing it sent is cached.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import tempfile
+import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from spawner.errors import LockstepError
@@ -38,109 +44,200 @@ from spawner.settings import ENV_PREFIX
 
 PYCOMPILE = Path(__file__).with_name("pycompile.py")
 INSIDE = "/run/lockstep/pycompile.py"
+MAX_PYC = 64 << 20
+"""The largest .pyc a frame may carry (the biggest real ones are a few MiB)."""
 
 
 @dataclass
 class Bytecode:
-    """What is left to compile for one staged environment (``prepare``)."""
+    """What one staged environment's bytecode needs (``prepare``)."""
 
     staging: Path
     runner: Path  # the env whose python compiles (this one, or the host's for a foreign one)
     version: str
-    cache: Path
-    total: int
-    missing: list[pyccache.Source]
+    store: pyccache.PycStore
+    total: int = 0
+    hits: dict[str, bytes] = field(default_factory=dict)  # source -> cached .pyc
+    missing: list[pyccache.Source] = field(default_factory=list)
 
     @property
     def tag(self) -> str:
         return "cpython-" + self.version.replace(".", "")
 
-    @property
-    def hits(self) -> int:
-        return self.total - len(self.missing)
-
-    def compile(
+    def start(
         self,
+        first: list[str] | None = None,
         *,
         sandbox: str = "bwrap",
         timeout: float = 900,
         jobs: int | None = None,
-        batches: list[list[str]] | None = None,
-        placed: Callable[[str, str | None], None] | None = None,
-    ) -> None:
-        """Compile ``missing``, batch by batch (``batches``: lists of their ``relative``
-        paths; default one batch), each biggest source first (module docstring)."""
-        if not self.missing:
-            return
-        bwrap = require_sandbox(sandbox)
-        by_relative = {s.relative: s for s in self.missing}
-        deadline = time.monotonic() + timeout
-        for batch in batches if batches is not None else [list(by_relative)]:
-            items = [by_relative[r] for r in largest_first(batch, str(self.staging))]
-            out = Path(tempfile.mkdtemp(prefix="pyc-", dir=self.staging.parent))
-            try:
-                _run(self._argv(out, bwrap, jobs), items, bwrap=bwrap, timeout=timeout,
-                     left=deadline - time.monotonic())  # fmt: skip
-                taken = pyccache.take_compiled(out, self.staging, items, cache=self.cache,
-                                               tag=self.tag)  # fmt: skip
-            finally:
-                shutil.rmtree(out, ignore_errors=True)
-            if placed is not None:
-                for relative, path in taken.items():
-                    placed(relative, path)
+    ) -> Compiler:
+        """Start compiling the ``missing`` sources named in ``first`` (their ``relative``
+        paths), in that order; ``Compiler.add`` feeds the rest. Default: all of them,
+        biggest first, and no more to come."""
+        compiler = Compiler(
+            {s.relative: s for s in self.missing},
+            self._argv(require_sandbox(sandbox), jobs),
+            bwrap=require_sandbox(sandbox),
+            timeout=timeout,
+            store=self.store,
+        )
+        if first is None:
+            compiler.add(largest_first([s.relative for s in self.missing], str(self.staging)))
+        else:
+            compiler.add(first, last=False)
+        return compiler
 
-    def _argv(self, out: Path, bwrap: str | None, jobs: int | None):
+    def _argv(self, bwrap: str | None, jobs: int | None):
         python = self.runner / "bin" / f"python{self.version}"
         script = INSIDE if bwrap else str(PYCOMPILE)
         jobs = jobs or os.cpu_count() or 1
         command = [str(python), "-I", "-S", "-B", script, str(self.staging), ENV_PREFIX,
-                   str(out), str(jobs)]  # fmt: skip
+                   str(jobs)]  # fmt: skip
         runner = [self.runner] if self.runner != self.staging else []
         return sandboxed(
             command,
             bwrap=bwrap,
             read_only=[self.staging, *runner, (PYCOMPILE, script)],
-            writable=[out],
             env={"PYTHONHASHSEED": "0", "SOURCE_DATE_EPOCH": "0"},
         )
 
 
-def prepare(
-    staging: Path, *, cache_dir: Path, interpreter: Path | None = None, tests: bool = True
-) -> Bytecode | None:
-    """Link the cached .pyc files into ``staging``; None when the env has no python.
+class Compiler:
+    """One sandboxed run of ``pycompile``: sources fed in (``add``), frames read back in
+    the same order as they arrive."""
 
-    ``interpreter``: another staged env whose python (same ``major.minor``, checked by the
-    caller: ``index.compile_plan``) compiles this one's sources, for a platform this host
-    cannot run; its .pyc cache is shared, since the bytes are the same. ``tests=False``
-    leaves packages' test suites (``pyccache.is_test_source``) without .pyc files."""
-    staging = Path(staging)
-    version = python_version(staging)
-    runner = Path(interpreter) if interpreter is not None else staging
-    if version is None or not (runner / "bin" / f"python{version}").exists():
-        return None
-    job = Bytecode(staging, runner, version, Path(cache_dir)
-                   / pyccache.interpreter_identity(runner, version), 0, [])  # fmt: skip
-    job.total, job.missing = pyccache.serve_hits(
-        staging, version, cache=job.cache, prefix=ENV_PREFIX, tag=job.tag, tests=tests
-    )
-    return job
+    def __init__(self, missing: dict, argv_env, *, bwrap, timeout: float, store) -> None:
+        self.missing, self.bwrap, self.timeout, self.store = missing, bwrap, timeout, store
+        self.items: list[pyccache.Source] = []
+        self.results: list[bytes | None] = []
+        self.ready = threading.Condition()
+        self.error: LockstepError | None = None
+        self.done = self.fed = False
+        self.deadline = time.monotonic() + timeout
+        argv, env = argv_env
+        self.stderr = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=self.stderr)  # fmt: skip
+        self.reader = threading.Thread(target=self._read, name="pycompile-frames", daemon=True)
+        self.reader.start()
 
+    def add(self, relatives: list[str], *, last: bool = True) -> None:
+        """Feed more of the missing sources (``last``: no more after these; by then each
+        must have been fed once)."""
+        items = [self.missing[relative] for relative in relatives]
+        with self.ready:
+            self.items.extend(items)  # before the sandbox can answer for them
+        try:
+            self.proc.stdin.write("".join(f"{s.relative}\n" for s in items).encode())
+            self.proc.stdin.flush()
+        except OSError:
+            pass  # the sandbox is gone: finish() says why
+        if last:
+            if sorted(s.relative for s in self.items) != sorted(self.missing):
+                self.close()
+                raise ValueError("each missing source must be fed to the compiler once")
+            self.fed = True
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
 
-def _run(argv_env, items, *, bwrap, timeout: float, left: float) -> None:
-    """Run the sandboxed compiler on ``items`` (``left`` seconds of ``timeout`` remain)."""
-    argv, env = argv_env
-    listing = "".join(f"{item.relative}\n" for item in items)
-    try:
-        proc = subprocess.run(argv, env=env, input=listing, capture_output=True, text=True,
-                              timeout=max(left, 1))  # fmt: skip
-    except subprocess.TimeoutExpired:
+    def _read(self) -> None:
+        try:
+            while (data := _frame(self.proc.stdout, len(self.results))) is not _END:
+                with self.ready:
+                    if len(self.results) >= len(self.items):
+                        raise _protocol(f"frame {len(self.results)} answers no source sent")
+                    self.results.append(data)
+                    self.ready.notify_all()
+        except LockstepError as err:
+            self.error = err
+            self.proc.kill()
+        except (OSError, ValueError):  # the sandbox died: finish() reads why from its exit
+            pass
+        finally:
+            with self.ready:
+                self.done = True
+                self.ready.notify_all()
+
+    def __iter__(self) -> Iterator[tuple[str, bytes | None]]:
+        """``(relative, .pyc bytes or None)`` for every source, in order, once all are fed."""
+        if not self.fed:
+            raise ValueError("feed the last sources (add) before reading the results")
+        for index, item in enumerate(self.items):
+            with self.ready:
+                while len(self.results) <= index and not self.done:
+                    if not self.ready.wait(timeout=max(self.deadline - time.monotonic(), 0)):
+                        self._stop()
+                if len(self.results) <= index:
+                    return  # finish() says why
+            yield item.relative, self.results[index]
+
+    def _stop(self) -> None:
+        self.proc.kill()
         raise LockstepError(
-            f"compiling the environment's bytecode took more than {timeout:.0f} s and was "
-            "stopped; a package may be hostile or broken (check the lock's recent changes)."
-        ) from None
-    if proc.returncode != 0:
-        _failed(proc.returncode, bwrap, proc.stdout + proc.stderr)
+            f"compiling the environment's bytecode took more than {self.timeout:.0f} s and "
+            "was stopped; a package may be hostile or broken (check the lock's recent changes)."
+        )
+
+    def finish(self) -> dict[str, bytes]:
+        """Wait for the sandbox; on a clean exit with every frame, file the .pyc bytes in
+        the cache and return them by source; else raise."""
+        try:
+            code = self.proc.wait(timeout=max(self.deadline - time.monotonic(), 1))
+        except subprocess.TimeoutExpired:
+            self._stop()
+        self.reader.join()
+        self.stderr.seek(0)
+        output = self.stderr.read().decode("utf-8", "replace")
+        self.stderr.close()
+        if self.error is not None:
+            raise self.error
+        if code != 0:
+            _failed(code, self.bwrap, output)
+        if len(self.results) != len(self.items):
+            raise _protocol(f"it exited after {len(self.results)} of {len(self.items)} frames")
+        pairs = [(item, data) for item, data in zip(self.items, self.results, strict=True)
+                 if data is not None]  # fmt: skip
+        self.store.put((item.key, data) for item, data in pairs)
+        return {item.relative: data for item, data in pairs}
+
+    def close(self) -> None:
+        """Stop the sandbox if it still runs (a caller that gave up on it)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+_END = object()
+
+
+def _frame(stream, index: int):
+    """Read frame ``index``: ``b"<index> <n>\\n"`` then n bytes (the .pyc), or
+    ``b"<index> -1\\n"`` (None: it does not compile); ``_END`` at the end of the output."""
+    header = stream.readline(64)
+    if not header:
+        return _END
+    parts = header.split()
+    if len(parts) != 2 or not header.endswith(b"\n") or parts[0] != b"%d" % index:
+        raise _protocol(f"frame {index} has the header {header[:40]!r}")
+    if parts[1] == b"-1":
+        return None
+    if not parts[1].isdigit() or int(parts[1]) > MAX_PYC:
+        raise _protocol(f"frame {index} claims {parts[1][:20]!r} bytes")
+    data = stream.read(int(parts[1]))
+    if len(data) != int(parts[1]):
+        raise OSError("the compiler's output ended inside a frame")
+    return data
+
+
+def _protocol(what: str) -> LockstepError:
+    return LockstepError(
+        f"the bytecode compiler in the build sandbox sent something that is not a .pyc "
+        f"frame ({what}); the environment's python is broken or hostile, so its image was "
+        "not built. Check the lock's recent changes to python and its dependencies."
+    )
 
 
 def _failed(code: int, bwrap, output: str) -> None:
@@ -159,6 +256,28 @@ def _failed(code: int, bwrap, output: str) -> None:
     )
 
 
+def prepare(
+    staging: Path, *, cache_dir: Path, interpreter: Path | None = None, tests: bool = True
+) -> Bytecode | None:
+    """What ``staging`` needs compiled; None when the env has no python.
+
+    ``interpreter``: another staged env whose python (same ``major.minor``, checked by the
+    caller: ``index.compile_plan``) compiles this one's sources, for a platform this host
+    cannot run; its .pyc cache is shared, since the bytes are the same. ``tests=False``
+    leaves packages' test suites (``pyccache.is_test_source``) without .pyc files."""
+    staging = Path(staging)
+    version = python_version(staging)
+    runner = Path(interpreter) if interpreter is not None else staging
+    if version is None or not (runner / "bin" / f"python{version}").exists():
+        return None
+    store = pyccache.store_for(cache_dir, pyccache.interpreter_identity(runner, version))
+    job = Bytecode(staging, runner, version, store)
+    job.total, job.hits, job.missing = pyccache.serve_hits(
+        staging, version, store=store, prefix=ENV_PREFIX, tests=tests
+    )
+    return job
+
+
 def compile_bytecode(
     staging: Path,
     *,
@@ -169,10 +288,20 @@ def compile_bytecode(
     interpreter: Path | None = None,
     tests: bool = True,
 ) -> tuple[int, int]:
-    """``prepare`` then ``Bytecode.compile``, biggest source first; returns (sources,
+    """``prepare``, compile, and write every .pyc into ``staging``; returns (sources,
     cache hits), (0, 0) when the env has no python."""
     job = prepare(staging, cache_dir=cache_dir, interpreter=interpreter, tests=tests)
     if job is None:
         return 0, 0
-    job.compile(sandbox=sandbox, timeout=timeout, jobs=jobs)
-    return job.total, job.hits
+    compiled: dict[str, bytes] = {}
+    if job.missing:
+        compiler = job.start(sandbox=sandbox, timeout=timeout, jobs=jobs)
+        try:
+            for _ in compiler:
+                pass
+            compiled = compiler.finish()
+        finally:
+            compiler.close()
+    for relative, data in {**job.hits, **compiled}.items():
+        pyccache.put(pyccache.pyc_path(staging, relative, job.tag), data, mode=0o644)
+    return job.total, len(job.hits)

@@ -8,14 +8,14 @@ every package with files the interpreter reads outside ``site-packages`` or in
 that ships only ``site-packages`` files (a ``.pth`` included, which ``-S`` never runs)
 cannot change the identity, so .pyc files are shared between projects; a hostile
 interpreter, stdlib or shared library changes the identity, so what it compiles is only
-ever served back to environments with that same package. Entries are made only by the
-host, each renamed into place, from regular files with one link that the sandbox wrote
-into its own output folder, once that sandbox has exited (``take_compiled``): the file is made
-``0644`` and moved into the staging folder, and the cache entry is a hardlink to it (a
-copy across filesystems); a hit is hardlinked (or copied) from the cache into the staging
-folder.
-No file is ever opened for writing once it is in place, so files in the staging folder that
-are hardlinks into the package or .pyc cache are never changed.
+ever served back to environments with that same package.
+
+Each namespace is one SQLite file, ``<cache>/<identity>.sqlite3`` (``PycStore``): a cold
+build files thousands of .pyc at once, and one transaction costs a fraction of what as
+many small files do. Entries are made only by the host, from bytes the sandboxed compiler
+sent once it has exited cleanly (``spawner.image.bytecode``); a source reached through a
+link out of the environment is never cached. The cache is only a cache: a file that is
+not a readable SQLite database is an error naming it and saying to remove it.
 
 It reads ``conda-meta`` (written by rattler) and source files; it must not run anything.
 """
@@ -25,16 +25,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sqlite3
 import stat
 import threading
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from spawner.errors import LockstepError
 from spawner.image.pycompile import sources
 
-FORMAT = b"lockstep-pyc-2"
+FORMAT = b"lockstep-pyc-3"
 UNREAD_PREFIXES = ("share/", "include/", "man/", "conda-meta/", "etc/jupyter/", "Menu/")
 
 
@@ -102,16 +103,14 @@ def source_key(relative: str, data: bytes, prefix: str) -> str:
 
 def pyc_path(root: Path, relative: str, tag: str) -> Path:
     """``root/<folder>/__pycache__/<stem>.<tag>.pyc`` for source ``relative``."""
-    return Path(_pyc(str(root), relative, tag))
+    return Path(pyc_relative(str(root), relative, tag))
 
 
-def _pyc(root: str, relative: str, tag: str) -> str:
+def pyc_relative(root: str, relative: str, tag: str) -> str:
+    """``pyc_path`` as a string; ``root`` "" gives the path relative to the env."""
     folder, _, name = relative.rpartition("/")
-    return f"{root}/{folder}/__pycache__/{name[:-3]}.{tag}.pyc"
-
-
-def _entry(cache: Path, key: str) -> str:
-    return f"{cache}/{key[:2]}/{key}.pyc"
+    head = f"{root}/{folder}" if root else folder
+    return f"{head}/__pycache__/{name[:-3]}.{tag}.pyc"
 
 
 def put(path: Path, data: bytes, *, mode: int | None = None) -> None:
@@ -124,30 +123,73 @@ def put(path: Path, data: bytes, *, mode: int | None = None) -> None:
     os.replace(tmp, path)
 
 
-def link(source: str, dest: str) -> None:
-    """Make ``dest`` (its folder exists) name ``source``'s file: a hardlink renamed into
-    place, or a copy (``put``) where the two are on different filesystems."""
-    tmp = f"{dest}.tmp{os.getpid()}-{threading.get_ident()}"
-    try:
-        os.link(source, tmp)
-    except OSError:  # another filesystem, or links not allowed there
-        put(Path(dest), Path(source).read_bytes())
-        return
-    os.replace(tmp, dest)
+class PycStore:
+    """One interpreter identity's .pyc namespace: ``key`` -> .pyc bytes, in SQLite.
+
+    Safe for several builds at once (SQLite's locking; a writer waits up to ``timeout``
+    seconds for another). A hit is bytes, never a file the caller could be handed twice."""
+
+    _BATCH = 500  # keys per SELECT (SQLite's bound-parameter limit is 999 on old builds)
+
+    def __init__(self, path: Path, *, timeout: float = 120) -> None:
+        self.path = Path(path)
+        self.timeout = timeout
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            db = sqlite3.connect(self.path, timeout=self.timeout)
+            db.execute("PRAGMA page_size = 65536")  # applies to a new file only
+            db.execute("PRAGMA synchronous = NORMAL")
+            db.execute("CREATE TABLE IF NOT EXISTS pyc (key TEXT PRIMARY KEY, data BLOB NOT NULL)")
+        except sqlite3.DatabaseError as err:
+            raise self._broken(err) from None
+        return db
+
+    def _broken(self, err: Exception) -> LockstepError:
+        return LockstepError(
+            f"the bytecode cache {self.path} cannot be read ({err}). It is only a cache: "
+            f"remove it (rm {self.path}) and build again."
+        )
+
+    def get(self, keys: Iterable[str]) -> dict[str, bytes]:
+        """The cached .pyc bytes of those ``keys`` that are cached."""
+        wanted = [key for key in dict.fromkeys(keys) if key]
+        if not wanted or not self.path.exists():
+            return {}
+        found: dict[str, bytes] = {}
+        db = self._connect()
+        try:
+            for i in range(0, len(wanted), self._BATCH):
+                chunk = wanted[i : i + self._BATCH]
+                marks = ",".join("?" * len(chunk))
+                rows = db.execute(f"SELECT key, data FROM pyc WHERE key IN ({marks})", chunk)
+                found.update(rows.fetchall())
+        except sqlite3.DatabaseError as err:
+            raise self._broken(err) from None
+        finally:
+            db.close()
+        return found
+
+    def put(self, items: Iterable[tuple[str, bytes]]) -> None:
+        """File ``(key, bytes)`` pairs in one transaction; an empty key is never filed, a
+        key already there keeps its bytes."""
+        rows = [(key, data) for key, data in items if key]
+        if not rows:
+            return
+        db = self._connect()
+        try:
+            with db:
+                db.executemany("INSERT OR IGNORE INTO pyc (key, data) VALUES (?, ?)", rows)
+        except sqlite3.DatabaseError as err:
+            raise self._broken(err) from None
+        finally:
+            db.close()
 
 
-class _Folders:
-    """``mkdir -p`` that remembers what it made (thousands of .pyc share few folders)."""
-
-    def __init__(self) -> None:
-        self.made: set[str] = set()
-
-    def __call__(self, path: str) -> str:
-        folder = os.path.dirname(path)
-        if folder not in self.made:
-            os.makedirs(folder, exist_ok=True)
-            self.made.add(folder)
-        return path
+def store_for(cache: Path, identity: str) -> PycStore:
+    """The namespace of ``identity`` under the cache folder ``cache``."""
+    return PycStore(Path(cache) / f"{identity}.sqlite3")
 
 
 def is_test_source(relative: str, version: str) -> bool:
@@ -160,78 +202,38 @@ def is_test_source(relative: str, version: str) -> bool:
     return "tests" in folders or "test" in folders
 
 
-def serve_hits(
-    staging: Path,
-    version: str,
-    *,
-    cache: Path,
-    prefix: str,
-    tag: str,
-    workers: int = 8,
-    tests: bool = True,
-) -> tuple[int, list[Source]]:
-    """Link cached .pyc files into ``staging``; returns (sources, the ones still missing).
-
-    ``tests=False``: sources in packages' test suites (``is_test_source``) are left out."""
+def find_sources(staging: Path, version: str, *, prefix: str, tests: bool = True) -> list[Source]:
+    """Every source to compile, with its cache key ("" for one reached through a link out
+    of the environment: compiled, never cached). ``tests=False``: sources in packages'
+    test suites (``is_test_source``) are left out."""
     staging = Path(staging)
     found = sources(str(staging / f"lib/python{version}"))
     cut = len(str(staging)) + 1
     if not tests:
         found = [path for path in found if not is_test_source(path[cut:], version)]
-
     inside = os.path.realpath(staging) + "/"
     lib = f"lib/python{version}"
     # ``sources`` never enters a linked folder: unless lib/pythonX.Y is itself reached
     # through a link, only a link in the file's own name can lead out of the env
     direct = os.path.realpath(staging / lib) == inside + lib
-    folders = _Folders()
-
-    def one(path: str) -> Source | None:
-        relative = path[cut:]
-        real = path
+    listed = []
+    for path in found:
+        relative, real = path[cut:], path
         if not (direct and stat.S_ISREG(os.lstat(path).st_mode)):
             real = os.path.realpath(path)
             if not real.startswith(inside) or not _regular(real):
-                return Source(relative, "")  # a link out of the env: compiled, never cached
-        key = source_key(relative, Path(real).read_bytes(), prefix)
-        cached = _entry(cache, key)
-        if _regular(cached):
-            link(cached, folders(_pyc(str(staging), relative, tag)))
-            return None
-        return Source(relative, key)
-
-    with ThreadPoolExecutor(workers) as pool:
-        missing = [s for s in pool.map(one, found) if s is not None]
-    return len(found), missing
+                listed.append(Source(relative, ""))
+                continue
+        with open(real, "rb") as fh:
+            listed.append(Source(relative, source_key(relative, fh.read(), prefix)))
+    return listed
 
 
-def take_compiled(
-    out: Path, staging: Path, missing: Iterable[Source], *, cache: Path, tag: str
-) -> dict[str, str | None]:
-    """Move what the sandbox compiled into ``staging`` and the cache: for each source its
-    .pyc's path in ``staging``, or None when there is none to take.
-
-    Called once the sandbox has exited (nothing in it runs on): each produced file that
-    is a regular file with one link is made ``0644``, renamed into ``staging`` and
-    hardlinked into the cache (a copy where those are on different filesystems)."""
-    folders = _Folders()
-    return {item.relative: _take(out, staging, item, cache, tag, folders) for item in missing}
-
-
-def _take(out: Path, staging: Path, item: Source, cache: Path, tag: str, folders) -> str | None:
-    produced = _pyc(str(out), item.relative, tag)
-    try:
-        info = os.lstat(produced)
-    except FileNotFoundError:
-        return None  # did not compile (Python 2 test data), as compileall skips it
-    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
-        return None
-    os.chmod(produced, 0o644)  # the sandbox's mode bits are not kept
-    placed = folders(_pyc(str(staging), item.relative, tag))
-    try:
-        os.replace(produced, placed)
-    except OSError:  # ``out`` on another filesystem than ``staging``
-        put(Path(placed), Path(produced).read_bytes())
-    if item.key:
-        link(placed, folders(_entry(cache, item.key)))
-    return placed
+def serve_hits(
+    staging: Path, version: str, *, store: PycStore, prefix: str, tests: bool = True
+) -> tuple[int, dict[str, bytes], list[Source]]:
+    """(sources, the cached .pyc bytes by source, the sources still to compile)."""
+    found = find_sources(staging, version, prefix=prefix, tests=tests)
+    cached = store.get(source.key for source in found)
+    hits = {s.relative: cached[s.key] for s in found if s.key in cached}
+    return len(found), hits, [s for s in found if s.relative not in hits]

@@ -3,29 +3,35 @@
 Run by the *environment's* interpreter (stdlib only, any Python 3.8+), inside bubblewrap
 (``spawner.image.sandbox``), with ``site`` off so no ``.pth`` file runs::
 
-    STAGING/bin/python3.11 -I -S -B pycompile.py STAGING /opt/env OUT JOBS < SOURCES
+    STAGING/bin/python3.11 -I -S -B pycompile.py STAGING /opt/env JOBS < SOURCES > FRAMES
 
-``SOURCES`` lists ``lib/pythonX.Y/...py`` paths relative to ``STAGING``, one a line. For
-each it writes ``OUT/<same folder>/__pycache__/NAME.cpython-XY.pyc`` as ``compileall -f
---invalidation-mode unchecked-hash -p /opt/env`` would: the recorded file name is the
-final ``/opt/env/...`` path, the header holds the source hash, not a time. Files that do
-not compile (Python 2 test data) are skipped, as compileall skips them. It prints
-``<sources> <compiled>``.
+``SOURCES`` lists ``lib/pythonX.Y/...py`` paths relative to ``STAGING``, one a line, read
+as the host writes them until it closes the input. For the i-th source, in the order
+given, it writes one frame to standard output as soon as it is compiled::
 
-Sources are handed to ``JOBS`` worker processes biggest first, a few at a time, so every
-core stays busy to the end (compile time follows source size). It never writes under
-``STAGING`` (bound read-only) and never sees the .pyc cache: the
-host (``spawner.image.pyccache``) serves cache hits, moves what this writes into the
-staging folder and files it in the cache. Hash seeds are fixed by the caller.
+    b"<i> <n>\\n" followed by n bytes: the .pyc, or b"<i> -1\\n": it does not compile
+
+The .pyc is what ``compileall -f --invalidation-mode unchecked-hash -p /opt/env`` would
+write: the recorded file name is the final ``/opt/env/...`` path, the header holds the
+source hash, not a time. Files that do not compile (Python 2 test data) get ``-1``, as
+compileall skips them.
+
+Sources are compiled by ``JOBS`` worker processes a few at a time, results in order, so
+the host can write a layer as soon as its sources are done. It writes no file at all: the
+sandbox gives it no writable folder, and the host (``spawner.image.bytecode``) reads the
+frames, checks them and decides where the bytes go. Hash seeds are fixed by the caller.
 """
 
 import os
-import py_compile
 import sys
-from importlib.util import cache_from_source
+from importlib.machinery import SourceFileLoader
+from importlib.util import source_hash
 from multiprocessing import Pool
 
-MODE = py_compile.PycInvalidationMode.UNCHECKED_HASH
+try:  # the one place the stdlib turns a code object into hash-based .pyc bytes
+    from importlib._bootstrap_external import _code_to_hash_pyc
+except ImportError:  # pragma: no cover - every CPython since 3.7 has it
+    _code_to_hash_pyc = None
 
 
 def sources(root):
@@ -42,19 +48,20 @@ def sources(root):
 
 
 def compile_one(job):
-    relative, staging, prefix, out = job
-    cfile = cache_from_source(os.path.join(out, relative))
+    """``(relative, staging, prefix)`` -> the .pyc bytes, or None when it does not compile."""
+    relative, staging, prefix = job
+    path = os.path.join(staging, relative)
+    # the steps of py_compile.compile, with the recorded name held in a local as it holds
+    # it: marshal marks an object shared by its reference count, so this keeps the bytes
+    # those of ``compileall`` exactly
+    dfile = prefix + "/" + relative
+    loader = SourceFileLoader("<py_compile>", path)
     try:
-        py_compile.compile(
-            os.path.join(staging, relative),
-            cfile,
-            prefix + "/" + relative,
-            doraise=True,
-            invalidation_mode=MODE,
-        )
-    except (py_compile.PyCompileError, SyntaxError, ValueError, UnicodeDecodeError):
-        return 0
-    return 1
+        data = loader.get_data(path)
+        code = loader.source_to_code(data, dfile, _optimize=-1)
+    except Exception:  # as compileall: what does not compile is skipped
+        return None
+    return bytes(_code_to_hash_pyc(code, source_hash(data), False))
 
 
 def _size(path):
@@ -69,17 +76,34 @@ def largest_first(relatives, staging):
     return sorted(relatives, key=lambda r: (-_size(os.path.join(staging, r)), r))
 
 
+def _frames(results, out):
+    for index, data in enumerate(results):
+        if data is None:
+            out.write(b"%d -1\n" % index)
+        else:
+            out.write(b"%d %d\n" % (index, len(data)))
+            out.write(data)
+        out.flush()
+
+
+def _listed(stream, staging, prefix):
+    """The sources as the host feeds them: read as they come, until it closes the input."""
+    for line in stream:
+        line = line.rstrip("\n")
+        if line:
+            yield line, staging, prefix
+
+
 def main(argv):
-    staging, prefix, out = argv[1].rstrip("/"), argv[2].rstrip("/"), argv[3].rstrip("/")
-    jobs = int(argv[4]) if len(argv) > 4 else 1
-    listed = [line for line in sys.stdin.read().splitlines() if line]
-    todo = [(line, staging, prefix, out) for line in largest_first(listed, staging)]
-    if jobs > 1 and len(todo) > 50:
+    staging, prefix = argv[1].rstrip("/"), argv[2].rstrip("/")
+    jobs = int(argv[3]) if len(argv) > 3 else 1
+    todo = _listed(sys.stdin, staging, prefix)
+    out = sys.stdout.buffer
+    if jobs > 1:
         with Pool(jobs) as pool:
-            done = sum(pool.imap_unordered(compile_one, todo, chunksize=4))
+            _frames(pool.imap(compile_one, todo, chunksize=4), out)
     else:
-        done = sum(map(compile_one, todo))
-    sys.stdout.write(f"{len(todo)} {done}\n")
+        _frames(map(compile_one, todo), out)
     return 0
 
 

@@ -1,22 +1,21 @@
 """The cold-build speed-ups keep their guarantees: bytecode scheduling and test suites,
-.pyc files moved (never copied or edited in place), layers compressed once, and blobs
-uploaded while the others are still written (against the real local registry)."""
+the .pyc cache (bytes in, the same bytes out, never a file in staging), layers compressed
+once, and blobs uploaded while the others are still written (against the real local
+registry)."""
 
 from __future__ import annotations
 
 import os
-import stat
 import time
 
 import pytest
 
+from spawner.errors import LockstepError
 from spawner.image import oci, push, pyccache
 from spawner.image.pycompile import largest_first
 from spawner.image.registry import RegistryClient
 from spawner.image.staging import REMOVING, new_staging_dir, remove_later
 from spawner.image.tarlayer import BlobCache, Entry, diff_id, shape, with_parents
-
-TAG = "cpython-311"
 
 
 def test_sources_go_biggest_first(tmp_path):
@@ -50,62 +49,50 @@ def _staging(tmp_path):
     return staging
 
 
+def _store(tmp_path):
+    return pyccache.store_for(tmp_path / "cache", "0" * 32)
+
+
 def test_serve_hits_leaves_test_suites_out_when_asked(tmp_path):
-    staging = _staging(tmp_path)
-    kw = dict(cache=tmp_path / "cache", prefix="/opt/env", tag=TAG)
-    total, missing = pyccache.serve_hits(staging, "3.11", **kw)
-    assert total == 2 and len(missing) == 2
-    total, missing = pyccache.serve_hits(staging, "3.11", tests=False, **kw)
+    staging, store = _staging(tmp_path), _store(tmp_path)
+    total, hits, missing = pyccache.serve_hits(staging, "3.11", store=store, prefix="/opt/env")
+    assert (total, hits, len(missing)) == (2, {}, 2)
+    total, hits, missing = pyccache.serve_hits(
+        staging, "3.11", store=store, prefix="/opt/env", tests=False
+    )
     assert total == 1
     assert [m.relative for m in missing] == ["lib/python3.11/site-packages/pkg/__init__.py"]
 
 
-def test_compiled_pyc_is_moved_made_0644_and_linked_into_the_cache(tmp_path):
-    staging, out, cache = _staging(tmp_path), tmp_path / "out", tmp_path / "cache"
-    _, missing = pyccache.serve_hits(
-        staging, "3.11", cache=cache, prefix="/opt/env", tag=TAG, tests=False
+def test_a_filed_pyc_is_served_back_as_bytes_and_nothing_is_written_to_staging(tmp_path):
+    staging, store = _staging(tmp_path), _store(tmp_path)
+    _, _, missing = pyccache.serve_hits(
+        staging, "3.11", store=store, prefix="/opt/env", tests=False
     )
-    produced = pyccache.pyc_path(out, missing[0].relative, TAG)
-    pyccache.put(produced, b"compiled")
-    os.chmod(produced, 0o4777)  # whatever the sandbox set
-    inode = os.stat(produced).st_ino
-    placed = pyccache.pyc_path(staging, missing[0].relative, TAG)
-    taken = pyccache.take_compiled(out, staging, missing, cache=cache, tag=TAG)
-    assert taken == {missing[0].relative: str(placed)}
-    entry = cache / missing[0].key[:2] / f"{missing[0].key}.pyc"
-    assert not produced.exists() and placed.read_bytes() == b"compiled"
-    assert os.stat(placed).st_ino == inode == os.stat(entry).st_ino
-    assert stat.S_IMODE(os.stat(placed).st_mode) == 0o644
-    # the next build is served from the cache: linked, nothing left to compile
-    os.unlink(placed)
-    total, again = pyccache.serve_hits(
-        staging, "3.11", cache=cache, prefix="/opt/env", tag=TAG, tests=False
+    store.put([(missing[0].key, b"compiled"), ("", b"never filed")])
+    store.put([(missing[0].key, b"other bytes")])  # a key already there keeps its bytes
+    before = sorted(p for p in staging.rglob("*"))
+    total, hits, again = pyccache.serve_hits(
+        staging, "3.11", store=store, prefix="/opt/env", tests=False
     )
-    assert (total, again) == (1, []) and placed.read_bytes() == b"compiled"
+    assert (total, again) == (1, [])
+    assert hits == {missing[0].relative: b"compiled"}
+    assert sorted(p for p in staging.rglob("*")) == before  # no .pyc file appears
+    # a changed source is another key: a miss
+    (staging / missing[0].relative).write_text("A = 2\n")
+    _, hits, again = pyccache.serve_hits(
+        staging, "3.11", store=store, prefix="/opt/env", tests=False
+    )
+    assert hits == {} and [m.relative for m in again] == [missing[0].relative]
 
 
-@pytest.mark.parametrize("swap", ["symlink", "hardlink", "fifo"])
-def test_a_produced_pyc_swapped_for_a_link_or_fifo_is_not_taken(tmp_path, swap):
-    """What a hostile interpreter can leave in its output folder."""
-    staging, out, cache = _staging(tmp_path), tmp_path / "out", tmp_path / "cache"
-    _, missing = pyccache.serve_hits(
-        staging, "3.11", cache=cache, prefix="/opt/env", tag=TAG, tests=False
-    )
-    secret = tmp_path / "secret"
-    secret.write_text("host secret")
-    secret.chmod(0o600)
-    produced = pyccache.pyc_path(out, missing[0].relative, TAG)
-    produced.parent.mkdir(parents=True)
-    if swap == "symlink":
-        produced.symlink_to(secret)
-    elif swap == "hardlink":
-        os.link(secret, produced)
-    else:
-        os.mkfifo(produced)
-    taken = pyccache.take_compiled(out, staging, missing, cache=cache, tag=TAG)
-    assert taken == {missing[0].relative: None}
-    assert not pyccache.pyc_path(staging, missing[0].relative, TAG).exists()
-    assert stat.S_IMODE(secret.stat().st_mode) == 0o600 and not list(cache.rglob("*.pyc"))
+def test_a_cache_file_that_is_not_a_database_is_named_with_the_fix(tmp_path):
+    store = _store(tmp_path)
+    store.path.parent.mkdir(parents=True)
+    store.path.write_bytes(b"not sqlite at all" * 100)
+    with pytest.raises(LockstepError) as err:
+        store.get(["ab" * 32])
+    assert str(store.path) in str(err.value) and f"rm {store.path}" in str(err.value)
 
 
 def test_a_linked_lib_folder_is_checked_file_by_file(tmp_path):
@@ -116,9 +103,7 @@ def test_a_linked_lib_folder_is_checked_file_by_file(tmp_path):
     staging = tmp_path / "staging"
     (staging / "lib").mkdir(parents=True)
     os.symlink(outside, staging / "lib" / "python3.11")
-    _, missing = pyccache.serve_hits(
-        staging, "3.11", cache=tmp_path / "c", prefix="/opt/env", tag=TAG
-    )
+    _, _, missing = pyccache.serve_hits(staging, "3.11", store=_store(tmp_path), prefix="/opt/env")
     assert missing == [pyccache.Source("lib/python3.11/site-packages/m.py", "")]
 
 

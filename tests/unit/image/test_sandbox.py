@@ -21,8 +21,11 @@ needs_bwrap = pytest.mark.skipif(
 
 def test_argv_isolates_everything_and_binds_only_what_is_named(tmp_path):
     argv, env = sandboxed(
-        ["/usr/bin/true"], bwrap="/usr/bin/bwrap", read_only=[tmp_path / "env"],
-        writable=[tmp_path / "out"], env={"PYTHONHASHSEED": "0"},
+        ["/usr/bin/true"],
+        bwrap="/usr/bin/bwrap",
+        read_only=[tmp_path / "env"],
+        writable=[tmp_path / "out"],
+        env={"PYTHONHASHSEED": "0"},
     )
     assert env == {}
     for flag in ("--unshare-all", "--unshare-user", "--clearenv", "--die-with-parent"):
@@ -73,14 +76,21 @@ def test_sandboxed_shell_cannot_touch_the_host(tmp_path, monkeypatch):
     assert "LOCKSTEP_SECRET" not in (out / "env").read_text()
     assert (out / "uid").read_text().strip() == "65534"
     assert "No such file" in (out / "root").read_text()
-    assert "Network is unreachable" in (out / "net").read_text() or "refused" in (
-        out / "net"
-    ).read_text()
+    assert (
+        "Network is unreachable" in (out / "net").read_text()
+        or "refused" in (out / "net").read_text()
+    )
 
 
 def meta(prefix: Path, name: str, files: list[str], depends=(), sha="0" * 64) -> None:
-    record = {"name": name, "version": "1", "build": "0", "sha256": sha, "files": files,
-              "depends": list(depends)}
+    record = {
+        "name": name,
+        "version": "1",
+        "build": "0",
+        "sha256": sha,
+        "files": files,
+        "depends": list(depends),
+    }
     (prefix / "conda-meta").mkdir(parents=True, exist_ok=True)
     (prefix / "conda-meta" / f"{name}-1-0.json").write_text(json.dumps(record))
 
@@ -117,29 +127,12 @@ def test_cached_pyc_served_by_the_host_and_links_out_never_cached(tmp_path):
     secret = tmp_path / "secret.py"
     secret.write_text("S = 1\n")
     os.symlink(secret, lib / "leak.py")
-    cache = tmp_path / "cache"
+    store = pyccache.store_for(tmp_path / "cache", "0" * 32)
     key = pyccache.source_key("lib/python3.11/a.py", b"A = 1\n", "/opt/env")
-    pyccache.put(cache / key[:2] / f"{key}.pyc", b"cached")
-    total, missing = pyccache.serve_hits(
-        staging, "3.11", cache=cache, prefix="/opt/env", tag="cpython-311"
-    )
+    store.put([(key, b"cached")])
+    total, hits, missing = pyccache.serve_hits(staging, "3.11", store=store, prefix="/opt/env")
     assert total == 2
-    assert (lib / "__pycache__" / "a.cpython-311.pyc").read_bytes() == b"cached"
+    assert hits == {"lib/python3.11/a.py": b"cached"}
     assert missing == [pyccache.Source("lib/python3.11/leak.py", "")]
-    out = tmp_path / "out"
-    pyccache.put(pyccache.pyc_path(out, "lib/python3.11/leak.py", "cpython-311"), b"compiled")
-    taken = pyccache.take_compiled(out, staging, missing, cache=cache, tag="cpython-311")
-    assert taken == {"lib/python3.11/leak.py": str(lib / "__pycache__" / "leak.cpython-311.pyc")}
-    assert (lib / "__pycache__" / "leak.cpython-311.pyc").read_bytes() == b"compiled"
-    assert sorted(p.name for p in cache.rglob("*.pyc")) == [f"{key}.pyc"]
-
-
-def test_links_written_by_the_sandbox_are_not_taken(tmp_path):
-    staging, out = tmp_path / "staging", tmp_path / "out"
-    (staging / "lib/python3.11").mkdir(parents=True)
-    produced = pyccache.pyc_path(out, "lib/python3.11/a.py", "cpython-311")
-    produced.parent.mkdir(parents=True)
-    os.symlink("/etc/passwd", produced)
-    item = pyccache.Source("lib/python3.11/a.py", "ab" * 32)
-    taken = pyccache.take_compiled(out, staging, [item], cache=tmp_path / "c", tag="cpython-311")
-    assert taken == {"lib/python3.11/a.py": None} and not (tmp_path / "c").exists()
+    store.put([(m.key, b"compiled") for m in missing])  # what the build files after a run
+    assert store.get([key, ""]) == {key: b"cached"}  # the link out was never filed
