@@ -27,6 +27,7 @@ fails, sends something else, does not start or runs past ``timeout`` is a
 from __future__ import annotations
 
 import os
+import queue
 import subprocess
 import tempfile
 import threading
@@ -121,27 +122,34 @@ class Compiler:
                                      stdout=subprocess.PIPE, stderr=self.stderr)  # fmt: skip
         self.reader = threading.Thread(target=self._read, name="pycompile-frames", daemon=True)
         self.reader.start()
+        # the sandbox takes its input only as fast as it hands sources to its workers: a
+        # thread of its own writes it, so ``add`` never waits and frames are taken meanwhile
+        self.feed: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self.writer = threading.Thread(target=self._write, name="pycompile-feed", daemon=True)
+        self.writer.start()
 
     def add(self, relatives: list[str], *, last: bool = True) -> None:
         """Feed more of the missing sources (``last``: no more after these; by then each
-        must have been fed once)."""
+        must have been fed once). Returns at once."""
         items = [self.missing[relative] for relative in relatives]
         with self.ready:
             self.items.extend(items)  # before the sandbox can answer for them
-        try:
-            self.proc.stdin.write("".join(f"{s.relative}\n" for s in items).encode())
-            self.proc.stdin.flush()
-        except OSError:
-            pass  # the sandbox is gone: finish() says why
+        self.feed.put("".join(f"{s.relative}\n" for s in items).encode())
         if last:
             if sorted(s.relative for s in self.items) != sorted(self.missing):
                 self.close()
                 raise ValueError("each missing source must be fed to the compiler once")
             self.fed = True
-            try:
-                self.proc.stdin.close()
-            except OSError:
-                pass
+            self.feed.put(None)
+
+    def _write(self) -> None:
+        try:
+            while (chunk := self.feed.get()) is not None:
+                self.proc.stdin.write(chunk)
+                self.proc.stdin.flush()
+            self.proc.stdin.close()
+        except OSError:
+            pass  # the sandbox is gone: finish() says why
 
     def _read(self) -> None:
         try:
@@ -208,6 +216,7 @@ class Compiler:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        self.feed.put(None)  # the feeding thread ends (its write fails once the sandbox is gone)
 
 
 _END = object()
