@@ -8,7 +8,8 @@ only trusted for the key (the build's inputs, ``assemble.image_key``) and the re
 names. ``built_wheels`` lists each pip sdist the build built into a wheel (platform, name,
 version, sdist URL and sha256, wheel file and sha256, backend), read from the staged
 prefix's ``LOCKSTEP_BUILT.json`` files; ``lockstep sbom`` reads them back
-(``recorded_builds``) only from a record of the same lock. Plain files; no registry access
+(``recorded_builds``) only from a record of the same lock, and else from the image's own
+``LOCKSTEP_BUILT.json`` records (``image_builds``). Plain files; no registry access
 here.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -56,27 +58,44 @@ def built_at(record_path: Path, digest: str, now: str) -> str:
 def built_wheels(prefix: Path, platform: str) -> list[dict]:
     """Each sdist built into a wheel in the staged ``prefix`` (its ``LOCKSTEP_BUILT.json``,
     written by ``pipinstall``), as the build record lists it; sorted by name."""
-    from packaging.utils import parse_wheel_filename
-
     from spawner.lock.pipinstall import BUILT  # lazy: the hub imports this module
 
     found = []
     for path in sorted(Path(prefix).glob(f"lib/python*/site-packages/*.dist-info/{BUILT}")):
-        data = json.loads(path.read_text())
-        name, version, _build, _tags = parse_wheel_filename(data["wheel"]["file"])
-        found.append(
-            {
-                "platform": platform,
-                "name": str(name),
-                "version": str(version),
-                "sdist_url": data["sdist"]["url"],
-                "sdist_sha256": data["sdist"]["sha256"],
-                "wheel": data["wheel"]["file"],
-                "wheel_sha256": data["wheel"]["sha256"],
-                "backend": data["backend"],
-            }
-        )
+        found.append(built_entry(json.loads(path.read_text()), platform))
     return sorted(found, key=lambda b: (b["name"], b["platform"]))
+
+
+def built_entry(data: dict, platform: str) -> dict:
+    """One ``built_wheels`` entry from one ``LOCKSTEP_BUILT.json`` record; ``ValueError``
+    (or ``KeyError``/``TypeError``) when the record lacks a field or names no wheel."""
+    from packaging.utils import parse_wheel_filename
+
+    name, version, _build, _tags = parse_wheel_filename(data["wheel"]["file"])
+    return {
+        "platform": platform,
+        "name": str(name),
+        "version": str(version),
+        "sdist_url": data["sdist"]["url"],
+        "sdist_sha256": data["sdist"]["sha256"],
+        "wheel": data["wheel"]["file"],
+        "wheel_sha256": data["wheel"]["sha256"],
+        "backend": data["backend"],
+    }
+
+
+def image_builds(records: Iterable[dict], platform: str) -> dict[str, dict]:
+    """sdist sha256 -> its ``built_wheels`` entry, from the ``LOCKSTEP_BUILT.json``
+    records an image holds (``reader.ImageContents.built``); a damaged record is left out,
+    so its package gets no built-wheel facts rather than wrong ones."""
+    found = {}
+    for data in records:
+        try:
+            entry = built_entry(data, platform)
+        except (KeyError, TypeError, ValueError):
+            continue
+        found[entry["sdist_sha256"]] = entry
+    return found
 
 
 def recorded_builds(record_path: Path, lock_hash: str, platform: str) -> dict[str, dict]:

@@ -18,8 +18,9 @@ sent a frame for every source, files what it compiled in the cache.
 Guarantees: the bytes are what ``compileall`` writes (a function of the source, final path
 and interpreter; CPython's marshal can flag a shared constant differently after many other
 compiles in one process: 2 of 5,032 sources when one process compiled all of them in a
-row, none over three builds here, one fed in shuffled order); the compiler can only send bytes, which the host checks
-frame by frame (index in sequence, length bounded) and places itself; a sandbox that
+row, none over three builds here, one fed in shuffled order); the compiler can only send
+bytes, which the host checks frame by frame (index in sequence, length bounded) and
+places itself; a sandbox that
 fails, sends something else, does not start or runs past ``timeout`` is a
 ``LockstepError`` naming the fix, and nothing it sent is cached.
 """

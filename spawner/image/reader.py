@@ -2,7 +2,8 @@
 
 ``read_image`` fetches an image's manifest (from an index, the linux/amd64 one), its
 config (for the labels) and its layers, bottom first, applying OCI whiteouts, and keeps
-what lies under ``/opt/env``: the file hashes and the ``conda-meta`` records. Layers are
+what lies under ``/opt/env``: the file hashes, the ``conda-meta`` records and each
+built sdist's ``*.dist-info/LOCKSTEP_BUILT.json`` (``built``). Layers are
 downloaded in parallel into a private temporary folder, parsed, and deleted; they are
 applied in layer order. ``read_layer`` and ``apply_layer`` are the pure halves (a tar
 stream in, a ``LayerDelta`` or updated ``ImageContents`` out).
@@ -30,6 +31,7 @@ from spawner.settings import ENV_PREFIX
 
 PREFIX = ENV_PREFIX.strip("/")  # "opt/env", as layer paths are written
 META_DIR = f"{PREFIX}/conda-meta/"
+BUILT_SUFFIX = ".dist-info/LOCKSTEP_BUILT.json"  # pipinstall.BUILT, in a dist-info
 
 
 class ImageReadError(LockstepError):
@@ -45,6 +47,7 @@ class ImageContents:
     labels: dict[str, str]
     meta: dict[str, dict] = field(default_factory=dict)  # conda-meta file name -> record
     files: dict[str, str] = field(default_factory=dict)  # opt/env/<path> -> sha256 hex
+    built: dict[str, dict] = field(default_factory=dict)  # LOCKSTEP_BUILT.json path -> record
     layers_read: int = 0
     bytes_read: int = 0
 
@@ -74,6 +77,7 @@ class LayerDelta:
     removed: list[str] = field(default_factory=list)  # path; "dir/" for an opaque whiteout
     files: dict[str, str] = field(default_factory=dict)  # path -> sha256 hex ("" = not hashed)
     meta: dict[str, dict] = field(default_factory=dict)
+    built: dict[str, dict] = field(default_factory=dict)
     links: list[tuple[str, str]] = field(default_factory=list)  # hardlink path, target
     others: list[str] = field(default_factory=list)  # symlinks, devices: replace what was there
 
@@ -130,7 +134,8 @@ def _member(delta: LayerDelta, tar, member, buffer, hash_files: bool) -> None:
         delta.others.append(path)
         return
     key = _meta_key(path)
-    if key is None and not hash_files and not path.endswith(".dist-info/INSTALLER"):
+    built = path.endswith(BUILT_SUFFIX)
+    if key is None and not built and not hash_files and not path.endswith(".dist-info/INSTALLER"):
         delta.files[path] = ""  # INSTALLER is always hashed: it marks pip packages
         return
     if buffer is not None:
@@ -143,6 +148,11 @@ def _member(delta: LayerDelta, tar, member, buffer, hash_files: bool) -> None:
             delta.meta[key] = json.loads(bytes(data))
         except ValueError:
             delta.meta[key] = {"name": posixpath.basename(key), "_invalid": True}
+    if built:
+        try:
+            delta.built[path] = json.loads(bytes(data))
+        except ValueError:
+            delta.built[path] = {"_invalid": True}
 
 
 class _Tree:
@@ -154,7 +164,7 @@ class _Tree:
 
     def remove(self, path: str) -> None:
         prefix = path if path.endswith("/") else path + "/"
-        for table in (self.contents.files, self.contents.meta):
+        for table in (self.contents.files, self.contents.meta, self.contents.built):
             table.pop(path, None)
             if prefix.rstrip("/") in self.dirs or prefix == "/":
                 for key in [k for k in table if k.startswith(prefix) or prefix == "/"]:
@@ -177,6 +187,7 @@ class _Tree:
         for path, sha in delta.files.items():
             self.add(path, sha)
         self.contents.meta.update(delta.meta)
+        self.contents.built.update(delta.built)
         for path, target in delta.links:
             self.add(path, self.contents.files.get(target, ""))
 

@@ -188,7 +188,8 @@ def install_lock(
     if wheels:
         say(f"installing {len(wheels)} pip packages (hash-checked, no dependencies)...")
         install_wheels(wheels, prefix, target_prefix=target_prefix or str(prefix.resolve()),
-                       cache_dir=cache_dir, mirrors=dict(mirrors or {}), sandbox=sdist_sandbox)
+                       cache_dir=cache_dir, mirrors=dict(mirrors or {}), sandbox=sdist_sandbox,
+                       progress=progress)
     say(
         f"installed {len(archives)} packages into {prefix}"
         + (f" (for {target_prefix})" if target_prefix else "")

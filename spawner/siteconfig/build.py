@@ -22,7 +22,12 @@ class BuildSettings(HasTraits):
 
         ``"none"`` is UNSAFE: a package in a lock then runs code on the build host as the
         builder, with its files and credentials. Use it only where bubblewrap cannot run
-        and every channel is fully trusted.
+        and every channel is fully trusted. It is also not reproducible for pip sdists
+        (``c.Lockstep.pip_allow_sdists``): sandboxed, an sdist is built at the fixed path
+        ``/build``; unsandboxed, it is built in a fresh host scratch folder, which a build
+        backend may record in the wheel (``os.getcwd()``, ``__file__``), so two builds of
+        one lock can give different wheels and image digests. The build says so for
+        each sdist it builds unsandboxed.
 
             c.Lockstep.build_sandbox = "none"  # unsafe: runs package code unsandboxed
         """,

@@ -98,7 +98,13 @@ def test_sdist_builds_into_the_image_verifies_and_rebuilds_to_one_digest(
     )
     check = check_image(settings, first.reference, folder / "conda-lock.yml")
     assert check.differences == () and check.same_lock, check.differences
-    (folder / RECORD).unlink()  # a cold rebuild: the sdist is built again, same bytes
+    (folder / RECORD).unlink()  # no build record: the SBOM reads the image's own record
+    assert sbom_command.run(args, settings) == 0
+    (item,) = [c for c in json.loads(bom.read_text())["components"] if c["name"] == "sdistdemo"]
+    assert {"name": "org.lockstep:built-wheel-sha256", "value": built["wheel"]["sha256"]} in (
+        item["properties"]
+    )
+    # a cold rebuild: the sdist is built again, same bytes
     cold = copy.deepcopy(settings.config)  # no layer/.pyc/sdist cache; the suite's stay warm
     cold.Lockstep.cache_dir = str(tmp_path / "cache")
     (tmp_path / "cache").mkdir()

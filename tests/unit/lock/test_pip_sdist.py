@@ -8,17 +8,23 @@ sandbox has no network.
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
+import os
 import shutil
 import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
 
 from spawner import cli
 from spawner.errors import LockstepError
-from spawner.image import buildrecords
+from spawner.image import buildrecords, oci
 from spawner.image.assemble import lock_hash
+from spawner.image.registry import RegistryClient
+from spawner.labels import LOCK_HASH
 from spawner.lock import condalock
 from spawner.lock.install import install_lock
 from spawner.lock.locking import LockInputs, lock_environment
@@ -189,3 +195,106 @@ def test_a_site_that_does_not_allow_sdists_refuses_to_install_one(locked, tmp_pa
     with pytest.raises(LockstepError, match="sdistdemo==1.0.*pip_allow_sdists = True"):
         install_lock(locked, tmp_path / "prefix", platform="linux-64", cache_dir=tmp_path / "pkgs")
     assert not (tmp_path / "prefix").exists()
+
+
+def push_image(registry: str, repo: str, labels: dict, layers: list[dict[str, bytes]]) -> str:
+    """A minimal OCI image (gzip tar layers, a config with ``labels``) pushed to the test
+    registry; ``REPO@sha256:...``. A layer member named ``.wh.X`` is an OCI whiteout."""
+    blobs, described = [], []
+    for members in layers:
+        raw = io.BytesIO()
+        with tarfile.open(fileobj=raw, mode="w") as tar:
+            for name, data in sorted(members.items()):
+                info = tarfile.TarInfo(name)
+                info.size, info.mode = len(data), 0o644
+                tar.addfile(info, io.BytesIO(data))
+        layer = gzip.compress(raw.getvalue(), mtime=0)
+        blobs.append(layer)
+        described.append(
+            {"mediaType": oci.MEDIA_LAYER, "digest": oci.sha256_digest(layer), "size": len(layer)}
+        )
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {"Labels": labels},
+            "rootfs": {"type": "layers", "diff_ids": [d["digest"] for d in described]},
+        }
+    ).encode()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": oci.MEDIA_MANIFEST,
+            "layers": described,
+            "config": {
+                "mediaType": oci.MEDIA_CONFIG,
+                "digest": oci.sha256_digest(config),
+                "size": len(config),
+            },
+        }
+    ).encode()
+    with RegistryClient.for_host(registry, insecure_registries=["127.0.0.1"]) as client:
+        for blob in [*blobs, config]:
+            client.push_blob(repo, oci.sha256_digest(blob), blob)
+        digest = client.put_manifest(repo, "latest", manifest, oci.MEDIA_MANIFEST)
+    return f"{registry}/{repo}@{digest}"
+
+
+@needs_bwrap
+def test_the_sbom_of_an_image_whose_lock_is_elsewhere_reads_the_built_wheel_from_the_image(
+    locked, tmp_path, registry, capsys
+):
+    prefix = tmp_path / "prefix"
+    install_lock(
+        locked,
+        prefix,
+        platform="linux-64",
+        target_prefix="/opt/env",
+        cache_dir=tmp_path / "pkgs",
+        sdist_sandbox="bwrap",
+    )
+    info = f"{SITE}/sdistdemo-1.0.dist-info"
+    made = (prefix / info / BUILT).read_bytes()
+    elsewhere = tmp_path / "elsewhere" / "conda-lock.yml"  # no build record beside it
+    elsewhere.parent.mkdir()
+    shutil.copy(locked, elsewhere)
+    labels = {LOCK_HASH: lock_hash(elsewhere)}
+    repo = f"sbomtest/elsewhere-{os.getpid()}"
+    image = push_image(registry, repo, labels, [{f"opt/env/{info}/{BUILT}": made}])
+    config = tmp_path / "lockstep_config.py"
+    config.write_text(
+        f"c.Lockstep.cache_dir = {str(tmp_path / 'cache')!r}\n"
+        f"c.Lockstep.environments_dir = {str(tmp_path / 'no-environments')!r}\n"
+    )
+    sbom = ["--config", str(config), "sbom", image, "--lock", str(elsewhere), "-o"]
+    out = tmp_path / "image.cdx.json"
+    assert cli.main([*sbom, str(out)]) == 0
+    bom = json.loads(out.read_text())
+    subject = {p["name"]: p["value"] for p in bom["metadata"]["component"]["properties"]}
+    assert subject["org.lockstep:lockfile"] == str(elsewhere)
+    (item,) = [c for c in bom["components"] if c["name"] == "sdistdemo"]
+    record = json.loads(made)
+    assert item["hashes"] == [{"alg": "SHA-256", "content": record["sdist"]["sha256"]}]
+    assert sorted((p["name"], p["value"]) for p in item["properties"]) == [
+        ("org.lockstep:build-backend", "flit_core.buildapi"),
+        ("org.lockstep:built-wheel", record["wheel"]["file"]),
+        ("org.lockstep:built-wheel-sha256", record["wheel"]["sha256"]),
+    ]
+    # control: a top layer that deletes the dist-info leaves the image without the record
+    gone = {f"opt/env/{SITE}/.wh.sdistdemo-1.0.dist-info": b""}
+    hidden = push_image(registry, repo, labels, [{f"opt/env/{info}/{BUILT}": made}, gone])
+    sbom[3] = hidden
+    assert cli.main([*sbom, str(out)]) == 0
+    (item,) = [c for c in json.loads(out.read_text())["components"] if c["name"] == "sdistdemo"]
+    assert "properties" not in item
+    other = tmp_path / "other" / "conda-lock.yml"  # a lock the image was not built from
+    other.parent.mkdir()
+    other.write_text(elsewhere.read_text() + "# another lock\n")
+    capsys.readouterr()
+    assert cli.main([*sbom[:5], str(other), "-o", str(out)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"--lock {other} is not the lock {hidden} was built from" in err
+    assert lock_hash(other) in err and labels[LOCK_HASH] in err
+    assert "Pass the conda-lock.yml that built this image" in err and "Traceback" not in err
+    assert cli.main(["--config", str(config), "sbom", str(elsewhere), "--lock", str(other)]) == 2
+    assert "--lock goes with an image" in capsys.readouterr().err

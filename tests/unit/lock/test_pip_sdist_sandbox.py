@@ -18,6 +18,7 @@ import shutil
 import socket
 import threading
 import uuid
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -369,3 +370,88 @@ def test_the_build_path_is_fixed_so_two_scratch_folders_give_one_wheel(env, inde
         )
         shas.add(hashlib.sha256(built.read_bytes()).hexdigest())
     assert len(shas) == 2
+
+
+def make_wheel(folder: Path, name: str, version: str, files: dict[str, str]) -> Path:
+    """``<name>-<version>-py3-none-any.whl`` served by the index: ``files`` plus a
+    ``<name>`` console script, so an upgrade replaces files in and out of site-packages."""
+    info = f"{name}-{version}.dist-info"
+    members = {
+        **files,
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+        "Tag: py3-none-any\n",
+        f"{info}/entry_points.txt": f"[console_scripts]\n{name} = {name}:main\n",
+    }
+    members[f"{info}/RECORD"] = "".join(f"{n},,\n" for n in sorted(members))
+    path = folder / "files" / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as archive:
+        for member, text in sorted(members.items()):
+            archive.writestr(member, text)
+    write_pages(folder)
+    return path
+
+
+def test_a_failed_upgrade_puts_the_replaced_version_back_byte_for_byte(env, index, tmp_path):
+    prefix = copy_env(env, tmp_path / "prefix")
+    files = {"upgr/__init__.py": "V = 1\ndef main():\n    print(V)\n", "upgr/old.py": "OLD = 1\n"}
+    v1 = served(index, make_wheel(index[0], "upgr", "1.0", files), "upgr", "1.0")
+    new = {"upgr/__init__.py": "V = 2\ndef main():\n    print(V)\n", "upgr/new.py": "NEW = 2\n"}
+    v2 = served(index, make_wheel(index[0], "upgr", "2.0", new), "upgr", "2.0")
+    install([v1], prefix, tmp_path / "pkgs")
+    info = prefix / SITE / "upgr-1.0.dist-info"
+    outside = tmp_path / "outside.txt"  # a RECORD line and a link that lead out of the prefix
+    outside.write_text("not the prefix's\n")
+    (prefix / SITE / "upgr" / "link.txt").symlink_to(outside)
+    with (info / "RECORD").open("a") as record:
+        record.write("../../../../outside.txt,,\nupgr/link.txt,,\n")
+    before, record_bytes = snapshot(prefix), (info / "RECORD").read_bytes()
+    failing = served(index, make_sdist(index[0], "sdistfail", FAILING), "sdistfail")
+    with pytest.raises(SdistBuildError, match="pip package sdistfail 1.0"):
+        install([v2, failing], prefix, tmp_path / "pkgs")  # v2 replaces v1, then the build fails
+    assert snapshot(prefix) == before  # v1's files, script, RECORD and dist-info, link: back
+    assert (info / "RECORD").read_bytes() == record_bytes
+    assert not (prefix / SITE / "upgr-2.0.dist-info").exists()
+    assert not (prefix / SITE / "upgr" / "new.py").exists()
+    assert outside.read_text() == "not the prefix's\n"  # never followed, moved or removed
+    assert not list((tmp_path / "pkgs" / "sdist-builds").iterdir())
+    install([v2], prefix, tmp_path / "pkgs")  # control: a successful upgrade does replace v1
+    assert not info.exists() and (prefix / SITE / "upgr-2.0.dist-info").is_dir()
+    assert not (prefix / SITE / "upgr" / "old.py").exists()
+    assert outside.read_text() == "not the prefix's\n"
+
+
+def test_an_unsandboxed_sdist_build_says_its_wheel_may_hold_the_host_path(
+    index, tiny_channel, tmp_path, capsys
+):
+    from spawner.settings import Lockstep
+
+    help_text = " ".join(Lockstep.class_traits()["build_sandbox"].help.split())
+    assert "not reproducible for pip sdists" in help_text
+    assert "built at the fixed path ``/build``" in help_text
+    make_sdist(index[0], "pathtold", embedding("pathtold"))
+    pip = PipInputs(
+        index_url=index[1].rsplit("/", 1)[0] + "/simple",
+        insecure_hosts=("127.0.0.1",),
+        cache_dir=tmp_path / "uv",
+        allow_sdists=True,
+    )
+    spec = (
+        "name: told\nchannels:\n  - conda-forge\ndependencies:\n  - python=3.11\n"
+        "  - pip:\n    - pathtold\n"
+    )
+    lockfile = lock(tmp_path / "told", spec, tiny_channel, pip)
+    config = tmp_path / "lockstep_config.py"
+    config.write_text(
+        "c.Lockstep.pip_allow_sdists = True\nc.Lockstep.build_sandbox = 'none'\n"
+        f"c.Lockstep.cache_dir = {str(tmp_path / 'cache')!r}\n"
+    )
+    prefix = tmp_path / "prefix"
+    assert cli.main(["--config", str(config), "install", str(lockfile), str(prefix)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    built_in = _module_value(prefix / SITE / "pathtold/__init__.py", "BUILT_IN")
+    scratch = built_in.split("/src/")[0]  # the host folder the backend really saw
+    assert scratch.startswith(str(tmp_path / "cache"))  # so the claim below is true
+    assert "pip package pathtold 1.0: building its sdist UNSANDBOXED" in out
+    assert f"in {scratch};" in out and "puts that host path into the wheel" in out
+    assert "Use 'bwrap' for builds that reproduce" in out
