@@ -6,9 +6,9 @@ Sub-commands (run by demo.sh with ``.venv/bin/python``; each takes ``--state DIR
         make the state dir (0700) with ``passwords.json`` (0600: one generated password per
         hub user, made once; a user added later gets one, none is ever overwritten),
         ``demo-id`` and a generated ``lockstep_config.py``
-    banner --url URL --pid PID
+    banner --url URL --pid PID [--then-check]
         wait until the hub answers (or its process ends), then print URL, each user's
-        password
+        password; ``--then-check`` then does ``check`` (one process start fewer)
     check --url URL
         log in as alice through the hub's form (and see a wrong password, bob's password for
         alice, alice's for bob and an unlisted user refused), start forecast at its most
@@ -216,8 +216,9 @@ def project_stages(project: str) -> list[str]:
 
 
 def banner(args) -> int:
+    """Print the banner once the hub answers (it is composed while the hub starts); with
+    ``--then-check``, go on with ``check`` in this same process."""
     state = Path(args.state)
-    wait_for_hub(args.url, args.pid, state / "hub.log")
     groups, users, admins, projects = hub_settings()
     config = (state / "lockstep_config.py").read_text()
     note = ("Conda packages come from lockstep's OFFLINE TEST CHANNEL, not conda-forge; "
@@ -225,13 +226,15 @@ def banner(args) -> int:
             "(or your mirror's URL) locks and builds against a real channel."
             if "OFFLINE TEST CHANNEL" in config else
             "Conda packages come from $LOCKSTEP_DEMO_CHANNEL.")
-    print(render_banner(
+    text = render_banner(
         url=args.url, table=access_table(groups=groups, users=users, admins=admins,
                                          projects=projects),
         passwords=read_passwords(state), state=state,
         stages=project_stages(CHECK_PROJECT), channel_note=note,
-        problems=unknown_members(groups=groups, users=users, projects=projects)), flush=True)
-    return 0
+        problems=unknown_members(groups=groups, users=users, projects=projects))
+    wait_for_hub(args.url, args.pid, state / "hub.log")
+    print(text, flush=True)
+    return check(args) if args.then_check else 0
 
 
 # ---- check -----------------------------------------------------------------------------
@@ -461,6 +464,7 @@ def main(argv: list[str] | None = None) -> int:
             cmd.add_argument("--url", required=True)
         if name == "banner":
             cmd.add_argument("--pid", type=int, required=True)
+            cmd.add_argument("--then-check", action="store_true")
     args = parser.parse_args(argv)
     try:
         return {"prepare": prepare, "banner": banner, "check": check, "stop": stop}[

@@ -9,8 +9,10 @@
 # Steps: scripts/setup.sh (Docker engine, venv, proxy); the offline test conda channel
 # (tests/channel/build.py --cached --jupyter; LOCKSTEP_DEMO_CHANNEL=URL uses a real channel
 # instead); `lockstep registry start`; `lockstep lock` (only when stale) and `lockstep build`
-# (a no-op when the registry has the image) for each environments/*/; `lockstep promote
-# forecast --to qa`; JupyterHub with examples/jupyterhub_config.py. Each user gets their
+# (a no-op when the registry has the image) for each environments/*/, all projects at once
+# (logs in $LOCKSTEP_DEMO_STATE/{lock,build}-<project>.log); `lockstep promote
+# forecast --to qa`; JupyterHub with examples/jupyterhub_config.py (started while the images
+# build; the banner waits for both). Each user gets their
 # own password (NativeAuthenticator, users pre-created), generated once into
 # $LOCKSTEP_DEMO_STATE/passwords.json (0600) and printed per user.
 #
@@ -51,6 +53,29 @@ lockstep() { "$here/.venv/bin/lockstep" "$@"; }
 hub_pid() {  # the demo hub's pid, when it is still running
   local pid
   pid=$(cat "$state/hub.pid" 2>/dev/null) && grep -qs jupyterhub "/proc/$pid/cmdline" && echo "$pid"
+}
+
+# Whether the registry at $LOCKSTEP_REGISTRY answers GET /v2/ (200 or 401), as `lockstep
+# registry status` checks, without the second or so a Python command takes to start.
+registry_answers() {
+  local addr=${LOCKSTEP_REGISTRY%%/*} reply
+  { exec 4<>"/dev/tcp/${addr%:*}/${addr##*:}"; } 2>/dev/null || return 1
+  printf 'GET /v2/ HTTP/1.0\r\nHost: %s\r\n\r\n' "$addr" >&4
+  IFS= read -r -t 5 reply <&4 || true
+  exec 4<&-
+  [[ $reply =~ ^HTTP/1\.[01]\ (200|401) ]]
+}
+
+# One project's job: `lockstep lock` when its lock is stale, then `lockstep build`; prints
+# the image reference (the build's last line); the output of each goes to its log.
+lock_and_build() {
+  local dir=$1 project=$2
+  rm -f "$state/build-$project.log"
+  if ! lockstep lock --check "$dir" >/dev/null 2>"$state/lock-$project.log"; then
+    log "$project: locking"
+    lockstep lock "$dir" >/dev/null 2>>"$state/lock-$project.log" || return 1
+  fi
+  lockstep build "$dir" 2>"$state/build-$project.log" | tail -n 1
 }
 
 stop_hub() {
@@ -99,20 +124,52 @@ LOCKSTEP_DEMO_ID=$(cat "$state/demo-id")
 export LOCKSTEP_DEMO_ID
 
 registry_was_up=0
-if lockstep registry status >/dev/null 2>&1; then registry_was_up=1; fi
+if registry_answers; then registry_was_up=1; fi
 lockstep registry start
 
+# The hub starts now, while the images build (it reads projects and stage pointers only when
+# a page or a spawn asks, after the banner); the banner waits for both.
+(cd "$state" && exec "$here/.venv/bin/jupyterhub" -f "$here/examples/jupyterhub_config.py") \
+  >>"$state/hub.log" 2>&1 &
+hub=$!
+echo "$hub" >"$state/hub.pid"
+projects=() pids=()
+stop_jobs() { local pid; for pid in "${pids[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done; }
+teardown() {  # whenever the script ends before it hands the running hub over (run mode)
+  stop_jobs
+  stop_hub
+  if [ "$mode" = check ]; then
+    helper stop >&2 || true
+    if [ "$registry_was_up" = 0 ]; then lockstep registry stop >&2 || true; fi
+  fi
+}
+trap teardown EXIT
+
+# Every project locks (only when stale) and builds in a job of its own, all at once: a warm
+# run is mostly command start-up and registry round trips. Each job's output goes to
+# $state/{lock,build}-<project>.log; the results are reported in the projects' order.
+set -m  # each job in a process group of its own (what stop_jobs ends)
 for dir in environments/*/; do
   project=$(basename "$dir")
   [ -f "$dir/environment.yml" ] || continue
-  if ! lockstep lock --check "$dir" >/dev/null; then
-    log "$project: locking"
-    lockstep lock "$dir" >/dev/null
-  fi
-  ref=$(lockstep build "$dir" 2>"$state/build-$project.log" | tail -n 1) || {
-    cat "$state/build-$project.log" >&2; log "$project: build failed"; exit 1; }
-  log "$project: dev = $ref ($(tail -n 1 "$state/build-$project.log"))"
+  projects+=("$project")
+  lock_and_build "$dir" "$project" >"$state/ref-$project" &
+  pids+=($!)
 done
+set +m
+failed=0
+for i in "${!projects[@]}"; do
+  project=${projects[$i]}
+  if wait "${pids[$i]}"; then
+    log "$project: dev = $(tail -n 1 "$state/ref-$project") ($(tail -n 1 "$state/build-$project.log"))"
+  else
+    cat "$state/lock-$project.log" "$state/build-$project.log" >&2 2>/dev/null || true
+    log "$project: lock or build failed"
+    failed=1
+  fi
+done
+rm -f "${projects[@]/#/$state/ref-}"
+if [ "$failed" = 1 ]; then exit 1; fi
 # Show the stages: forecast's dev image goes to qa once its gates pass (verify, notebooks);
 # a no-op when qa already points at it. A refusal leaves dev, which is enough to spawn.
 if moved=$(lockstep promote forecast --to qa 2>"$state/promote.log" | tail -n 1); then
@@ -122,26 +179,15 @@ else
 fi
 log "images ready after $((SECONDS - began))s"
 
-(cd "$state" && exec "$here/.venv/bin/jupyterhub" -f "$here/examples/jupyterhub_config.py") \
-  >>"$state/hub.log" 2>&1 &
-hub=$!
-echo "$hub" >"$state/hub.pid"
-
 if [ "$mode" = check ]; then
-  teardown() {
-    stop_hub
-    helper stop >&2 || true
-    if [ "$registry_was_up" = 0 ]; then lockstep registry stop >&2 || true; fi
-  }
-  trap teardown EXIT
-  helper banner --url "$url" --pid "$hub"
-  helper check --url "$url"
+  helper banner --url "$url" --pid "$hub" --then-check
   log "check passed in $((SECONDS - began))s"
-  exit 0
+  exit 0  # teardown: the hub, the demo's containers, the registry when this run started it
 fi
 
+helper banner --url "$url" --pid "$hub"  # on failure, teardown stops the hub
+trap - EXIT
 trap 'kill -TERM "$hub" 2>/dev/null || true' INT TERM
-if ! helper banner --url "$url" --pid "$hub"; then stop_hub; exit 1; fi
 log "up in $((SECONDS - began))s"
 wait "$hub" || true
 wait "$hub" 2>/dev/null || true   # after Ctrl-C: let the hub finish shutting down

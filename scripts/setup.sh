@@ -3,7 +3,7 @@
 #   apt packages (Docker engine, registry, debootstrap, gVisor, skopeo, patchelf, chromium,
 #   Podman for the GPU/CDI engine tests),
 #   a Python venv in .venv with lockstep, all its extras and the test tools, pinned by
-#   constraints.txt, configurable-http-proxy (npm),
+#   constraints.txt and installed with uv, configurable-http-proxy (npm),
 #   a running dockerd with the gVisor runtime registered.
 # Safe to run again: each step checks first. Set LOCKSTEP_SKIP_APT=1 to skip apt.
 set -euo pipefail
@@ -39,8 +39,17 @@ sys.exit(any(u.find_spec(m) is None for m in sys.argv[1:]))" \
        spawner rattler conda_lock docker kubespawner kmock uv 2>/dev/null \
    || [ pyproject.toml -nt .venv/.lockstep-installed ] \
    || [ constraints.txt -nt .venv/.lockstep-installed ]; then
-  log "pip install -c constraints.txt -e .[docker,kube,build,test]"
-  .venv/bin/pip install -q --disable-pip-version-check -c constraints.txt \
+  # uv resolves and installs the same pinned set as pip in a fifth of the time (~12 s
+  # against 60+ s); it is itself pinned in constraints.txt and installed by the venv's pip,
+  # which stays in the venv for whoever needs it. uv reads SSL_CERT_FILE for a site CA.
+  # --compile-bytecode: write the .pyc files now, as pip does; without them every Python
+  # process (hub, CLI, test) compiles what it imports again under PYTHONDONTWRITEBYTECODE.
+  if [ ! -x .venv/bin/uv ]; then
+    log "pip install -c constraints.txt uv"
+    .venv/bin/pip install -q --disable-pip-version-check -c constraints.txt uv
+  fi
+  log "uv pip install -c constraints.txt -e .[docker,kube,build,test]"
+  .venv/bin/uv pip install -q --compile-bytecode --python .venv/bin/python -c constraints.txt \
     -e ".[docker,kube,build,test]"
   touch .venv/.lockstep-installed
 fi

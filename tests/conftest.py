@@ -12,11 +12,12 @@ time. The lanes share nothing a test fixes by name:
   are named ``lockstep-<user>`` and the hub fixtures remove every ``e2e-*`` project's
   containers, networks and volumes; ``test_demo`` runs ``scripts/demo.sh``, which uses the
   registry on 127.0.0.1:5000 and removes the networks and volumes of projects ``forecast``,
-  ``sandbox`` and ``vision``), and ``tests/docker/test_promote_notebooks.py``, whose
-  notebook gates prepare those same three projects. This lane's registry is the default
-  one (``LOCKSTEP_TEST_REGISTRY`` or 127.0.0.1:5000), so the demo finds it.
+  ``sandbox`` and ``vision``, so no file of the other lane may run those projects).
+  This lane's registry is the default one (``LOCKSTEP_TEST_REGISTRY`` or 127.0.0.1:5000),
+  so the demo finds it.
 * ``lane_images``: the files in ``IMAGES_LANE``, read and found to use only names of their
-  own (uuid project names and registry namespaces, their own ports and image tags) and
+  own (uuid project names and registry namespaces, their own ports and image tags; e.g.
+  ``test_promote_notebooks`` runs the example projects as ``<p>-<uuid>``) and
   what is shared by design: the build caches under ``~/.cache/lockstep`` (written by
   rename) and lockstep's iptables chains (one writer at a time under a host-wide lock,
   each write keeping the ports and destinations others wrote). ``scripts/test.sh`` gives
@@ -68,10 +69,12 @@ IMAGES_LANE = (
     "tests/docker/test_models.py",
     "tests/docker/test_prepull_promote.py",
     "tests/docker/test_promote.py",
+    "tests/docker/test_promote_notebooks.py",
     "tests/docker/test_pull_sharing.py",
     "tests/docker/test_sbom_image.py",
     "tests/docker/test_services.py",
     "tests/docker/test_site_runtime.py",
+    "tests/docker/test_verify_memo.py",
     "tests/docker/test_volume_init.py",
     "tests/docker/test_workspace_seed.py",
     "tests/k8s/test_chart_services.py",

@@ -3,11 +3,17 @@ runs the repository's notebooks headless, hardened and offline, before a pointer
 
 One image is built (``built_image``) and its dev tag copied to each project's repository;
 every project's lock is that same file, so the verify gate passes for all of them.
+
+The projects are the repository's (``environments/<p>/project.yaml``, ``notebooks/<p>/``)
+under names of this module's own (``<p>-<uuid>``, ``own``): nothing the gates make or
+remove can meet the demo's ``forecast``, ``sandbox`` and ``vision`` (``tests/e2e/test_demo.py``
+runs beside this file, in the other engine lane of ``tests/conftest.py``).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import uuid
 from pathlib import Path
@@ -22,33 +28,57 @@ from spawner.settings import Lockstep
 
 pytestmark = [pytest.mark.docker, pytest.mark.registry]
 REPO = Path(__file__).resolve().parents[2]
+SUFFIX = uuid.uuid4().hex[:8]
+
+
+def own(project: str) -> str:
+    """This module's name for the repository's example project ``project``."""
+    return f"{project}-{SUFFIX}"
 
 
 @pytest.fixture(scope="module")
 def image(locked_project, built_image, docker_client, tmp_path_factory):
+    """The environments folder of this module's projects, the lock every one of them gets
+    and its image (built as ``forecast``: the other engine tests' build of the same lock)."""
+    lock_dir = locked_project(
+        "forecast", ["python=3.11", "numpy"], root=tmp_path_factory.mktemp("nbgate-lock")
+    )
     root = tmp_path_factory.mktemp("nbgate-envs")
-    project_dir = locked_project("forecast", ["python=3.11", "numpy"], root=root)
-    return root, built_image(project_dir)
+    return root, lock_dir / "conda-lock.yml", built_image(lock_dir)
+
+
+def grant_data(data_root: Path, project: str, text: str) -> str:
+    """``project.yaml`` text with its data sources moved to ``own(project)``'s folder of
+    ``data_root``, where links (a curator's grant) lead to the repository's ``data/``."""
+    granted = data_root / own(project)
+    granted.mkdir(parents=True)
+    for shared in (REPO / "data" / project).glob("*"):
+        (granted / shared.name).symlink_to(shared.resolve())
+    return re.sub(rf"^(\s+source: ){project}/", rf"\g<1>{own(project)}/", text, flags=re.M)
 
 
 def site(
     root: Path,
+    lock: Path,
     registry: str,
     tmp_path: Path,
     project: str,
     notebooks: dict[str, str],
     isolation: str | None = None,
 ) -> Lockstep:
-    """Settings + project folder ``project`` whose dev tag is the built image."""
-    project_dir = root / project
-    if project != "forecast":
-        project_dir.mkdir(exist_ok=True)
-        shutil.copy(root / "forecast" / "conda-lock.yml", project_dir / "conda-lock.yml")
+    """Settings + the folder of example project ``project``, named ``own(project)``, whose
+    dev tag is the built image."""
+    project_dir = root / own(project)
+    project_dir.mkdir(exist_ok=True)
+    shutil.copy(lock, project_dir / "conda-lock.yml")
     text = (REPO / "environments" / project / "project.yaml").read_text()
+    text, renamed = re.subn(rf"^name: {project}$", f"name: {own(project)}", text, flags=re.M)
+    assert renamed == 1, f"environments/{project}/project.yaml has no line 'name: {project}'"
+    text = grant_data(tmp_path / "data", project, text)
     if isolation:
         text = text.replace("isolation: gvisor", f"isolation: {isolation}")
     (project_dir / "project.yaml").write_text(text)
-    folder = tmp_path / "notebooks" / project
+    folder = tmp_path / "notebooks" / own(project)
     folder.mkdir(parents=True)
     for name, source in notebooks.items():
         (folder / name).write_text(source)
@@ -57,14 +87,15 @@ def site(
     config.Lockstep.environments_dir = str(root)
     config.Lockstep.notebooks_dir = str(tmp_path / "notebooks")
     config.Lockstep.data_dir = str(tmp_path / "state")
-    config.Lockstep.data_roots = [str(REPO / "data")]
+    config.Lockstep.data_roots = [str(tmp_path / "data"), str(REPO / "data")]
     return Lockstep(config=config)
 
 
 def tag_dev(settings: Lockstep, build, project: str, tmp_path: Path) -> None:
-    """Put the built image in this test's own namespace, tagged dev (blobs are mounted)."""
+    """Put the built image in this test's own namespace as ``own(project)``, tagged dev
+    (blobs are mounted)."""
     host, source = build.reference.split("@")[0].split("/", 1)
-    target = settings.registry.split("/", 1)[1] + "/" + project
+    target = settings.registry.split("/", 1)[1] + "/" + own(project)
     with RegistryClient.for_host(host, insecure_registries=("127.0.0.1",)) as client:
         copy_image(client, source, client, target, build.digest, tags=("dev",), workdir=tmp_path)
 
@@ -104,11 +135,11 @@ def failing_notebook() -> str:
 
 
 def test_a_notebook_that_raises_blocks_the_promotion(image, registry, tmp_path):
-    root, build = image
+    root, lock, build = image
     notebooks = {**repo_notebooks("forecast"), "zz-stale.ipynb": failing_notebook()}
-    settings = site(root, registry, tmp_path, "forecast", notebooks)
+    settings = site(root, lock, registry, tmp_path, "forecast", notebooks)
     tag_dev(settings, build, "forecast", tmp_path)
-    record = promote(settings, "forecast", "qa", user="alice")
+    record = promote(settings, own("forecast"), "qa", user="alice")
     assert record.outcome == "refused"
     gates = {g.name: g for g in record.gates}
     assert gates["verify"].status == "passed"
@@ -116,24 +147,24 @@ def test_a_notebook_that_raises_blocks_the_promotion(image, registry, tmp_path):
     assert "1 of 2 notebook(s) failed;" in record.message
     assert "zz-stale.ipynb failed: cell 2: ValueError: sales data is stale" in record.message
     assert record.message.endswith("; no stage was changed")
-    assert resolve_stage(settings, "forecast", "qa") is None
+    assert resolve_stage(settings, own("forecast"), "qa") is None
 
 
 @pytest.mark.parametrize("project", ["forecast", "vision", "sandbox"])
 def test_the_repository_notebooks_pass_in_the_image(
     image, registry, tmp_path, docker_client, project
 ):
-    root, build = image
+    root, lock, build = image
     isolation = None
     if project == "sandbox" and "runsc" not in (docker_client.info().get("Runtimes") or {}):
         isolation = "runc"  # the sandbox's checks hold under runc too
-    settings = site(root, registry, tmp_path, project, repo_notebooks(project), isolation)
+    settings = site(root, lock, registry, tmp_path, project, repo_notebooks(project), isolation)
     tag_dev(settings, build, project, tmp_path)
-    record = promote(settings, project, "qa", user="alice")
+    record = promote(settings, own(project), "qa", user="alice")
     assert record.outcome == "promoted", record.message
     assert [(g.name, g.status) for g in record.gates] == [
         ("verify", "passed"),
         ("notebooks", "passed"),
     ]
     assert "1 notebook(s) ran:" in record.gates[1].message
-    assert resolve_stage(settings, project, "qa").digest == build.digest
+    assert resolve_stage(settings, own(project), "qa").digest == build.digest
