@@ -129,9 +129,13 @@ lockstep registry start
 
 # The hub starts now, while the images build (it reads projects and stage pointers only when
 # a page or a spawn asks, after the banner); the banner waits for both.
+# set -m: a process group of its own, where SIGINT is not ignored as it is for a plain
+# background job (the hub stops its services with SIGINT, and waits when they ignore it)
+set -m
 (cd "$state" && exec "$here/.venv/bin/jupyterhub" -f "$here/examples/jupyterhub_config.py") \
   >>"$state/hub.log" 2>&1 &
 hub=$!
+set +m
 echo "$hub" >"$state/hub.pid"
 projects=() pids=()
 stop_jobs() { local pid; for pid in "${pids[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done; }

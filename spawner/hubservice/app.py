@@ -24,6 +24,7 @@ import logging
 import os
 import re
 import secrets
+import signal
 import sys
 from urllib.parse import urlsplit
 
@@ -125,6 +126,9 @@ async def serve(environ=os.environ) -> None:
 
 
 def main(argv=None) -> int:
+    # started by a hub that was itself started in the background, this process inherits
+    # SIGINT ignored; JupyterHub stops a managed service with SIGINT first and waits for it
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     logging.basicConfig(level=logging.INFO, format="[%(levelname)1.1s %(asctime)s %(name)s] "
                         "%(message)s")
     try:
