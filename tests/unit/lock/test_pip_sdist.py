@@ -65,6 +65,14 @@ def locked(tmp_path, jupyter_channel, pypi_index) -> Path:
 
 
 @needs_bwrap
+def install_sandboxed(lockfile: Path, tmp_path: Path) -> Path:
+    """``lockfile`` installed for /opt/env into ``tmp_path/prefix``, sdists built in bwrap."""
+    prefix = tmp_path / "prefix"
+    install_lock(lockfile, prefix, platform="linux-64", target_prefix="/opt/env",
+                 cache_dir=tmp_path / "pkgs", sdist_sandbox="bwrap")  # fmt: skip
+    return prefix
+
+
 def test_sdist_is_locked_built_in_the_sandbox_recorded_and_reproducible(locked, tmp_path):
     entries = {p.name: p for p in condalock.read_lockfile(locked).package if p.manager == "pip"}
     assert entries["sdistdemo"].url.endswith("/sdistdemo-1.0.tar.gz")
@@ -107,15 +115,7 @@ def test_sdist_is_locked_built_in_the_sandbox_recorded_and_reproducible(locked, 
 
 @needs_bwrap
 def test_the_build_record_and_the_sbom_carry_the_built_wheel(locked, tmp_path):
-    prefix = tmp_path / "prefix"
-    install_lock(
-        locked,
-        prefix,
-        platform="linux-64",
-        target_prefix="/opt/env",
-        cache_dir=tmp_path / "pkgs",
-        sdist_sandbox="bwrap",
-    )
+    prefix = install_sandboxed(locked, tmp_path)
     made = json.loads((prefix / SITE / "sdistdemo-1.0.dist-info" / BUILT).read_text())
     built = buildrecords.built_wheels(prefix, "linux-64")
     assert built == [
@@ -244,15 +244,7 @@ def push_image(registry: str, repo: str, labels: dict, layers: list[dict[str, by
 def test_the_sbom_of_an_image_whose_lock_is_elsewhere_reads_the_built_wheel_from_the_image(
     locked, tmp_path, registry, capsys
 ):
-    prefix = tmp_path / "prefix"
-    install_lock(
-        locked,
-        prefix,
-        platform="linux-64",
-        target_prefix="/opt/env",
-        cache_dir=tmp_path / "pkgs",
-        sdist_sandbox="bwrap",
-    )
+    prefix = install_sandboxed(locked, tmp_path)
     info = f"{SITE}/sdistdemo-1.0.dist-info"
     made = (prefix / info / BUILT).read_bytes()
     elsewhere = tmp_path / "elsewhere" / "conda-lock.yml"  # no build record beside it

@@ -150,6 +150,28 @@ def lock(folder: Path, text: str, channel: Path, pip: PipInputs | None = None) -
     return folder / "conda-lock.yml"
 
 
+def cli_site(index, channel: Path, tmp_path: Path, package: str, extra: str = "") -> tuple:
+    """(lock of python 3.11 + pip ``package`` from the test index, a lockstep config file
+    that allows sdists, caches under ``tmp_path`` and adds ``extra``)."""
+    pip = PipInputs(
+        index_url=index[1].rsplit("/", 1)[0] + "/simple",
+        insecure_hosts=("127.0.0.1",),
+        cache_dir=tmp_path / "uv",
+        allow_sdists=True,
+    )
+    spec = (
+        f"name: {package}\nchannels:\n  - conda-forge\ndependencies:\n  - python=3.11\n"
+        f"  - pip:\n    - {package}\n"
+    )
+    lockfile = lock(tmp_path / package, spec, channel, pip)
+    config = tmp_path / "lockstep_config.py"
+    config.write_text(
+        "c.Lockstep.pip_allow_sdists = True\n"
+        f"c.Lockstep.cache_dir = {str(tmp_path / 'cache')!r}\n{extra}"
+    )
+    return lockfile, config
+
+
 @pytest.fixture(scope="module")
 def env(tmp_path_factory, tiny_channel) -> Path:
     """A real python 3.11 environment (no pip packages), installed for /opt/env."""
@@ -222,21 +244,7 @@ def test_the_cli_exits_2_on_a_failing_sdist_and_installs_no_pip_package(
     index, tiny_channel, tmp_path, capsys
 ):
     make_sdist(index[0], "sdistfail", FAILING)
-    pip = PipInputs(
-        index_url=index[1].rsplit("/", 1)[0] + "/simple",
-        insecure_hosts=("127.0.0.1",),
-        cache_dir=tmp_path / "uv",
-        allow_sdists=True,
-    )
-    spec = (
-        "name: fails\nchannels:\n  - conda-forge\ndependencies:\n  - python=3.11\n"
-        "  - pip:\n    - sdistfail\n"
-    )
-    lockfile = lock(tmp_path / "fails", spec, tiny_channel, pip)
-    config = tmp_path / "lockstep_config.py"
-    config.write_text(
-        f"c.Lockstep.pip_allow_sdists = True\nc.Lockstep.cache_dir = {str(tmp_path / 'cache')!r}\n"
-    )
+    lockfile, config = cli_site(index, tiny_channel, tmp_path, "sdistfail")
     prefix = tmp_path / "prefix"
     assert cli.main(["--config", str(config), "install", str(lockfile), str(prefix)]) == 2
     err = capsys.readouterr().err
@@ -430,22 +438,8 @@ def test_an_unsandboxed_sdist_build_says_its_wheel_may_hold_the_host_path(
     assert "not reproducible for pip sdists" in help_text
     assert "built at the fixed path ``/build``" in help_text
     make_sdist(index[0], "pathtold", embedding("pathtold"))
-    pip = PipInputs(
-        index_url=index[1].rsplit("/", 1)[0] + "/simple",
-        insecure_hosts=("127.0.0.1",),
-        cache_dir=tmp_path / "uv",
-        allow_sdists=True,
-    )
-    spec = (
-        "name: told\nchannels:\n  - conda-forge\ndependencies:\n  - python=3.11\n"
-        "  - pip:\n    - pathtold\n"
-    )
-    lockfile = lock(tmp_path / "told", spec, tiny_channel, pip)
-    config = tmp_path / "lockstep_config.py"
-    config.write_text(
-        "c.Lockstep.pip_allow_sdists = True\nc.Lockstep.build_sandbox = 'none'\n"
-        f"c.Lockstep.cache_dir = {str(tmp_path / 'cache')!r}\n"
-    )
+    lockfile, config = cli_site(index, tiny_channel, tmp_path, "pathtold",
+                                "c.Lockstep.build_sandbox = 'none'\n")  # fmt: skip
     prefix = tmp_path / "prefix"
     assert cli.main(["--config", str(config), "install", str(lockfile), str(prefix)]) == 0
     out = " ".join(capsys.readouterr().out.split())
