@@ -110,6 +110,14 @@ def with_parents(entries: Iterable[Entry], *, mode: int = 0o755) -> list[Entry]:
     return [by_path[p] for p in sorted(by_path)]
 
 
+def _entry_size(entry: Entry) -> int:
+    if entry.kind != "file":
+        return 0
+    if entry.data is not None:
+        return len(entry.data)
+    return entry.size or os.stat(entry.source).st_size
+
+
 def _tarinfo(entry: Entry, mtime: int) -> tarfile.TarInfo:
     info = tarfile.TarInfo(entry.path + ("/" if entry.kind == "dir" else ""))
     info.mtime = mtime
@@ -122,10 +130,7 @@ def _tarinfo(entry: Entry, mtime: int) -> tarfile.TarInfo:
         info.type, info.linkname = tarfile.SYMTYPE, entry.linkname
     else:
         info.type = tarfile.REGTYPE
-        if entry.data is not None:
-            info.size = len(entry.data)
-        else:
-            info.size = entry.size or os.stat(entry.source).st_size
+        info.size = _entry_size(entry)
     return info
 
 
@@ -183,6 +188,42 @@ class _Sink(io.RawIOBase):
             self._emit(struct.pack("<II", self.crc & 0xFFFFFFFF, self.tar_size & 0xFFFFFFFF))
 
 
+_TYPES = {"file": tarfile.REGTYPE, "dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE}
+
+
+def _header(entry: Entry, size: int, mtime: int) -> bytes:
+    """The header ``tarfile`` writes for ``entry`` in PAX format, byte for byte: built
+    here for the common case (ASCII names and link targets that fit, numbers that fit, no
+    user or group name), where ``tarfile`` writes a plain ustar block; anything else is
+    left to ``tarfile`` (``tests/unit/image/test_tarheader.py`` compares the two)."""
+    name = entry.path + "/" if entry.kind == "dir" else entry.path
+    if not (
+        len(name) <= 100 and len(entry.linkname) <= 100 and name.isascii()
+        and entry.linkname.isascii() and 0 <= entry.uid < 0o10000000
+        and 0 <= entry.gid < 0o10000000 and 0 <= size < 0o100000000000
+        and 0 <= mtime < 0o100000000000 and isinstance(mtime, int)
+    ):  # fmt: skip
+        info = _tarinfo(entry, mtime)
+        return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+    nameb, linkb = name.encode(), entry.linkname.encode()
+    kind = _TYPES[entry.kind]
+    numbers = b"%07o\0%07o\0%07o\0%011o\0%011o\0" % (
+        entry.mode & 0o7777, entry.uid, entry.gid, size, mtime)  # fmt: skip
+    # the checksum: every byte, its own field read as eight spaces
+    total = _FIXED_SUM + sum(nameb) + sum(linkb) + sum(numbers) + kind[0]
+    return b"".join((
+        nameb.ljust(100, b"\0"), numbers, b"%06o\0 " % total, kind, linkb.ljust(100, b"\0"),
+        _TAIL,
+    ))  # fmt: skip
+
+
+_DEVICE_FIELDS = _tarinfo(Entry("x", "file", data=b""), 0).tobuf(tarfile.PAX_FORMAT)[329:345]
+"""devmajor and devminor of a file that is no device, as this Python's tarfile writes them."""
+_TAIL = (tarfile.POSIX_MAGIC + bytes(64) + _DEVICE_FIELDS).ljust(tarfile.BLOCKSIZE - 257, b"\0")
+"""Everything after the link name: magic, empty owner names, device fields, empty prefix."""
+_FIXED_SUM = sum(b" " * 8) + sum(_TAIL)
+
+
 def _write_tar(entries: Iterable[Entry], sink: _Sink, mtime: int) -> None:
     """The bytes ``tarfile`` writes in PAX format, without its 10 KiB re-buffering."""
     ordered = sorted(entries, key=lambda e: e.path)
@@ -191,16 +232,16 @@ def _write_tar(entries: Iterable[Entry], sink: _Sink, mtime: int) -> None:
         dupes = sorted({p for p in paths if paths.count(p) > 1})
         raise ValueError(f"layer has duplicate paths: {', '.join(dupes[:5])}")
     for entry in ordered:
-        info = _tarinfo(entry, mtime)
-        sink.write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+        size = _entry_size(entry)
+        sink.write(_header(entry, size, mtime))
         if entry.kind != "file":
             continue
         if entry.data is not None:
             sink.write(entry.data)
         else:
-            _copy(entry.source, info.size, sink)
-        if info.size % tarfile.BLOCKSIZE:
-            sink.write(bytes(tarfile.BLOCKSIZE - info.size % tarfile.BLOCKSIZE))
+            _copy(entry.source, size, sink)
+        if size % tarfile.BLOCKSIZE:
+            sink.write(bytes(tarfile.BLOCKSIZE - size % tarfile.BLOCKSIZE))
     sink.write(bytes(2 * tarfile.BLOCKSIZE))
     if sink.tar_size % tarfile.RECORDSIZE:
         sink.write(bytes(tarfile.RECORDSIZE - sink.tar_size % tarfile.RECORDSIZE))
