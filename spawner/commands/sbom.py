@@ -202,10 +202,11 @@ def _given_lock(path: Path, reference: str, lock_hash: str) -> Path:
         raise LockstepError(
             f"--lock {path}: no such lock file; pass the conda-lock.yml {reference} was built from"
         )
-    if _hash(path) != lock_hash:
+    found = _hash(path)
+    if found != lock_hash:
         raise LockstepError(
             f"--lock {path} is not the lock {reference} was built from: its hash is "
-            f"{_hash(path)}, the image's org.lockstep.lock-hash label is "
+            f"{found}, the image's org.lockstep.lock-hash label is "
             f"{lock_hash or '(none)'}. Pass the conda-lock.yml that built this image, or "
             "leave --lock out to list the image's own conda-meta."
         )
@@ -306,14 +307,9 @@ def _built(properties: dict, version: str, platform: str) -> dict:
 
 def _unbuilt(packages: Iterable[LockedPackage], built: dict) -> bool:
     """True when a locked pip sdist has no built-wheel facts yet."""
-    from spawner.lock.pipwheels import SDIST_NAME_RE
+    from spawner.lock.pipwheels import locked_sdist
 
-    return any(
-        p.manager == "pip"
-        and p.sha256 not in built
-        and SDIST_NAME_RE.match(p.url.split("#")[0].rsplit("/", 1)[-1])
-        for p in packages
-    )
+    return any(locked_sdist(p) and p.sha256 not in built for p in packages)
 
 
 def _image_built(settings, reference: str, platform: str) -> dict:

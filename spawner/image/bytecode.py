@@ -77,10 +77,11 @@ class Bytecode:
         """Start compiling the ``missing`` sources named in ``first`` (their ``relative``
         paths), in that order; ``Compiler.add`` feeds the rest. Default: all of them,
         biggest first, and no more to come."""
+        bwrap = require_sandbox(sandbox)
         compiler = Compiler(
             {s.relative: s for s in self.missing},
-            self._argv(require_sandbox(sandbox), jobs),
-            bwrap=require_sandbox(sandbox),
+            self._argv(bwrap, jobs),
+            bwrap=bwrap,
             timeout=timeout,
             store=self.store,
         )

@@ -21,7 +21,6 @@ anything else fails.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import Counter as Tally
 from collections.abc import Callable
@@ -68,7 +67,7 @@ def staged_layers(
     """(blobs, history texts) for ``staging``; ``host``: the linux-64 env whose python
     compiles a foreign platform's bytecode (``index.compile_plan``)."""
     job = _bytecode(staging, options, platform, host, progress)
-    size = {s.relative: _size(staging, s.relative) for s in job.missing} if job else {}
+    size = {s.relative: s.size for s in job.missing} if job else {}
     first = head_start(job, size) if job else []
     compiler = job.start(first, sandbox=options.sandbox) if job and job.missing else None
     try:
@@ -125,12 +124,6 @@ def head_start(job: bytecode.Bytecode, size: dict[str, int]) -> list[str]:
         budget -= sum(size[r] for r in packages[name])
     return first
 
-
-def _size(staging: Path, relative: str) -> int:
-    try:
-        return os.lstat(os.path.join(staging, relative)).st_size
-    except OSError:
-        return 0
 
 
 def _bytecode(staging, options, platform, host, progress) -> bytecode.Bytecode | None:

@@ -29,7 +29,7 @@ import sqlite3
 import stat
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from spawner.errors import LockstepError
@@ -43,6 +43,7 @@ UNREAD_PREFIXES = ("share/", "include/", "man/", "conda-meta/", "etc/jupyter/", 
 class Source:
     relative: str  # lib/pythonX.Y/..., relative to the staging folder
     key: str  # "" for a source that must not be cached (a link out of the environment)
+    size: int = field(default=0, compare=False)  # bytes read for the key (0 with no key)
 
 
 def _records(staging: Path) -> list[dict]:
@@ -225,7 +226,8 @@ def find_sources(staging: Path, version: str, *, prefix: str, tests: bool = True
                 listed.append(Source(relative, ""))
                 continue
         with open(real, "rb") as fh:
-            listed.append(Source(relative, source_key(relative, fh.read(), prefix)))
+            data = fh.read()
+        listed.append(Source(relative, source_key(relative, data, prefix), len(data)))
     return listed
 
 

@@ -30,7 +30,7 @@ from spawner.errors import LockstepError
 from spawner.lock import pipbuild, pipunpack
 from spawner.lock.fetch import ChecksumError, _copy, mirrored_url, sha256_of
 from spawner.lock.pipunpack import INSTALLER, unpack  # noqa: F401 (INSTALLER: re-exported)
-from spawner.lock.pipwheels import SDIST_NAME_RE, WHEEL_NAME_RE
+from spawner.lock.pipwheels import SDIST_NAME_RE, WHEEL_NAME_RE, locked_sdist
 from spawner.lock.policy import SHA256_RE
 
 BUILT = "LOCKSTEP_BUILT.json"
@@ -209,11 +209,7 @@ def _sdists_refused(sources: Sequence[Wheel]) -> str:
 def refuse_locked_sdists(packages, source: str) -> None:
     """Refuse a lock whose pip entries include an sdist, on a site that does not allow them
     (``c.Lockstep.pip_allow_sdists``): checked before a build, even one already pushed."""
-    found = [
-        p
-        for p in packages
-        if p.manager == "pip" and SDIST_NAME_RE.match(str(p.url).split("#")[0].rsplit("/", 1)[-1])
-    ]
+    found = [p for p in packages if locked_sdist(p)]
     if found:
         shown = ", ".join(f"{p.name}=={p.version}" for p in found[:5])
         raise LockstepError(

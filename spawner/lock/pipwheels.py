@@ -28,6 +28,12 @@ LINUX_ARCH = {"linux-64": "x86_64", "linux-aarch64": "aarch64"}
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 
+def locked_sdist(package) -> bool:
+    """Whether a locked package is a pip source distribution (by its URL's file name)."""
+    name = str(package.url).split("#")[0].rsplit("/", 1)[-1]
+    return package.manager == "pip" and SDIST_NAME_RE.match(name) is not None
+
+
 def platform_tags(platform: str, *, glibc: int = 17, macos: tuple[int, int] | None = None):
     """The platform part of wheel tags a conda platform installs, best first."""
     if platform in LINUX_ARCH:
