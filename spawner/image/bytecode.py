@@ -8,25 +8,25 @@ sandbox (``"bwrap"``, or ``"none"``: unsafe) with the staging folder read-only a
 nothing writable, fed the sources named in ``first``; ``Compiler.add`` feeds the rest (so
 a caller starts the compiler before it knows the best order for the rest); a thread reads
 the frames as they come. Iterating the ``Compiler`` gives ``(relative, pyc bytes or
-None)`` in the order fed as each is ready;
+None)`` as each is compiled, in the order they finish;
 ``Compiler.finish()`` waits for the sandbox to exit and, only when it exited cleanly and
 sent a frame for every source, files what it compiled in the cache.
 
 ``compile_bytecode`` does all of it and writes the .pyc files into the staging folder
 (for a caller that wants files: the ``docker build`` baseline, tests).
 
-Guarantees: the bytes are what ``compileall`` writes (a function of the source, final path
-and interpreter; CPython's marshal can flag a shared constant differently after many other
-compiles in one process: 2 of 5,032 sources when one process compiled all of them in a
-row, none over three builds here, one fed in shuffled order); the compiler can only send
-bytes, which the host checks frame by frame (index in sequence, length bounded) and
-places itself; a sandbox that
+Guarantees: the bytes are what ``py_compile`` writes, a function of the source, its final
+path and the interpreter, whatever the host's cores and the order sources are fed
+(``pycompile`` says why it always compiles in a worker); the compiler can only send
+bytes, which the host checks frame by frame (an index it fed and has no answer for yet,
+length bounded) and places itself; a sandbox that
 fails, sends something else, does not start or runs past ``timeout`` is a
 ``LockstepError`` naming the fix, and nothing it sent is cached.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import queue
 import subprocess
@@ -44,10 +44,13 @@ from spawner.image.sandbox import require_sandbox, sandboxed
 from spawner.image.staging import python_version
 from spawner.settings import ENV_PREFIX
 
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)  # Python 3.10+ names it
 PYCOMPILE = Path(__file__).with_name("pycompile.py")
 INSIDE = "/run/lockstep/pycompile.py"
 MAX_PYC = 64 << 20
 """The largest .pyc a frame may carry (the biggest real ones are a few MiB)."""
+PIPE_SIZE = 1 << 20
+"""How much compiled bytecode may wait in the pipe and in the host's read buffer."""
 
 
 @dataclass
@@ -107,21 +110,26 @@ class Bytecode:
 
 
 class Compiler:
-    """One sandboxed run of ``pycompile``: sources fed in (``add``), frames read back in
-    the same order as they arrive."""
+    """One sandboxed run of ``pycompile``: sources fed in (``add``), frames read back as
+    they arrive, in any order, each source answered once."""
 
     def __init__(self, missing: dict, argv_env, *, bwrap, timeout: float, store) -> None:
         self.missing, self.bwrap, self.timeout, self.store = missing, bwrap, timeout, store
         self.items: list[pyccache.Source] = []
-        self.results: list[bytes | None] = []
+        self.results: dict[int, bytes | None] = {}  # by the source's index in ``items``
+        self.arrived: list[int] = []  # those indexes, in the order their frames came
         self.ready = threading.Condition()
         self.error: LockstepError | None = None
         self.done = self.fed = False
         self.deadline = time.monotonic() + timeout
         argv, env = argv_env
         self.stderr = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE,
+        # frames are read by a thread that must take the GIL back after each read: from a
+        # big buffer, filled from a big pipe, it waits once per chunk, not twice per frame
+        # (the compiler's workers block on a full pipe meanwhile)
+        self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, bufsize=PIPE_SIZE,
                                      stdout=subprocess.PIPE, stderr=self.stderr)  # fmt: skip
+        _widen(self.proc.stdout)
         self.reader = threading.Thread(target=self._read, name="pycompile-frames", daemon=True)
         self.reader.start()
         # the sandbox takes its input only as fast as it hands sources to its workers: a
@@ -155,11 +163,15 @@ class Compiler:
 
     def _read(self) -> None:
         try:
-            while (data := _frame(self.proc.stdout, len(self.results))) is not _END:
+            while (frame := _frame(self.proc.stdout)) is not _END:
+                index, data = frame
                 with self.ready:
-                    if len(self.results) >= len(self.items):
-                        raise _protocol(f"frame {len(self.results)} answers no source sent")
-                    self.results.append(data)
+                    if index >= len(self.items):
+                        raise _protocol(f"frame {index} answers no source sent")
+                    if index in self.results:
+                        raise _protocol(f"frame {index} answers a source a second time")
+                    self.results[index] = data
+                    self.arrived.append(index)
                     self.ready.notify_all()
         except LockstepError as err:
             self.error = err
@@ -172,17 +184,19 @@ class Compiler:
                 self.ready.notify_all()
 
     def __iter__(self) -> Iterator[tuple[str, bytes | None]]:
-        """``(relative, .pyc bytes or None)`` for every source, in order, once all are fed."""
+        """``(relative, .pyc bytes or None)`` for every source as it is compiled, once all
+        are fed."""
         if not self.fed:
             raise ValueError("feed the last sources (add) before reading the results")
-        for index, item in enumerate(self.items):
+        for position in range(len(self.items)):
             with self.ready:
-                while len(self.results) <= index and not self.done:
+                while len(self.arrived) <= position and not self.done:
                     if not self.ready.wait(timeout=max(self.deadline - time.monotonic(), 0)):
                         self._stop()
-                if len(self.results) <= index:
+                if len(self.arrived) <= position:
                     return  # finish() says why
-            yield item.relative, self.results[index]
+                index = self.arrived[position]
+            yield self.items[index].relative, self.results[index]
 
     def _stop(self) -> None:
         self.proc.kill()
@@ -208,8 +222,8 @@ class Compiler:
             _failed(code, self.bwrap, output)
         if len(self.results) != len(self.items):
             raise _protocol(f"it exited after {len(self.results)} of {len(self.items)} frames")
-        pairs = [(item, data) for item, data in zip(self.items, self.results, strict=True)
-                 if data is not None]  # fmt: skip
+        pairs = [(item, self.results[index]) for index, item in enumerate(self.items)
+                 if self.results[index] is not None]  # fmt: skip
         self.store.put((item.key, data) for item, data in pairs)
         return {item.relative: data for item, data in pairs}
 
@@ -221,26 +235,35 @@ class Compiler:
         self.feed.put(None)  # the feeding thread ends (its write fails once the sandbox is gone)
 
 
+def _widen(pipe) -> None:
+    """Make ``pipe`` hold ``PIPE_SIZE`` (Linux; kept as it is where that is refused)."""
+    try:
+        fcntl.fcntl(pipe.fileno(), F_SETPIPE_SZ, PIPE_SIZE)
+    except OSError:
+        pass  # above /proc/sys/fs/pipe-max-size: the default size works, more slowly
+
+
 _END = object()
 
 
-def _frame(stream, index: int):
-    """Read frame ``index``: ``b"<index> <n>\\n"`` then n bytes (the .pyc), or
+def _frame(stream):
+    """Read one frame, ``(index, .pyc bytes)``: ``b"<index> <n>\\n"`` then n bytes, or
     ``b"<index> -1\\n"`` (None: it does not compile); ``_END`` at the end of the output."""
     header = stream.readline(64)
     if not header:
         return _END
     parts = header.split()
-    if len(parts) != 2 or not header.endswith(b"\n") or parts[0] != b"%d" % index:
-        raise _protocol(f"frame {index} has the header {header[:40]!r}")
+    if len(parts) != 2 or not header.endswith(b"\n") or not parts[0].isdigit():
+        raise _protocol(f"a frame has the header {header[:40]!r}")
+    index = int(parts[0])
     if parts[1] == b"-1":
-        return None
+        return index, None
     if not parts[1].isdigit() or int(parts[1]) > MAX_PYC:
         raise _protocol(f"frame {index} claims {parts[1][:20]!r} bytes")
     data = stream.read(int(parts[1]))
     if len(data) != int(parts[1]):
         raise OSError("the compiler's output ended inside a frame")
-    return data
+    return index, data
 
 
 def _protocol(what: str) -> LockstepError:

@@ -35,7 +35,7 @@ from pathlib import Path
 from spawner.errors import LockstepError
 from spawner.image.pycompile import sources
 
-FORMAT = b"lockstep-pyc-3"
+FORMAT = b"lockstep-pyc-4"
 UNREAD_PREFIXES = ("share/", "include/", "man/", "conda-meta/", "etc/jupyter/", "Menu/")
 
 

@@ -6,27 +6,39 @@ Run by the *environment's* interpreter (stdlib only, any Python 3.8+), inside bu
     STAGING/bin/python3.11 -I -S -B pycompile.py STAGING /opt/env JOBS < SOURCES > FRAMES
 
 ``SOURCES`` lists ``lib/pythonX.Y/...py`` paths relative to ``STAGING``, one a line, read
-as the host writes them until it closes the input. For the i-th source, in the order
-given, it writes one frame to standard output as soon as it is compiled::
+as the host writes them until it closes the input. For the i-th source (counted in the
+order given) it writes one frame to standard output as soon as it is compiled::
 
     b"<i> <n>\\n" followed by n bytes: the .pyc, or b"<i> -1\\n": it does not compile
 
-The .pyc is what ``compileall -f --invalidation-mode unchecked-hash -p /opt/env`` would
-write: the recorded file name is the final ``/opt/env/...`` path, the header holds the
+The .pyc is what ``py_compile`` writes with ``--invalidation-mode unchecked-hash``, as
+``compileall -f -p /opt/env`` calls it (in a process with this script's imports: below):
+the recorded file name is the final ``/opt/env/...`` path, the header holds the
 source hash, not a time. Files that do not compile (Python 2 test data) get ``-1``, as
 compileall skips them.
 
-Sources are compiled by ``JOBS`` worker processes a few at a time, results in order, so
-the host can write a layer as soon as its sources are done. It writes no file at all: the
-sandbox gives it no writable folder, and the host (``spawner.image.bytecode``) reads the
-frames, checks them and decides where the bytes go. Hash seeds are fixed by the caller.
+Sources are compiled by ``JOBS`` worker processes (forked, one even for ``JOBS`` 1), each
+taking the next source as it is free and writing its frame itself, whole, under a lock:
+frames come in the order sources finish, so the host can write a layer as soon as its
+sources are done, and the .pyc bytes cross no pipe but the one to the host. It writes no
+file at all: the sandbox gives it no writable folder, and the host
+(``spawner.image.bytecode``) reads the frames, checks them and decides where the bytes
+go. Hash seeds are fixed by the caller.
+
+Why always a worker: marshal marks a constant shared by its reference count, and CPython
+merges equal constants differently when strings they hold are already interned in the
+process (e.g. ``"gzip"`` once ``shutil`` is imported): the same source compiled in this
+script's main process and in a worker can differ (10 bytes of aiohttp's
+``multipart.py``). A worker's imports are the same on every host whatever ``JOBS`` is,
+and what it compiled before does not matter, since each code object is freed; so the
+bytes depend on the source, its final path and the interpreter, not on the host's cores.
 """
 
+import multiprocessing
 import os
 import sys
 from importlib.machinery import SourceFileLoader
 from importlib.util import source_hash
-from multiprocessing import Pool
 
 try:  # the one place the stdlib turns a code object into hash-based .pyc bytes
     from importlib._bootstrap_external import _code_to_hash_pyc
@@ -76,35 +88,54 @@ def largest_first(relatives, staging):
     return sorted(relatives, key=lambda r: (-_size(os.path.join(staging, r)), r))
 
 
-def _frames(results, out):
-    for index, data in enumerate(results):
-        if data is None:
-            out.write(b"%d -1\n" % index)
-        else:
-            out.write(b"%d %d\n" % (index, len(data)))
-            out.write(data)
-        out.flush()
+def frame(index, data):
+    """The frame for the ``index``-th source: its header and .pyc, or ``-1``."""
+    if data is None:
+        return b"%d -1\n" % index
+    return b"%d %d\n" % (index, len(data)) + data
 
 
-def _listed(stream, staging, prefix):
+def _write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _work(todo, lock, staging, prefix):
+    """A worker: compile what ``todo`` hands out until ``None``; each frame written whole."""
+    while (item := todo.get()) is not None:
+        index, relative = item
+        data = frame(index, compile_one((relative, staging, prefix)))
+        with lock:
+            _write_all(1, data)
+
+
+def _listed(stream):
     """The sources as the host feeds them: read as they come, until it closes the input."""
     for line in stream:
         line = line.rstrip("\n")
         if line:
-            yield line, staging, prefix
+            yield line
 
 
 def main(argv):
     staging, prefix = argv[1].rstrip("/"), argv[2].rstrip("/")
-    jobs = int(argv[3]) if len(argv) > 3 else 1
-    todo = _listed(sys.stdin, staging, prefix)
-    out = sys.stdout.buffer
-    if jobs > 1:
-        with Pool(jobs) as pool:
-            _frames(pool.imap(compile_one, todo, chunksize=4), out)
-    else:
-        _frames(map(compile_one, todo), out)
-    return 0
+    jobs = max(int(argv[3]) if len(argv) > 3 else 1, 1)
+    context = multiprocessing.get_context("fork")  # the sandbox is Linux
+    todo, lock = context.SimpleQueue(), context.Lock()
+    workers = [
+        context.Process(target=_work, args=(todo, lock, staging, prefix), daemon=True)
+        for _ in range(jobs)
+    ]
+    for worker in workers:
+        worker.start()
+    for index, relative in enumerate(_listed(sys.stdin)):
+        todo.put((index, relative))
+    for _ in workers:
+        todo.put(None)
+    for worker in workers:
+        worker.join()
+    return 0 if all(worker.exitcode == 0 for worker in workers) else 1
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Layer tar headers are ``tarfile``'s PAX-format headers byte for byte: the fast path
 (``tarlayer._header``) against ``tarfile`` itself, on this checkout's own tree and on
-every edge of the fast path (lengths, non-ASCII, big numbers, owners, links)."""
+every edge of the fast path (lengths, pax records for long names and links, non-ASCII,
+big numbers, owners, links)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,14 @@ EDGES = [
     Entry("opt/env/l", "symlink", 0o777, linkname="t" * 100),
     Entry("opt/env/l", "symlink", 0o777, linkname="t" * 101),
     Entry("opt/env/l", "symlink", 0o777, linkname="ü"),
+    Entry("p" * 92, "file", data=b"x"),  # a record of 99 bytes...
+    Entry("p" * 93, "file", data=b"x"),  # ...and of 101: its length gains a digit
+    Entry("opt/env/" + "x/" * 200 + "end.py", "file", data=b"x"),  # a deep path
+    Entry("e" * 101, "dir"),  # a long folder name
+    Entry("l" * 120, "symlink", 0o777, linkname="t" * 130),  # both in one pax header
+    Entry("l" * 120, "symlink", 0o777, linkname="short"),
+    Entry("n" * 150, "file", uid=0o10000000, data=b""),  # long and a big id: tarfile's
+    Entry("ü" * 60, "file", data=b""),  # long and not ASCII: tarfile's
     Entry("opt/env/home", "dir", 0o700, uid=1000, gid=100),
     Entry("opt/env/big-ids", "file", uid=0o10000000, gid=5, data=b"1"),
     Entry("opt/env/exec", "file", 0o4755, data=b"#!/bin/sh\n"),
