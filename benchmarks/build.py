@@ -191,12 +191,13 @@ def main() -> int:
     cache = Path(default.cache_dir) / f"bench-{work.name}"  # beside pkgs: hardlinks work
     channel = cached_channel(jupyter=True)
 
-    def settings_for(name: str, addr: str = ADDR, state: str = "state") -> Lockstep:
-        """Settings with their own registry namespace and a cold cache (shared pkgs)."""
+    def settings_for(name: str, addr=ADDR, state="state", space="") -> Lockstep:
+        """Settings with their own registry namespace (``space``, default ``name``) and a
+        cold cache (shared pkgs)."""
         (cache / name).mkdir(parents=True)
         (cache / name / "pkgs").symlink_to(default.cache_path("pkgs"))
         config = Config()
-        config.Lockstep.registry = f"{addr}/{name}"
+        config.Lockstep.registry = f"{addr}/{space or name}"
         config.Lockstep.cache_dir = str(cache / name)
         config.Lockstep.data_dir = str(work / state)
         config.Lockstep.channel_urls = {"conda-forge": channel.as_uri()}
@@ -211,7 +212,9 @@ def main() -> int:
         if args.only != "pull":
             def fresh(name: str) -> Lockstep:
                 localregistry.start(work / f"registry-{name}", COLD_ADDR)
-                return settings_for(name, COLD_ADDR, state=f"state-{name}")
+                fresh = settings_for(name, COLD_ADDR, state=f"state-{name}", space="bench")
+                build_base_layer(DEFINITION, fresh.cache_path("base"))  # as for the first
+                return fresh
 
             def done(name: str) -> None:
                 localregistry.stop(work / f"registry-{name}", COLD_ADDR)
@@ -278,11 +281,12 @@ def build_scenarios(work: Path, settings: Lockstep, channel: Path, again) -> Non
         _build_scenarios(work, settings, channel, index_url, again)
 
 
-def cold_again(demo: Path, again, first: tuple[float, str]) -> tuple[list[float], set[str]]:
-    """The cold build's seconds and digests, ``first`` and each repeat's (fresh cache and
-    registry each)."""
+def cold_again(demo: Path, again, first: tuple[float, tuple]) -> tuple[list[float], set, set]:
+    """The cold build's seconds, ``first`` and each repeat's (a fresh cache and a fresh
+    registry at one address each), the repeats' digests and every build's layer digests
+    (the first build's registry is another: its base label, and so its digest, differ)."""
     fresh, done, count = again
-    seconds, digests = [first[0]], {first[1]}
+    seconds, digests, layers = [first[0]], set(), {first[1]}
     for index in range(1, count):
         name = f"cold{index}"
         try:
@@ -291,7 +295,8 @@ def cold_again(demo: Path, again, first: tuple[float, str]) -> tuple[list[float]
             done(name)
         seconds.append(took)
         digests.add(result.digest)
-    return seconds, digests
+        layers.add(result.layer_digests)
+    return seconds, digests, layers
 
 
 def _build_scenarios(work: Path, settings: Lockstep, channel: Path, index_url: str,
@@ -314,7 +319,7 @@ def _build_scenarios(work: Path, settings: Lockstep, channel: Path, index_url: s
     )
     load.append(os.getloadavg()[0])
     t_noop, noop = timed(build_image, demo, settings)
-    colds, digests = cold_again(demo, again, (t_cold, cold.digest))
+    colds, digests, layer_sets = cold_again(demo, again, (t_cold, cold.layer_digests))
     shutil.copy(demo / "conda-lock.yml", work / "demo.lock")
     lock(demo, deps, channel, settings, changed, index_url)
     one_steps: list[tuple[float, str]] = []
@@ -345,8 +350,9 @@ def _build_scenarios(work: Path, settings: Lockstep, channel: Path, index_url: s
     print(f"cold build split: {split(steps, t_cold)} (total {t_cold:.2f}s)")
     print(f"cold builds, each from a fresh cache and registry: "
           f"{', '.join(f'{t:.2f}' for t in colds)} s; best {min(colds):.2f} s, "
-          f"median {statistics.median(colds):.2f} s; "
-          f"{'one digest' if len(digests) == 1 else f'{len(digests)} DIFFERENT digests'}")
+          f"median {statistics.median(colds):.2f} s; the repeats: "
+          f"{'one digest' if len(digests) <= 1 else f'{len(digests)} DIFFERENT digests'}; "
+          f"layers: {'the same in all' if len(layer_sets) == 1 else 'DIFFERENT'}")
     print(
         f"project: {cold.layers} layers ({len(cold.layer_digests)} blobs), "
         f"{cold.size / 1e6:.1f} MB compressed; base layer "

@@ -19,7 +19,7 @@ from spawner.image.base import BaseImage
 from spawner.image.envlayout import Layout
 from spawner.image.grouping import RULE, LayerGroup, tier_roots
 from spawner.image.jupyterhook import FINGERPRINT as HOOK
-from spawner.image.tarlayer import GZIP_LEVEL, Entry, LayerBlob, with_parents
+from spawner.image.tarlayer import Entry, LayerBlob, compression, with_parents
 
 FORMAT = "lockstep-image-1"
 LAB = "jupyterlab"
@@ -70,7 +70,7 @@ def image_key(
     text = json.dumps(
         [
             FORMAT,
-            GZIP_LEVEL,
+            compression(),
             lock_hash,
             base_digest,
             RULE,

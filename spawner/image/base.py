@@ -24,7 +24,7 @@ from pathlib import Path
 from spawner.errors import LockstepError
 from spawner.image import debs, oci
 from spawner.image.registry import RegistryClient
-from spawner.image.tarlayer import BlobCache, Entry, LayerBlob, with_parents
+from spawner.image.tarlayer import BlobCache, Entry, LayerBlob, compression, with_parents
 from spawner.labels import BASE_KEY
 
 FORMAT = "lockstep-base-1"
@@ -68,9 +68,12 @@ class BaseImage:
 
 
 def definition_key(definition: Path, *, epoch: int = 0, platform: str = "linux-64") -> str:
-    """sha256 over the definition folder's files (paths, modes, content), FORMAT and epoch;
-    of the pin lists only ``platform``'s counts (linux-64's key is the one it always was)."""
-    head = f"{FORMAT}\0{epoch}\0" + ("" if platform == "linux-64" else f"{platform}\0")
+    """sha256 over the definition folder's files (paths, modes, content), FORMAT, epoch and
+    the layer compression (``tarlayer.compression``); of the pin lists only ``platform``'s
+    counts."""
+    head = f"{FORMAT}\0{epoch}\0{compression()}\0" + (
+        "" if platform == "linux-64" else f"{platform}\0"
+    )
     digest = hashlib.sha256(head.encode())
     others = {name for p, name in PIN_FILES.items() if p != platform}
     for path in sorted(p for p in Path(definition).rglob("*") if p.is_file()):
