@@ -29,7 +29,9 @@ On an image config and on every server, job and service container/pod. Verify an
 stage resolver read it to tie an image to its lock."""
 
 BASE = f"{PREFIX}.base"
-"""On a project image: the base image (``REPO@sha256:...``) it was built on."""
+"""On a project or hub image: the digest (``sha256:...``) of the base image it was built
+on. The digest only, not where the base is stored: the same lock and base give the same
+image digest in any registry (a mirror's, another site's)."""
 
 BASE_KEY = f"{PREFIX}.base-key"
 """On a base image: its cache key (sha256 of the base definition's inputs), which names it."""

@@ -111,7 +111,7 @@ def assemble(
     """(config bytes, manifest bytes) for the project image (pure); ``runtime`` defaults to
     ``oci.project_runtime`` (the hub image passes its own, ``spawner.image.hubimage``)."""
     runtime = runtime or oci.project_runtime(
-        project=project, lock_hash=lock_hash, base=base.reference
+        project=project, lock_hash=lock_hash, base=base.digest
     )
     config = oci.canonical_json(
         oci.image_config(

@@ -233,7 +233,7 @@ class Builder:
 
     def runtime(self, lock_hash: str, base: BaseImage, platform: str) -> oci.RuntimeSpec:
         """What ``platform``'s image runs (``oci.project_runtime``: the lock's CUDA, Lab)."""
-        return oci.project_runtime(project=self.name, lock_hash=lock_hash, base=base.reference,
+        return oci.project_runtime(project=self.name, lock_hash=lock_hash, base=base.digest,
                                    cuda=self.cuda, jupyterlab=self.lab.get(platform, ""))
 
     # -- steps ----------------------------------------------------------------------------

@@ -64,7 +64,7 @@ class HubBuilder(Builder):
     """``Builder`` with the hub's runtime; the image is ``<registry>/<folder name>``."""
 
     def runtime(self, lock_hash: str, base: BaseImage, platform: str = "") -> oci.RuntimeSpec:
-        return hub_runtime(name=self.name, lock_hash=lock_hash, base=base.reference)
+        return hub_runtime(name=self.name, lock_hash=lock_hash, base=base.digest)
 
     def _known(self, key: str) -> dict | None:
         return super()._known(hub_index_key(key))

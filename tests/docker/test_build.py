@@ -8,6 +8,7 @@ server stack), built without a daemon, pushed to the session registry (``registr
 from __future__ import annotations
 
 import json
+import socket
 import time
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from traitlets.config import Config
 
 from spawner.cli import main
 from spawner.errors import LockstepError
-from spawner.image import oci
+from spawner.image import localregistry, oci
 from spawner.image.build import build_image
 from spawner.image.registry import RegistryClient
 from spawner.labels import JUPYTERLAB
@@ -46,7 +47,7 @@ def test_image_pulled_by_digest_runs_singleuser_as_jovyan(
     image = docker_client.images.get(result.reference)
     assert image.labels["org.lockstep.project"] == "demo"
     assert image.labels["org.lockstep.lock-hash"] == result.lock_hash
-    assert image.labels["org.lockstep.base"] == result.base
+    assert image.labels["org.lockstep.base"] == result.base.split("@")[1]  # no registry
     lock = yaml.safe_load((demo / "conda-lock.yml").read_text())
     lab = [p["version"] for p in lock["package"]
            if p["name"] == "jupyterlab" and p["platform"] == "linux-64"]
@@ -89,24 +90,34 @@ def test_noop_rebuild_uploads_nothing(demo, built_image, lockstep_settings):
     assert elapsed < 5, f"no-op rebuild took {elapsed:.1f}s"
 
 
-def test_same_lock_from_another_checkout_gives_the_same_digest(
-    demo, built_image, registry, tmp_path, lockstep_settings
+def test_same_lock_from_another_checkout_and_registry_gives_the_same_digest(
+    demo, built_image, tmp_path, lockstep_settings
 ):
-    """Fresh caches, another staging folder, another project folder: the same bytes."""
+    """Fresh caches, another staging folder, another project folder, another site's
+    registry (its own base pushed there): the same bytes, so the same digest."""
     first = built_image(demo)
     other = tmp_path / "checkout" / "demo"
     other.mkdir(parents=True)
     for name in ("environment.yml", "project.yaml", "conda-lock.yml"):
         (other / name).write_bytes((demo / name).read_bytes())
-    config = Config()
-    config.Lockstep.registry = f"{registry}/lockstep"
-    config.Lockstep.cache_dir = str(tmp_path / "cold-cache")
-    config.Lockstep.data_dir = str(tmp_path / "state")
-    config.Lockstep.channel_urls = dict(lockstep_settings.channel_urls)
-    again = build_image(other, Lockstep(config=config))
-    assert again.digest == first.digest
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        addr = f"127.0.0.1:{probe.getsockname()[1]}"
+    localregistry.start(tmp_path / "registry", addr)
+    try:
+        config = Config()
+        config.Lockstep.registry = f"{addr}/mirror"
+        config.Lockstep.cache_dir = str(tmp_path / "cold-cache")
+        config.Lockstep.data_dir = str(tmp_path / "state")
+        config.Lockstep.channel_urls = dict(lockstep_settings.channel_urls)
+        again = build_image(other, Lockstep(config=config))
+    finally:
+        localregistry.stop(tmp_path / "registry", addr)
+    assert again.reference.startswith(f"{addr}/mirror/demo@")
+    assert again.base.split("@")[0] != first.base.split("@")[0]  # the base is elsewhere...
+    assert again.digest == first.digest  # ...and the image is the same
     assert again.layer_digests == first.layer_digests
-    assert again.bytes_uploaded == 0  # every blob was already there
+    assert again.bytes_uploaded > 0  # it really went to the other registry
 
 
 def test_projects_share_package_layers(demo, plain, built_image):

@@ -47,7 +47,7 @@ def test_lab_versions_per_platform_conda_before_pip():
 def test_the_label_is_in_the_config_only_with_lab_and_the_bytes_are_reproducible():
     def config(lab: str) -> bytes:
         runtime = oci.project_runtime(
-            project="iris", lock_hash=LOCK, base=BASE.reference, jupyterlab=lab
+            project="iris", lock_hash=LOCK, base=BASE.digest, jupyterlab=lab
         )
         return assemble(
             layers=[],
