@@ -281,12 +281,11 @@ def build_scenarios(work: Path, settings: Lockstep, channel: Path, again) -> Non
         _build_scenarios(work, settings, channel, index_url, again)
 
 
-def cold_again(demo: Path, again, first: tuple[float, tuple]) -> tuple[list[float], set, set]:
-    """The cold build's seconds, ``first`` and each repeat's (a fresh cache and a fresh
-    registry at one address each), the repeats' digests and every build's layer digests
-    (the first build's registry is another: its base label, and so its digest, differ)."""
+def cold_again(demo: Path, again, first) -> tuple[list[float], set[str]]:
+    """The cold build's seconds and digests, ``first``'s (seconds, digest) and each
+    repeat's (a fresh cache and a fresh registry each)."""
     fresh, done, count = again
-    seconds, digests, layers = [first[0]], set(), {first[1]}
+    seconds, digests = [first[0]], {first[1]}
     for index in range(1, count):
         name = f"cold{index}"
         try:
@@ -295,8 +294,7 @@ def cold_again(demo: Path, again, first: tuple[float, tuple]) -> tuple[list[floa
             done(name)
         seconds.append(took)
         digests.add(result.digest)
-        layers.add(result.layer_digests)
-    return seconds, digests, layers
+    return seconds, digests
 
 
 def _build_scenarios(work: Path, settings: Lockstep, channel: Path, index_url: str,
@@ -319,7 +317,7 @@ def _build_scenarios(work: Path, settings: Lockstep, channel: Path, index_url: s
     )
     load.append(os.getloadavg()[0])
     t_noop, noop = timed(build_image, demo, settings)
-    colds, digests, layer_sets = cold_again(demo, again, (t_cold, cold.layer_digests))
+    colds, digests = cold_again(demo, again, (t_cold, cold.digest))
     shutil.copy(demo / "conda-lock.yml", work / "demo.lock")
     lock(demo, deps, channel, settings, changed, index_url)
     one_steps: list[tuple[float, str]] = []
@@ -350,9 +348,8 @@ def _build_scenarios(work: Path, settings: Lockstep, channel: Path, index_url: s
     print(f"cold build split: {split(steps, t_cold)} (total {t_cold:.2f}s)")
     print(f"cold builds, each from a fresh cache and registry: "
           f"{', '.join(f'{t:.2f}' for t in colds)} s; best {min(colds):.2f} s, "
-          f"median {statistics.median(colds):.2f} s; the repeats: "
-          f"{'one digest' if len(digests) <= 1 else f'{len(digests)} DIFFERENT digests'}; "
-          f"layers: {'the same in all' if len(layer_sets) == 1 else 'DIFFERENT'}")
+          f"median {statistics.median(colds):.2f} s; "
+          f"{'one digest' if len(digests) == 1 else f'{len(digests)} DIFFERENT digests'}")
     print(
         f"project: {cold.layers} layers ({len(cold.layer_digests)} blobs), "
         f"{cold.size / 1e6:.1f} MB compressed; base layer "
