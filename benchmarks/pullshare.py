@@ -22,6 +22,7 @@ from pathlib import Path
 from unittest import mock
 
 from spawner.image import build as build_module
+from spawner.image import pipeline
 from spawner.image.grouping import LayerGroup, PackageInfo, dependency_closure, spec_name
 from spawner.image.registry import RegistryClient
 
@@ -62,7 +63,7 @@ def build_examples(root: Path, work: Path, settings_for, rule: str, epoch: int) 
         for file in ("environment.yml", "project.yaml", "conda-lock.yml"):
             shutil.copy(root / "environments" / name / file, project / file)
         if rule == "old":
-            with mock.patch.object(build_module, "group_packages", legacy_group_packages):
+            with mock.patch.object(pipeline, "group_packages", legacy_group_packages):
                 results[name] = build_module.build_image(project, settings, epoch=epoch)
         else:
             results[name] = build_module.build_image(project, settings, epoch=epoch)
