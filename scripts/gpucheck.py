@@ -207,9 +207,13 @@ def run(out: Path | None) -> int:
             "--tmpfs", "/tmp", "--unshare-pid", "--unshare-ipc", "--die-with-parent"]  # fmt: skip
     for node in nodes:
         argv += ["--dev-bind", node, node]
+    # mount points made in the unpacked root first: the container's root is read-only
     for index, folder in enumerate(folders):
+        (rootfs / f"run/nvidia/lib{index}").mkdir(parents=True, exist_ok=True)
         argv += ["--ro-bind", folder, f"/run/nvidia/lib{index}"]
     if Path(smi).is_file():
+        (rootfs / "run/nvidia").mkdir(parents=True, exist_ok=True)
+        (rootfs / "run/nvidia/nvidia-smi").touch()
         argv += ["--ro-bind", smi, "/run/nvidia/nvidia-smi"]
     env = {"PATH": "/opt/env/bin:/usr/bin:/bin", "HOME": "/tmp",
            "LD_LIBRARY_PATH": ":".join(f"/run/nvidia/lib{i}" for i in range(len(folders)))}
