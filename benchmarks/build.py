@@ -212,9 +212,9 @@ def main() -> int:
         if args.only != "pull":
             def fresh(name: str) -> Lockstep:
                 localregistry.start(work / f"registry-{name}", COLD_ADDR)
-                fresh = settings_for(name, COLD_ADDR, state=f"state-{name}", space="bench")
-                build_base_layer(DEFINITION, fresh.cache_path("base"))  # as for the first
-                return fresh
+                settings = settings_for(name, COLD_ADDR, state=f"state-{name}", space="bench")
+                build_base_layer(DEFINITION, settings.cache_path("base"))  # as for the first
+                return settings
 
             def done(name: str) -> None:
                 localregistry.stop(work / f"registry-{name}", COLD_ADDR)

@@ -3,10 +3,10 @@
     python scripts/gpucheck.py prepare            # here: build the image, write .gpu/
     python3 scripts/gpucheck.py run [--out DIR]   # on the GPU machine: start it, report
 
-``prepare`` (this machine: dockerd not needed, the offline test channel, skopeo, apt)
+``prepare`` (this machine: dockerd not needed, the offline test channel, apt)
 locks a project of ``python=3.11`` and ``cudatoy`` (the test channel's package that needs
 ``__cuda >=12.0``) with ``gpu: {cuda: ">=12.0"}``, builds it with lockstep's own builder
-into a registry on loopback and copies the image, by digest, out of it (skopeo). What
+into a registry on loopback and reads the image, by digest, back out of it. What
 goes to ``.gpu/`` must fit a carry (64 MiB): the manifest and config as they are, each
 layer's tar xz-compressed (47 MB for 258 MB of tar; the gzip blobs are 81 MB), and
 Debian's bubblewrap package. Add ``/.gpu/`` to ``.git/info/exclude`` and carry ``.gpu``.
@@ -107,10 +107,7 @@ def prepare() -> int:
         if GPU.exists():
             shutil.rmtree(GPU)
         GPU.mkdir()
-        subprocess.run(["skopeo", "copy", "--src-tls-verify=false",
-                        f"docker://{result.reference}", f"oci:{work / 'image'}:gpucheck"],
-                       check=True)  # fmt: skip
-        carried(work / "image", GPU)
+        carried(result.reference, GPU)
     finally:
         localregistry.stop(work / "registry", ADDR)
         shutil.rmtree(work, ignore_errors=True)
@@ -121,25 +118,25 @@ def prepare() -> int:
     return 0
 
 
-def _blob(layout: Path, digest: str) -> Path:
-    algorithm, _, hexid = digest.partition(":")
-    return layout / "blobs" / algorithm / hexid
-
-
 def _sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def carried(layout: Path, dest: Path) -> None:
-    """The OCI layout's image as ``dest``: manifest.json, config.json, layer-N.tar.xz."""
-    index = json.loads((layout / "index.json").read_text())
-    manifest = _blob(layout, index["manifests"][0]["digest"]).read_bytes()
-    (dest / "manifest.json").write_bytes(manifest)
-    config = json.loads(manifest)["config"]["digest"]
-    (dest / "config.json").write_bytes(_blob(layout, config).read_bytes())
-    for number, layer in enumerate(json.loads(manifest)["layers"]):
-        raw = gzip.decompress(_blob(layout, layer["digest"]).read_bytes())  # every member
-        (dest / f"layer-{number:03d}.tar.xz").write_bytes(lzma.compress(raw, preset=6))
+def carried(reference: str, dest: Path) -> None:
+    """The image ``HOST/REPO@DIGEST`` as ``dest``: manifest.json, config.json and
+    layer-N.tar.xz, read from its registry (each blob checked against its digest)."""
+    from spawner.image.registry import RegistryClient
+
+    name, digest = reference.split("@")
+    host, repo = name.split("/", 1)
+    with RegistryClient.for_host(host, insecure_registries=(host,)) as client:
+        manifest = client.get_manifest(repo, digest)[0]
+        (dest / "manifest.json").write_bytes(manifest)
+        config = client.get_blob(repo, json.loads(manifest)["config"]["digest"])
+        (dest / "config.json").write_bytes(config)
+        for number, layer in enumerate(json.loads(manifest)["layers"]):
+            raw = gzip.decompress(client.get_blob(repo, layer["digest"]))  # every member
+            (dest / f"layer-{number:03d}.tar.xz").write_bytes(lzma.compress(raw, preset=6))
 
 
 def unpack(carry: Path, digest: str, rootfs: Path) -> dict:

@@ -44,7 +44,6 @@ from spawner.image.sandbox import require_sandbox, sandboxed
 from spawner.image.staging import python_version
 from spawner.settings import ENV_PREFIX
 
-F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)  # Python 3.10+ names it
 PYCOMPILE = Path(__file__).with_name("pycompile.py")
 INSIDE = "/run/lockstep/pycompile.py"
 MAX_PYC = 64 << 20
@@ -238,7 +237,7 @@ class Compiler:
 def _widen(pipe) -> None:
     """Make ``pipe`` hold ``PIPE_SIZE`` (Linux; kept as it is where that is refused)."""
     try:
-        fcntl.fcntl(pipe.fileno(), F_SETPIPE_SZ, PIPE_SIZE)
+        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_SIZE)
     except OSError:
         pass  # above /proc/sys/fs/pipe-max-size: the default size works, more slowly
 
