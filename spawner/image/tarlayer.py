@@ -326,10 +326,14 @@ def write_layer(
     """Write the gzipped layer to ``dest`` (atomically) and return its hashes and sizes."""
     dest = Path(dest)
     tmp = dest.with_name(dest.name + f".tmp{os.getpid()}-{threading.get_ident()}")
-    with open(tmp, "wb") as out:
-        sink = _Sink(out, level)
-        _write_tar(entries, sink, mtime)
-    os.replace(tmp, dest)
+    try:
+        with open(tmp, "wb") as out:
+            sink = _Sink(out, level)
+            _write_tar(entries, sink, mtime)
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # nothing half-written is left behind
+        raise
     return LayerBlob(
         diff_id="sha256:" + sink.diff.hexdigest(),
         digest="sha256:" + sink.blob.hexdigest(),

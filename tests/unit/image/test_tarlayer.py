@@ -186,3 +186,18 @@ def test_normal_mode():
     assert normal_mode("file", 0o100700) == 0o755
     assert normal_mode("file", 0o100600) == 0o644
     assert normal_mode("dir", 0o700) == 0o755
+
+
+def test_a_build_host_without_libdeflate_is_told_what_to_install(tmp_path, monkeypatch):
+    import sys
+
+    import pytest
+
+    from spawner.errors import LockstepError
+
+    monkeypatch.setitem(sys.modules, "deflate", None)  # import deflate -> ImportError
+    entries = with_parents([Entry("f", "file", 0o644, data=b"x")])
+    with pytest.raises(LockstepError, match=r"needs the 'deflate' package .*lockstep\[build\]"):
+        write_layer(entries, tmp_path / "x.tgz")
+    assert not list(tmp_path.iterdir())  # nothing half-written
+    assert diff_id(entries)[1] == 10240  # hashing alone needs no compressor
